@@ -1,0 +1,268 @@
+"""Trade activity per symbol over a sliding window of exchange time. Sans-I/O.
+
+Clock: exchange time. ``now_ms`` is the pipeline clock (the largest frame ``ts`` seen),
+passed in by the caller, never the wall clock. A trade counts when ``now - W < T <= now``.
+
+Volumes are summed exactly: each size string is held as an integer number of 1e-12 units,
+so adding and removing trades never leaves float residue (an emptied window shows exactly
+0 volume) and a sum converts to the correctly rounded float of the exact decimal sum.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .errors import UsageError
+from .events import Trade
+
+__all__ = ["parse_window", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity"]
+
+UNITS_PER_BASE = 10**12
+_POW10 = [10 ** (12 - n) for n in range(13)]
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_WINDOW_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+
+
+def parse_window(text: str | int | float) -> int:
+    """``"10s"``, ``"60s"``, ``"5m"``, ``"1h"``, ``"500ms"`` (a bare number means seconds) -> ms.
+
+    Raises:
+        UsageError: for anything else, or a window that is not positive.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        ms = int(round(float(text) * 1000))
+    else:
+        m = _WINDOW_RE.match(str(text))
+        if not m:
+            raise UsageError(f"bad window {text!r}: use a duration such as 10s, 60s, 5m or 500ms")
+        ms = int(round(float(m.group(1)) * _WINDOW_UNIT_MS[m.group(2)]))
+    if ms <= 0:
+        raise UsageError(f"bad window {text!r}: it must be longer than 0")
+    return ms
+
+
+def size_units(size: str) -> int:
+    """A decimal size string as an exact integer count of 1e-12 base units.
+
+    Sizes with more than 12 decimals (Bybit sends at most 8) are rounded to 1e-12.
+    """
+    head, _, frac = size.partition(".")
+    if len(frac) <= 12 and (head + frac).isdigit():
+        return int(head + frac) * _POW10[len(frac)]
+    try:
+        return int((Decimal(size) * UNITS_PER_BASE).to_integral_value())
+    except InvalidOperation:
+        raise ValueError(f"bad size {size!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Trade activity over ``window_ms`` ending at ``now_ms`` (exchange time)."""
+
+    now_ms: int
+    window_ms: int
+    count: int
+    buy_volume: float
+    sell_volume: float
+    last_price: float | None
+
+    @property
+    def window_s(self) -> float:
+        return self.window_ms / 1000
+
+    @property
+    def tps(self) -> float:
+        """Trades per second: count / window_s."""
+        return self.count / self.window_s
+
+    @property
+    def tpm(self) -> float:
+        """Trades per minute: count * 60 / window_s."""
+        return self.count * 60 / self.window_s
+
+    @property
+    def volume_delta(self) -> float:
+        """Taker buy volume minus taker sell volume (base units)."""
+        return self.buy_volume - self.sell_volume
+
+    @property
+    def buy_sell_ratio(self) -> float | None:
+        """buy_volume / sell_volume; None when no sell volume."""
+        if self.sell_volume == 0.0:
+            return None
+        return self.buy_volume / self.sell_volume
+
+
+# Heap entry: (T ms, arrival number, size units, is_buy, trade id). The arrival number keeps
+# tuple comparison off the later fields.
+_Entry = tuple[int, int, int, bool, str]
+
+
+class TradeWindow:
+    """One symbol's trades within a window, with running exact sums.
+
+    Three heaps by fill time: ``_future`` (T > now: not yet countable), ``_active`` (in the
+    primary window, included in the running sums) and ``_retained`` (older, kept until
+    ``retention_ms`` so longer windows can still be asked for). Trade ids of every held trade
+    are remembered so a trade seen twice counts once; memory is bounded by the retention.
+    """
+
+    __slots__ = ("window_ms", "retention_ms", "_future", "_active", "_retained", "_ids",
+                 "count", "_buy_units", "_sell_units", "last_price", "_arrivals", "now_ms")
+
+    def __init__(self, window_ms: int = 60_000, retention_ms: int | None = None) -> None:
+        self.window_ms = window_ms
+        self.retention_ms = max(retention_ms or window_ms, window_ms)
+        self._future: list[_Entry] = []
+        self._active: list[_Entry] = []
+        self._retained: list[_Entry] = []
+        self._ids: set[str] = set()
+        self.count = 0
+        self._buy_units = 0
+        self._sell_units = 0
+        self.last_price: float | None = None
+        self._arrivals = 0
+        self.now_ms = -(2**62)
+
+    def add(self, trade: Trade, now_ms: int) -> bool:
+        """Add one trade; returns False when its id was already seen (ignored)."""
+        tid = trade.trade_id
+        if tid in self._ids:
+            return False
+        self.advance(now_ms)
+        self.last_price = trade.price
+        t = trade.ts_ms
+        if t <= now_ms - self.retention_ms:
+            return True  # too old to matter for any window we answer
+        self._arrivals += 1
+        entry = (t, self._arrivals, size_units(trade.size_str), trade.is_buy, tid)
+        self._ids.add(tid)
+        if t > now_ms:
+            heapq.heappush(self._future, entry)
+        elif t > now_ms - self.window_ms:
+            heapq.heappush(self._active, entry)
+            self._count_in(entry)
+        else:
+            heapq.heappush(self._retained, entry)
+        return True
+
+    def _count_in(self, entry: _Entry) -> None:
+        self.count += 1
+        if entry[3]:
+            self._buy_units += entry[2]
+        else:
+            self._sell_units += entry[2]
+
+    def advance(self, now_ms: int) -> None:
+        """Move the window's end to ``now_ms`` (never backwards)."""
+        if now_ms <= self.now_ms:
+            return
+        self.now_ms = now_ms
+        future, active, retained = self._future, self._active, self._retained
+        start = now_ms - self.window_ms
+        while future and future[0][0] <= now_ms:
+            entry = heapq.heappop(future)
+            if entry[0] > start:
+                heapq.heappush(active, entry)
+                self._count_in(entry)
+            else:
+                heapq.heappush(retained, entry)
+        while active and active[0][0] <= start:
+            entry = heapq.heappop(active)
+            self.count -= 1
+            if entry[3]:
+                self._buy_units -= entry[2]
+            else:
+                self._sell_units -= entry[2]
+            heapq.heappush(retained, entry)
+        keep_from = now_ms - self.retention_ms
+        while retained and retained[0][0] <= keep_from:
+            self._ids.discard(heapq.heappop(retained)[4])
+
+    def stats(self, now_ms: int, window_ms: int | None = None) -> WindowStats:
+        """Activity over ``window_ms`` (default: the primary window) ending at ``now_ms``.
+
+        Raises:
+            UsageError: when ``window_ms`` is longer than the retention.
+        """
+        self.advance(now_ms)
+        now_ms = self.now_ms
+        if window_ms is None or window_ms == self.window_ms:
+            return WindowStats(now_ms, self.window_ms, self.count,
+                               self._buy_units / UNITS_PER_BASE, self._sell_units / UNITS_PER_BASE,
+                               self.last_price)
+        if window_ms > self.retention_ms:
+            raise UsageError(f"window {window_ms} ms is longer than the {self.retention_ms} ms kept")
+        start = now_ms - window_ms
+        count = buy = sell = 0
+        for heap in (self._active, self._retained):
+            for t, _, units, is_buy, _ in heap:
+                if t > start:
+                    count += 1
+                    if is_buy:
+                        buy += units
+                    else:
+                        sell += units
+        return WindowStats(now_ms, window_ms, count, buy / UNITS_PER_BASE, sell / UNITS_PER_BASE,
+                           self.last_price)
+
+    def __len__(self) -> int:
+        return len(self._future) + len(self._active) + len(self._retained)
+
+
+class TradeActivity:
+    """Trade windows for many symbols, with the seed's getters. Sans-I/O.
+
+    Every getter reads at ``now_ms`` (exchange ms); by default the latest clock fed, never
+    the wall clock.
+    """
+
+    def __init__(self, window: str | int = "60s", retention: str | int | None = None) -> None:
+        self.window_ms = parse_window(window) if isinstance(window, str) else int(window)
+        ret = parse_window(retention) if isinstance(retention, str) else retention
+        self.retention_ms = max(ret or self.window_ms, self.window_ms)
+        self.windows: dict[str, TradeWindow] = {}
+        self.now_ms = 0
+
+    def window(self, symbol: str) -> TradeWindow:
+        w = self.windows.get(symbol)
+        if w is None:
+            w = self.windows[symbol] = TradeWindow(self.window_ms, self.retention_ms)
+        return w
+
+    def add(self, symbol: str, trades: tuple[Trade, ...], now_ms: int) -> int:
+        """Add a batch; returns how many were new (not duplicates)."""
+        if now_ms > self.now_ms:
+            self.now_ms = now_ms
+        w = self.window(symbol)
+        return sum(w.add(t, now_ms) for t in trades)
+
+    def stats(self, symbol: str, window: str | int | None = None, now_ms: int | None = None) -> WindowStats | None:
+        w = self.windows.get(symbol)
+        if w is None:
+            return None
+        window_ms = parse_window(window) if isinstance(window, str) else window
+        return w.stats(self.now_ms if now_ms is None else now_ms, window_ms)
+
+    def get_tpm(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Trades per minute over ``window`` (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.tpm if s else 0.0
+
+    def get_tps(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Trades per second over ``window`` (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.tps if s else 0.0
+
+    def get_vol_delta(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Taker buy minus sell volume over ``window``, base units (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.volume_delta if s else 0.0
+
+    def get_buy_sell_ratio(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float | None:
+        """Buy volume / sell volume over ``window``; None without sell volume."""
+        s = self.stats(symbol, window, now_ms)
+        return s.buy_sell_ratio if s else None

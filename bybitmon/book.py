@@ -1,0 +1,196 @@
+"""Order book for one (category, symbol), applying Bybit v5 snapshot/delta rules. Sans-I/O.
+
+Rules (https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook):
+- a snapshot, or a delta with ``u == 1``, replaces the whole book ("If you receive a new
+  snapshot message, you will have to reset your local orderbook");
+- a delta level of size "0" deletes the price, any other size overwrites it;
+- ``u`` rises by one per message: a delta with ``u <= last`` is stale (dropped), one with
+  ``u > last + 1`` means frames were lost (gap): the book is not ready until a new snapshot;
+- a crossed book (best bid >= best ask) means lost or misapplied frames: not ready either.
+
+Levels are keyed by ``float(price_string)``: distinct Bybit prices stay distinct and
+``"16493.5"``/``"16493.50"`` meet. Keys are never produced by arithmetic.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass
+
+from .events import BookUpdate, Level
+
+__all__ = ["Applied", "BookCounters", "OrderBook", "DepthStats"]
+
+_BOUND_EPS = 1e-11
+
+
+class Applied(enum.Enum):
+    """What :meth:`OrderBook.apply` did with an update."""
+
+    SNAPSHOT = "snapshot"   # book replaced
+    DELTA = "delta"         # levels applied
+    STALE = "stale"         # u <= last u: dropped
+    DROPPED = "dropped"     # delta while not ready (before a snapshot, or after a gap): dropped
+    GAP = "gap"             # u jumped: book now not ready
+    CROSSED = "crossed"     # applied, but the result is crossed: book now not ready
+
+
+@dataclass(slots=True)
+class BookCounters:
+    stale: int = 0
+    gaps: int = 0
+    crossed: int = 0
+    resets: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DepthStats:
+    """Liquidity within ``bps`` of mid: sizes in base units, notionals in quote units."""
+
+    bid_depth: float
+    ask_depth: float
+    bid_notional: float
+    ask_notional: float
+
+    @property
+    def imbalance(self) -> float | None:
+        """(bid_depth - ask_depth) / (bid_depth + ask_depth); None when both are 0."""
+        total = self.bid_depth + self.ask_depth
+        if total == 0.0:
+            return None
+        return (self.bid_depth - self.ask_depth) / total
+
+
+class OrderBook:
+    """One symbol's book. ``bids``/``asks`` map price -> size; ``*_px`` are ascending price lists."""
+
+    __slots__ = ("symbol", "bids", "asks", "bid_px", "ask_px", "ready", "has_snapshot",
+                 "update_id", "seq", "ts_ms", "cts_ms", "counters")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bid_px: list[float] = []   # ascending; best bid is the last
+        self.ask_px: list[float] = []   # ascending; best ask is the first
+        self.ready = False
+        self.has_snapshot = False
+        self.update_id: int | None = None
+        self.seq: int | None = None
+        self.ts_ms: int | None = None
+        self.cts_ms: int | None = None
+        self.counters = BookCounters()
+
+    def apply(self, ev: BookUpdate) -> Applied:
+        """Apply one book frame and say what happened (see :class:`Applied`)."""
+        u = ev.update_id
+        if ev.is_snapshot or u == 1:
+            if self.has_snapshot:
+                self.counters.resets += 1
+            self.has_snapshot = True
+            self._replace(ev.bids, ev.asks)
+            result = Applied.SNAPSHOT
+        elif not self.ready:
+            self.counters.dropped += 1
+            return Applied.DROPPED
+        elif u <= self.update_id:  # type: ignore[operator]
+            self.counters.stale += 1
+            return Applied.STALE
+        elif u != self.update_id + 1:  # type: ignore[operator]
+            self.counters.gaps += 1
+            self.ready = False
+            return Applied.GAP
+        else:
+            _update(self.bids, self.bid_px, ev.bids)
+            _update(self.asks, self.ask_px, ev.asks)
+            result = Applied.DELTA
+        self.update_id = u
+        self.seq = ev.seq
+        self.ts_ms = ev.ts_ms
+        self.cts_ms = ev.cts_ms
+        bid_px, ask_px = self.bid_px, self.ask_px
+        if bid_px and ask_px and bid_px[-1] >= ask_px[0]:
+            self.counters.crossed += 1
+            self.ready = False
+            return Applied.CROSSED
+        self.ready = True
+        return result
+
+    def invalidate(self) -> None:
+        """Mark the book not ready until the next snapshot (e.g. on reconnect)."""
+        self.ready = False
+
+    def _replace(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
+        self.bids = {p: s for p, s in bids if s != 0.0}
+        self.asks = {p: s for p, s in asks if s != 0.0}
+        self.bid_px = sorted(self.bids)
+        self.ask_px = sorted(self.asks)
+
+    # -- metrics, computed on demand from the levels (so they never drift) --------------
+
+    @property
+    def best_bid(self) -> float | None:
+        return self.bid_px[-1] if self.bid_px else None
+
+    @property
+    def best_ask(self) -> float | None:
+        return self.ask_px[0] if self.ask_px else None
+
+    @property
+    def mid(self) -> float | None:
+        """(best_bid + best_ask) / 2, or None without both sides."""
+        if not self.bid_px or not self.ask_px:
+            return None
+        return (self.bid_px[-1] + self.ask_px[0]) / 2.0
+
+    @property
+    def spread_bps(self) -> float | None:
+        """(ask - bid) / mid * 1e4."""
+        mid = self.mid
+        if mid is None:
+            return None
+        return (self.ask_px[0] - self.bid_px[-1]) / mid * 1e4
+
+    def depth(self, bps: float) -> DepthStats | None:
+        """Liquidity within ``bps`` of mid: bids with price >= mid*(1 - bps/1e4), asks with
+        price <= mid*(1 + bps/1e4), both bounds inclusive. None without both sides."""
+        mid = self.mid
+        if mid is None:
+            return None
+        # The bounds are inclusive in exact decimal arithmetic; float rounding of mid and of
+        # the product can put a level that sits exactly on a bound a hair outside it, so the
+        # band is widened by a relative 1e-11 (far below any tick: Bybit ticks are >= 1e-8 of price).
+        lo = mid * (1.0 - bps / 1e4) * (1.0 - _BOUND_EPS)
+        hi = mid * (1.0 + bps / 1e4) * (1.0 + _BOUND_EPS)
+        bid_prices = self.bid_px[bisect_left(self.bid_px, lo):]
+        ask_prices = self.ask_px[: bisect_right(self.ask_px, hi)]
+        bids, asks = self.bids, self.asks
+        bid_sizes = [bids[p] for p in bid_prices]
+        ask_sizes = [asks[p] for p in ask_prices]
+        return DepthStats(
+            math.fsum(bid_sizes),
+            math.fsum(ask_sizes),
+            math.fsum([p * s for p, s in zip(bid_prices, bid_sizes)]),
+            math.fsum([p * s for p, s in zip(ask_prices, ask_sizes)]),
+        )
+
+    def side_levels(self, side: str) -> list[Level]:
+        """Levels of ``"bid"`` (best first, descending) or ``"ask"`` (best first, ascending)."""
+        if side == "bid":
+            return [(p, self.bids[p]) for p in reversed(self.bid_px)]
+        return [(p, self.asks[p]) for p in self.ask_px]
+
+
+def _update(levels: dict[float, float], prices: list[float], changes: tuple[Level, ...]) -> None:
+    for p, s in changes:
+        if s == 0.0:
+            if p in levels:
+                del levels[p]
+                del prices[bisect_left(prices, p)]
+        else:
+            if p not in levels:
+                insort(prices, p)
+            levels[p] = s

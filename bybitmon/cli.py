@@ -1,0 +1,283 @@
+"""The ``bybitmon`` command line (Typer). The only module that prints errors or exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable, Iterable, Iterator, Optional
+
+import orjson
+import typer
+from typer.exceptions import Abort, TyperException
+
+from .activity import parse_window
+from .errors import BybitmonError, UsageError
+from .monitor import Monitor
+from .protocol import CATEGORIES
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Terminal monitor for Bybit v5 public market data: trade activity, books, densities.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Terminal monitor for Bybit v5 public market data: trade activity, books, densities."""
+
+
+# -- option parsing ----------------------------------------------------------------------
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (as fast as possible); ``1``, ``10``, ``0.5`` -> that multiple of real time."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text.rstrip("xX"))
+    except ValueError:
+        raise UsageError(f"bad --speed {text!r}: use a positive number such as 1 or 10, or max") from None
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"bad --speed {text!r}: use a positive number such as 1 or 10, or max")
+    return value
+
+
+def parse_category(text: str) -> str:
+    if text not in CATEGORIES:
+        raise UsageError(f"bad --category {text!r}: one of {', '.join(CATEGORIES)}")
+    return text
+
+
+def parse_symbols(items: Iterable[str]) -> list[str]:
+    """``["BTCUSDT,ethusdt", "SOLUSDT"]`` -> ``["BTCUSDT", "ETHUSDT", "SOLUSDT"]`` (order kept, no repeats)."""
+    out: list[str] = []
+    for item in items:
+        for sym in item.split(","):
+            sym = sym.strip().upper()
+            if not sym:
+                continue
+            if not sym.replace("-", "").replace("_", "").isalnum():
+                raise UsageError(f"bad symbol {sym!r}: use exchange symbols such as BTCUSDT")
+            if sym not in out:
+                out.append(sym)
+    return out
+
+
+# -- the shared driver ---------------------------------------------------------------------
+
+
+class Driver:
+    """Feeds (recv_ns, raw) pairs into a Monitor, paces them, emits JSON snapshots and ticks the UI.
+
+    Pacing follows the receive time when the source has one (recordings), else the pipeline
+    clock (plain captures, the simulator): ``speed`` x real time, or as fast as possible.
+    """
+
+    def __init__(self, monitor: Monitor, *, speed: float | None, json_out: Optional[Callable[[bytes], None]],
+                 interval_ms: int, on_tick: Optional[Callable[[], None]] = None, tick_s: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.monitor = monitor
+        self.speed = speed
+        self.json_out = json_out
+        self.interval_ms = interval_ms
+        self.on_tick = on_tick
+        self.tick_s = tick_s
+        self.clock = clock
+        self.sleep = sleep
+        self.next_emit_ms: int | None = None
+        self.frames = 0
+
+    def run(self, frames: Iterable[tuple[int, str]]) -> None:
+        monitor = self.monitor
+        feed = monitor.feed
+        speed = self.speed
+        json_out = self.json_out
+        t0_ms: float | None = None
+        wall0 = self.clock()
+        next_tick = wall0 + self.tick_s
+        for recv_ns, raw in frames:
+            feed(recv_ns, raw)
+            self.frames += 1
+            now_ms = monitor.now_ms
+            if json_out is not None and now_ms is not None:
+                if self.next_emit_ms is None:
+                    self.next_emit_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
+                elif now_ms >= self.next_emit_ms:
+                    self.emit_all()
+                    self.next_emit_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
+            if speed is not None:
+                t_ms = recv_ns / 1e6 if recv_ns else now_ms
+                if t_ms is not None:
+                    if t0_ms is None:
+                        t0_ms = t_ms
+                    ahead = wall0 + (t_ms - t0_ms) / 1000.0 / speed - self.clock()
+                    if ahead > 0.005:
+                        self._wait(ahead, next_tick)
+            if self.on_tick is not None and (self.frames & 63 == 0 or speed is not None):
+                wall = self.clock()
+                if wall >= next_tick:
+                    self.on_tick()
+                    next_tick = wall + self.tick_s
+        monitor.finish()
+        if json_out is not None:
+            self.emit_all()
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _wait(self, seconds: float, next_tick: float) -> None:
+        # Keep the screen alive while we wait for the next frame's time.
+        end = self.clock() + seconds
+        while True:
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self.sleep(min(left, max(0.0, next_tick - self.clock()) or left, 0.25))
+            if self.on_tick is not None and self.clock() >= next_tick:
+                self.on_tick()
+                next_tick = self.clock() + self.tick_s
+
+    def emit_all(self) -> None:
+        out = self.json_out
+        assert out is not None
+        for sym in self.monitor.symbols:
+            out(orjson.dumps(self.monitor.snapshot(sym)) + b"\n")
+
+
+def _stdout_writer() -> Callable[[bytes], None]:
+    buf = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        buf.write(data)
+
+    return write
+
+
+def _simulated_frames(symbols: list[str], duration_ms: int, seed: int, category: str) -> Iterator[tuple[int, str]]:
+    from .simulate import MarketSimulator
+
+    sim = MarketSimulator(symbols, seed=seed, category=category)
+    for ts_ms, raw in sim.frames(duration_ms):
+        yield ts_ms * 1_000_000, raw
+
+
+def _file_frames(reader) -> Iterator[tuple[int, str]]:
+    for fr in reader:
+        yield fr.recv_ns, fr.raw
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+@app.command()
+def replay(
+    file: Optional[str] = typer.Argument(None, help="Recording, NDJSON capture or tardis raw file (.gz/.zst too)."),
+    simulate: bool = typer.Option(False, "--simulate", help="Replay a seeded simulated market instead of a file."),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="Symbols for --simulate, comma-separated."),
+    duration: str = typer.Option("20s", "--duration", help="Simulated time for --simulate (e.g. 20s, 5m)."),
+    seed: int = typer.Option(1, "--seed", help="Simulator seed."),
+    speed: Optional[str] = typer.Option(None, "--speed", help="1, 10, ... x real time, or max (default: 1 for --simulate, max for files)."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse, option."),
+    window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
+    bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
+    json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of a table."),
+    interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval on the pipeline clock."),
+    density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
+    min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
+) -> None:
+    """Replay a capture or recording (or a simulated market) through the pipeline."""
+    category = parse_category(category)
+    window_ms = parse_window(window)
+    interval_ms = parse_window(interval)
+    if not bps > 0:
+        raise UsageError(f"bad --bps {bps}: it must be positive")
+    if not density_x > 0:
+        raise UsageError(f"bad --density-x {density_x}: it must be positive")
+    if simulate == (file is not None):
+        raise UsageError("give either a FILE to replay or --simulate")
+    monitor = Monitor(category, window_ms, bps, density_x, min_notional)
+    reader = None
+    if simulate:
+        syms = parse_symbols([symbols])
+        if not syms:
+            raise UsageError("--symbols is empty")
+        pace = parse_speed(speed or "1")
+        frames = _simulated_frames(syms, parse_window(duration), seed, category)
+        title = f"simulated {category} market (seed {seed}) — SIMULATED DATA, not the exchange"
+    else:
+        from .recording import FrameReader
+
+        pace = parse_speed(speed or "max")
+        reader = FrameReader(file)  # type: ignore[arg-type]
+        frames = _file_frames(reader)
+        title = f"replay {file}"
+
+    from . import ui
+
+    if json_:
+        Driver(monitor, speed=pace, json_out=_stdout_writer(), interval_ms=interval_ms).run(frames)
+        sys.stdout.flush()
+    else:
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console()
+
+        def render():
+            snaps = [monitor.snapshot(s) for s in monitor.symbols]
+            lat = {s: monitor.latency(s) for s in monitor.symbols} if reader is not None else None
+            return ui.activity_table(snaps, width=console.width, title=title, latencies=lat)
+
+        if pace is not None and console.is_terminal:
+            with Live(render(), console=console, auto_refresh=False, transient=False) as live:
+                Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms,
+                       on_tick=lambda: live.update(render(), refresh=True)).run(frames)
+        else:
+            Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms).run(frames)
+            console.print(render())
+    _report(monitor, reader)
+
+
+def _report(monitor: Monitor, reader) -> None:
+    if reader is not None:
+        rep = reader.report
+        for line_no, why in rep.skipped[:20]:
+            print(f"warning: {rep.path}:{line_no}: {why}; skipped", file=sys.stderr)
+        if len(rep.skipped) > 20:
+            print(f"warning: {len(rep.skipped) - 20} more unreadable lines skipped", file=sys.stderr)
+        if rep.frames == 0 and not rep.skipped:
+            raise UsageError(f"{rep.path}: no frames in file")
+    if monitor.bad_frames:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(monitor.bad_reasons.items()))
+        print(f"warning: {monitor.bad_frames} bad frames skipped ({reasons})", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors and a non-zero exit for bad input, never a traceback."""
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="bybitmon")
+    except BybitmonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except TyperException as exc:
+        message = exc.format_message().strip()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(message, file=sys.stderr)
+        else:
+            print(f"error: {message}", file=sys.stderr)
+        sys.exit(exc.exit_code or 2)
+    except (Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)

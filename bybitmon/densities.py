@@ -1,0 +1,207 @@
+"""Densities: unusually large resting levels, and whether they were eaten or pulled. Sans-I/O.
+
+Definition (all times exchange ms, from the frames):
+- Every ``scan_ms`` of book time (and on every snapshot) each side is scanned: a level is a
+  density when ``size >= x * median(size of that side's levels)`` and ``price * size >=
+  min_notional``. New ones are tracked from that frame (``since``).
+- Between scans, every book change at a tracked price is checked at once against the
+  threshold of the last scan. While it still qualifies its size is updated and the trade
+  tally restarts ("since its last size"). When it drops below the threshold or vanishes it
+  is *ending*: trades at its price against it (sell takers hit bids, buy takers lift asks)
+  that arrive during ``grace_ms`` still count, because the trade frame and the book frame
+  that shows its effect travel separately. Then the fate is ``eaten`` when the volume traded
+  against it since its last size covers at least half of the decrease, else ``pulled``.
+- A density whose size did not fall but that no longer qualifies at a scan (the rest of the
+  book grew) ends as ``faded``.
+- Ended densities stay listed for ``keep_ended_ms``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from .book import Applied, OrderBook
+from .events import BookUpdate, Trade
+
+__all__ = ["Density", "DensityTracker"]
+
+
+@dataclass(slots=True)
+class Density:
+    side: str               # "bid" | "ask"
+    price: float
+    size: float             # base units, latest seen
+    notional: float         # price * size, quote units
+    x_median: float         # size / median size of its side at the latest scan
+    since_ms: int           # exchange ms of the frame where it was first seen
+    last_size: float        # size at its latest update (the start of the current decrease)
+    traded: float = 0.0     # volume traded against it at its price since last_size
+    decrease: float = 0.0   # last_size - size when it ended
+    state: str = "active"   # active | ending | eaten | pulled | faded
+    ended_ms: int | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "side": self.side,
+            "price": self.price,
+            "size": self.size,
+            "notional": self.notional,
+            "x_median": self.x_median,
+            "since": self.since_ms,
+            "state": self.state,
+            "ended": self.ended_ms,
+        }
+
+
+class DensityTracker:
+    """Densities of one symbol's book."""
+
+    __slots__ = ("x", "min_notional", "scan_ms", "grace_ms", "keep_ended_ms", "active",
+                 "ending", "ended", "thresholds", "medians", "next_scan_ms")
+
+    def __init__(self, x: float = 5.0, min_notional: float = 0.0, *, scan_ms: int = 100,
+                 grace_ms: int = 500, keep_ended_ms: int = 30_000) -> None:
+        self.x = x
+        self.min_notional = min_notional
+        self.scan_ms = scan_ms
+        self.grace_ms = grace_ms
+        self.keep_ended_ms = keep_ended_ms
+        self.active: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
+        self.ending: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
+        self.ended: deque[Density] = deque()
+        self.thresholds = {"bid": float("inf"), "ask": float("inf")}
+        self.medians = {"bid": 0.0, "ask": 0.0}
+        self.next_scan_ms = -(2**62)
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def on_book(self, book: OrderBook, ev: BookUpdate, applied: Applied) -> None:
+        """Follow the book after ``book.apply(ev)`` returned ``applied``."""
+        if applied is Applied.DELTA:
+            for side, changes in (("bid", ev.bids), ("ask", ev.asks)):
+                active = self.active[side]
+                if active:
+                    for p, s in changes:
+                        d = active.get(p)
+                        if d is not None:
+                            self._changed(d, s, ev.ts_ms)
+            if ev.ts_ms >= self.next_scan_ms:
+                self._scan(book, ev.ts_ms)
+        elif applied is Applied.SNAPSHOT:
+            for side, levels in (("bid", book.bids), ("ask", book.asks)):
+                for d in list(self.active[side].values()):
+                    self._changed(d, levels.get(d.price, 0.0), ev.ts_ms)
+            self._scan(book, ev.ts_ms)
+        elif applied is Applied.GAP or applied is Applied.CROSSED:
+            # The book is out of sync: what we tracked can no longer be followed.
+            self.active["bid"].clear()
+            self.active["ask"].clear()
+
+    def on_trades(self, trades: tuple[Trade, ...]) -> None:
+        """Tally trades against tracked levels: a buy taker lifts asks, a sell taker hits bids."""
+        for t in trades:
+            side = "ask" if t.is_buy else "bid"
+            d = self.ending[side].get(t.price) or self.active[side].get(t.price)
+            if d is not None:
+                d.traded += t.size
+
+    def tick(self, now_ms: int) -> None:
+        """Decide the fate of ending densities whose grace is over; forget old ended ones."""
+        for side in ("bid", "ask"):
+            ending = self.ending[side]
+            if ending:
+                for p in [p for p, d in ending.items() if d.ended_ms + self.grace_ms <= now_ms]:
+                    self._decide(ending.pop(p))
+        ended = self.ended
+        while ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
+            ended.popleft()
+
+    def finish(self) -> None:
+        """Decide every ending density now (end of input)."""
+        for side in ("bid", "ask"):
+            for d in self.ending[side].values():
+                self._decide(d)
+            self.ending[side].clear()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _qualifies(self, side: str, price: float, size: float) -> bool:
+        return size > 0.0 and size >= self.thresholds[side] and price * size >= self.min_notional
+
+    def _changed(self, d: Density, size: float, ts_ms: int) -> None:
+        if self._qualifies(d.side, d.price, size):
+            d.size = size
+            d.notional = d.price * size
+            median = self.medians[d.side]
+            d.x_median = size / median if median else 0.0
+            d.last_size = size
+            d.traded = 0.0
+            return
+        del self.active[d.side][d.price]
+        d.decrease = d.last_size - size
+        d.size = size
+        d.notional = d.price * size
+        d.ended_ms = ts_ms
+        if d.decrease <= 0.0:
+            d.state = "faded"
+            self.ended.append(d)
+            return
+        d.state = "ending"
+        previous = self.ending[d.side].pop(d.price, None)
+        if previous is not None:
+            self._decide(previous)
+        self.ending[d.side][d.price] = d
+
+    def _decide(self, d: Density) -> None:
+        d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
+        self.ended.append(d)
+
+    def _scan(self, book: OrderBook, ts_ms: int) -> None:
+        self.next_scan_ms = ts_ms + self.scan_ms
+        for side, levels in (("bid", book.bids), ("ask", book.asks)):
+            active = self.active[side]
+            if not levels:
+                self.thresholds[side] = float("inf")
+                continue
+            median = statistics.median(levels.values())
+            self.medians[side] = median
+            threshold = self.thresholds[side] = self.x * median
+            for d in list(active.values()):
+                if d.size < threshold or d.notional < self.min_notional:
+                    del active[d.price]
+                    d.state = "faded"
+                    d.ended_ms = ts_ms
+                    self.ended.append(d)
+                else:
+                    d.x_median = d.size / median
+            for p, s in levels.items():
+                if s >= threshold and p not in active and p * s >= self.min_notional:
+                    active[p] = Density(side, p, s, p * s, s / median, ts_ms, s)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def strongest(self) -> Density | None:
+        """The active density with the largest multiple of its side's median."""
+        best = None
+        for side in ("bid", "ask"):
+            for d in self.active[side].values():
+                if best is None or d.x_median > best.x_median:
+                    best = d
+        return best
+
+    def at_price(self, price: float, side: str | None = None) -> Density | None:
+        """The active density at ``price`` (either side unless ``side`` is given)."""
+        for s in (side,) if side else ("bid", "ask"):
+            d = self.active[s].get(price)
+            if d is not None:
+                return d
+        return None
+
+    def listing(self) -> list[Density]:
+        """Active densities (largest multiple first), then ending and ended (newest first)."""
+        active = sorted((d for s in ("bid", "ask") for d in self.active[s].values()),
+                        key=lambda d: (-d.x_median, d.side, d.price))
+        ending = [d for s in ("bid", "ask") for d in self.ending[s].values()]
+        return active + ending + list(reversed(self.ended))

@@ -1,0 +1,218 @@
+"""Sans-I/O Bybit v5 public protocol: raw frame text -> one typed event; outgoing JSON builders.
+
+No sockets, no clocks: the caller passes the local receive time ``recv_ns`` with every frame.
+A malformed frame never raises: it becomes a :class:`~bybitmon.events.BadFrame`.
+Protocol reference: https://bybit-exchange.github.io/docs/v5/ws/connect
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable
+
+import orjson
+
+from .events import (
+    BadFrame,
+    BookUpdate,
+    Event,
+    OtherTopic,
+    Pong,
+    SubscribeReply,
+    Trade,
+    TradeBatch,
+    UnknownFrame,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "SPOT_ARGS_PER_REQUEST",
+    "parse_frame",
+    "book_topic",
+    "trade_topic",
+    "topic_symbol",
+    "subscribe_message",
+    "unsubscribe_message",
+    "ping_message",
+    "is_pong",
+]
+
+CATEGORIES = ("spot", "linear", "inverse", "option", "spread")
+# "Spot can input up to 10 args for each subscription request"
+# https://bybit-exchange.github.io/docs/v5/ws/connect
+SPOT_ARGS_PER_REQUEST = 10
+_INF = float("inf")
+_req_ids = itertools.count(1)
+
+
+def book_topic(symbol: str, depth: int = 50) -> str:
+    return f"orderbook.{depth}.{symbol}"
+
+
+def trade_topic(symbol: str) -> str:
+    return f"publicTrade.{symbol}"
+
+
+def topic_symbol(topic: str) -> str:
+    """``orderbook.50.BTCUSDT`` -> ``BTCUSDT``; ``publicTrade.BTCUSDT`` -> ``BTCUSDT``."""
+    return topic.rsplit(".", 1)[-1]
+
+
+def _next_req_id() -> str:
+    return f"bm{next(_req_ids)}"
+
+
+def subscribe_message(topics: Iterable[str], req_id: str | None = None) -> str:
+    """A subscribe request; ``req_id`` defaults to a fresh unique id (acks are matched by it)."""
+    return orjson.dumps(
+        {"req_id": req_id or _next_req_id(), "op": "subscribe", "args": list(topics)}
+    ).decode()
+
+
+def unsubscribe_message(topics: Iterable[str], req_id: str | None = None) -> str:
+    return orjson.dumps(
+        {"req_id": req_id or _next_req_id(), "op": "unsubscribe", "args": list(topics)}
+    ).decode()
+
+
+def ping_message(req_id: str | None = None) -> str:
+    """Bybit's application-level ping: a JSON text frame, not a WebSocket control ping."""
+    return orjson.dumps({"req_id": req_id or _next_req_id(), "op": "ping"}).decode()
+
+
+def is_pong(msg: dict) -> bool:
+    """pybit's rule: a pong has ``ret_msg == "pong"`` or ``op == "pong"`` (spot and linear
+    answer with ``"op":"ping"``, so never key on ``op`` alone)."""
+    return msg.get("ret_msg") == "pong" or msg.get("op") == "pong"
+
+
+def _excerpt(raw: str | bytes) -> str:
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw[:120]).decode("utf-8", "replace")
+    return raw[:120]
+
+
+def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
+    """Turn one raw frame into one event. Never raises.
+
+    Args:
+        raw: the frame text exactly as received.
+        recv_ns: local receive time in ns (``time.time_ns()`` at the source).
+    """
+    try:
+        msg = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return BadFrame(recv_ns, "invalid JSON", _excerpt(raw) if isinstance(raw, (str, bytes)) else "")
+    if type(msg) is not dict:
+        return BadFrame(recv_ns, "not a JSON object", _excerpt(raw))
+    topic = msg.get("topic")
+    if topic is not None:
+        if type(topic) is not str:
+            return BadFrame(recv_ns, "topic is not a string", _excerpt(raw))
+        try:
+            if topic.startswith("orderbook."):
+                return _parse_book(msg, topic, recv_ns, raw)
+            if topic.startswith("publicTrade."):
+                return _parse_trades(msg, topic, recv_ns)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return BadFrame(recv_ns, f"malformed {topic.split('.', 1)[0]} frame: {exc}", _excerpt(raw))
+        ts = msg.get("ts")
+        return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
+    op = msg.get("op")
+    if msg.get("ret_msg") == "pong" or op == "pong":
+        return Pong(recv_ns, _str_or_none(msg.get("conn_id")), msg.get("req_id"))
+    if op in ("subscribe", "unsubscribe") and "success" in msg:
+        return SubscribeReply(
+            recv_ns, op, msg.get("success") is True, str(msg.get("ret_msg", "")),
+            msg.get("req_id"), _str_or_none(msg.get("conn_id")),
+        )
+    if msg.get("type") == "COMMAND_RESP":  # option-style ack
+        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        fail = data.get("failTopics") or []
+        return SubscribeReply(
+            recv_ns, "subscribe", msg.get("success") is True and not fail,
+            ",".join(map(str, fail)), msg.get("req_id"), _str_or_none(msg.get("conn_id")),
+        )
+    ts = msg.get("ts")
+    return UnknownFrame(recv_ns, ts if type(ts) is int else None)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _levels(side: list) -> tuple[tuple[float, float], ...]:
+    if type(side) is not list:
+        raise TypeError("levels are not a list")
+    out = []
+    append = out.append
+    for p, s in side:
+        if type(p) is not str or type(s) is not str:
+            raise TypeError("price and size must be strings")
+        price = float(p)
+        size = float(s)
+        # NaN fails both comparisons, so one test rejects NaN, inf and negatives.
+        if not (0.0 < price < _INF and 0.0 <= size < _INF):
+            raise ValueError(f"bad level [{p!r}, {s!r}]")
+        append((price, size))
+    return tuple(out)
+
+
+def _parse_book(msg: dict, topic: str, recv_ns: int, raw: str | bytes) -> Event:
+    parts = topic.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        # orderbook.rpi.* / orderbook.full.* carry other level shapes: not interpreted.
+        ts = msg.get("ts")
+        return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
+    kind = msg["type"]
+    if kind != "snapshot" and kind != "delta":
+        raise ValueError(f"unknown type {kind!r}")
+    ts = msg["ts"]
+    data = msg["data"]
+    u = data["u"]
+    seq = data.get("seq")
+    cts = msg.get("cts")
+    if type(ts) is not int or type(u) is not int or (seq is not None and type(seq) is not int):
+        raise TypeError("ts, u and seq must be integers")
+    return BookUpdate(
+        topic,
+        parts[2],
+        int(parts[1]),
+        recv_ns,
+        ts,
+        cts if type(cts) is int else None,
+        u,
+        seq,
+        kind == "snapshot",
+        _levels(data["b"]),
+        _levels(data["a"]),
+    )
+
+
+def _parse_trades(msg: dict, topic: str, recv_ns: int) -> TradeBatch:
+    ts = msg["ts"]
+    data = msg["data"]
+    if type(ts) is not int or type(data) is not list:
+        raise TypeError("ts must be an integer and data a list")
+    trades = []
+    append = trades.append
+    for t in data:
+        fill_ms = t["T"]
+        side = t["S"]
+        p = t["p"]
+        v = t["v"]
+        trade_id = t["i"]
+        if type(fill_ms) is not int or type(p) is not str or type(v) is not str or type(trade_id) is not str:
+            raise TypeError("trade T must be an integer; p, v and i strings")
+        if side == "Buy":
+            is_buy = True
+        elif side == "Sell":
+            is_buy = False
+        else:
+            raise ValueError(f"unknown side {side!r}")
+        price = float(p)
+        size = float(v)
+        if not (0.0 < price < _INF and 0.0 <= size < _INF):
+            raise ValueError(f"bad trade price/size {p!r}/{v!r}")
+        append(Trade(fill_ms, is_buy, price, size, v, trade_id, t.get("BT") is True))
+    return TradeBatch(topic, topic_symbol(topic), recv_ns, ts, tuple(trades))

@@ -1,0 +1,812 @@
+"""Seeded, deterministic simulated market emitting Bybit v5 public frames.
+
+Sans-I/O: no sockets, no clocks, no asyncio. Time is an argument (exchange time, ms since the
+epoch) and randomness comes from ``random.Random`` instances owned by the simulator, seeded from
+``(seed, symbol)`` strings (never ``hash()``, which is salted per process). The same constructor
+arguments and the same ``advance()`` calls give byte-identical frames; the frames do not depend
+on how the time range is cut into ``advance()`` calls either.
+
+Frames imitate the linear stream byte for byte (key order, string numbers, fixed decimals):
+
+* ``orderbook.{depth}.{symbol}``: one ``snapshot`` per symbol at ``start_ms``, then a ``delta``
+  every ``book_interval_ms`` carrying only the levels that changed since the previous push (sent
+  only when something changed). Levels leaving the depth window come as explicit ``"0"``
+  deletes and levels entering it with their size, so each side holds exactly ``depth`` levels
+  after every frame, as on Bybit. ``u`` rises by exactly 1 per book frame of a symbol; ``seq``
+  is one cross sequence shared by all topics.
+  "Level 1 (linear, inverse, spot): ... push snapshots only" -- with ``depth=1`` every book
+  frame is a ``snapshot`` (https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook).
+* ``publicTrade.{symbol}``: Poisson arrivals with bursts. A buy takes the best ask(s), a sell
+  the best bid(s); the consumed size is removed from the book and shows up in the next book push,
+  so a trade frame always precedes the delta that reflects it.
+
+Large "planted" orders (densities) are placed every ``plant_every_s`` or so per symbol, 2-8 ticks
+behind the touch, 8-25 times the median level size; each one is either eaten (the price walks to
+it and trades of the opposite side consume its whole size at its price) or pulled (cancelled with
+no trade at its price while it rests). :attr:`MarketSimulator.planted` is the ground truth.
+
+Internally prices are ints in ticks and sizes ints in lots; strings are made only on output.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import orjson
+
+from .errors import UsageError
+
+__all__ = ["MarketSimulator", "PlantedOrder"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlantedOrder:
+    """Ground truth of one large order the simulator placed.
+
+    Attributes:
+        symbol: Instrument, e.g. ``"BTCUSDT"``.
+        side: ``"Buy"`` for a resting bid, ``"Sell"`` for a resting ask. Trades that hit it have
+            the opposite taker side.
+        price: Price string exactly as it appears in the book frames.
+        size: Size string (base coin; contracts for inverse) of the level when placed.
+        placed_ms: Exchange ``ts`` (ms) of the book frame that first shows the planted size.
+        fate: ``"eaten"`` (its whole size trades at ``price`` before it ends) or ``"pulled"``
+            (cancelled; no trade at ``price`` on the hitting side while it rests).
+        ended_ms: ``ts`` (ms) of the book frame that shows it gone (deleted, or for a pull
+            possibly reduced to a normal size); ``None`` while it still rests. Every trade that
+            hits an eaten order has ``placed_ms <= T <= ended_ms``; for a pulled order no trade
+            at its price on the hitting side has ``T`` in that range.
+    """
+
+    symbol: str
+    side: str
+    price: str
+    size: str
+    placed_ms: int
+    fate: str
+    ended_ms: int | None = None
+
+
+# symbol -> (base price, price decimals, tick in units of 10**-decimals, size decimals).
+_LINEAR_SPECS: dict[str, tuple[float, int, int, int]] = {
+    "BTCUSDT": (65000.0, 2, 10, 3),
+    "ETHUSDT": (3500.0, 2, 1, 2),
+    "SOLUSDT": (150.0, 3, 10, 1),
+    "XRPUSDT": (2.0, 4, 1, 0),
+    "DOGEUSDT": (0.2, 5, 1, 0),
+}
+_SPOT_SPECS: dict[str, tuple[float, int, int, int]] = {
+    "BTCUSDT": (65000.0, 1, 1, 6),
+    "ETHUSDT": (3500.0, 2, 1, 5),
+}
+_INVERSE_SPECS: dict[str, tuple[float, int, int, int]] = {
+    "BTCUSD": (65000.0, 2, 50, 0),
+    "ETHUSD": (3500.0, 2, 5, 0),
+}
+_CATEGORIES = ("linear", "inverse", "spot")
+
+_LEVEL_NOTIONAL = 1500.0  # median resting level, quote currency (USD contracts for inverse)
+_LEVEL_SIGMA = 1.2  # lognormal shape of level sizes
+_TRADE_SIGMA = 1.1  # lognormal shape of taker order sizes
+_BURST_FACTOR = 10.0  # trade rate multiplier during a burst
+_BURST_GAP_MS = 45_000.0  # mean time between bursts
+_MAX_WALK = 5  # an ordinary taker order walks at most this many levels
+_DRIFT_PROB = 0.02  # chance per book push of a 1-3 tick mid-price move
+
+_RESTING, _ATTACK, _CONSUMED = 0, 1, 2
+_EATEN, _PULLED = "eaten", "pulled"
+_INF = float("inf")
+_TRADE, _EAT_BID, _EAT_ASK, _PUSH = 0, 1, 2, 3  # event kinds; also the order at equal times
+
+
+class _Plant:
+    """Mutable state of the active planted order on one side."""
+
+    __slots__ = ("key", "lots", "left", "fate", "phase", "end_at", "rec")
+
+    def __init__(self, key: int, lots: int, fate: str, end_at: float, rec: int) -> None:
+        self.key = key  # side key (see _Side)
+        self.lots = lots  # size when placed, lots
+        self.left = lots  # still resting, lots
+        self.fate = fate
+        self.phase = _RESTING
+        self.end_at = end_at  # ms: pull time, or start of the attack for "eaten"
+        self.rec = rec  # index into MarketSimulator.planted
+
+
+class _Side:
+    """One side of a book: ints only.
+
+    Keys are ``sign * price_ticks`` (bids ``-p``, asks ``p``) so both sides sort ascending with
+    the best level first and "one tick better" is always ``key - 1``. ``pend`` maps every key
+    touched since the last push to its size (lots, 0 = absent) at that push.
+    """
+
+    __slots__ = ("sign", "keys", "sizes", "pend", "plant", "plant_key", "attacked", "block_key",
+                 "block_until")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.keys: list[int] = []
+        self.sizes: dict[int, int] = {}
+        self.pend: dict[int, int] = {}
+        self.plant: _Plant | None = None
+        self.plant_key: int | None = None  # no random change, trade or drift touches this key
+        self.attacked = False  # an eaten plant is being walked to: no new levels in front of it
+        self.block_key: int | None = None  # a just-pulled plant: no ordinary trade there ...
+        self.block_until = -1  # ... while the trade's ms <= this
+
+    def set(self, key: int, lots: int) -> None:
+        sizes = self.sizes
+        if key not in self.pend:
+            self.pend[key] = sizes.get(key, 0)
+        if key not in sizes:
+            insort(self.keys, key)
+        sizes[key] = lots
+
+    def remove(self, key: int) -> None:
+        sizes = self.sizes
+        if key not in self.pend:
+            self.pend[key] = sizes[key]
+        del sizes[key]
+        keys = self.keys
+        del keys[bisect_left(keys, key)]
+
+    def published(self) -> list[tuple[int, int]]:
+        """(key, lots) of the book as of the last push, best first."""
+        if not self.pend:
+            sizes = self.sizes
+            return [(k, sizes[k]) for k in self.keys]
+        book = dict(self.sizes)
+        for k, old in self.pend.items():
+            if old:
+                book[k] = old
+            else:
+                book.pop(k, None)
+        return sorted(book.items())
+
+
+def _fmt(n: int, dec: int, trim: bool) -> str:
+    """Format ``n * 10**-dec`` with ``dec`` fixed decimals (trailing zeros cut if ``trim``)."""
+    s = str(n)
+    if dec == 0:
+        return s
+    if len(s) <= dec:
+        s = "0" * (dec + 1 - len(s)) + s
+    s = s[:-dec] + "." + s[-dec:]
+    if trim:
+        s = s.rstrip("0").rstrip(".")
+    return s
+
+
+class _Sym:
+    """Per-symbol state: spec, RNG, book, trade process, plants."""
+
+    __slots__ = ("name", "idx", "rng", "pdec", "tick_units", "sdec", "trim", "bids", "asks",
+                 "sides", "u", "last_seq", "last_cts", "last_T", "book_topic", "trade_topic",
+                 "level_med", "trade_med", "trade_cap", "last_p", "up", "trade_t", "burst_start",
+                 "burst_end", "burst_buy", "next_plant", "tid", "pcache", "scache")
+
+    def __init__(self, name: str, idx: int, seed: int, category: str, depth: int) -> None:
+        self.name = name
+        self.idx = idx
+        rng = self.rng = random.Random(f"bybitmon.simulate:{seed}:{name}")
+        table = {"linear": _LINEAR_SPECS, "spot": _SPOT_SPECS, "inverse": _INVERSE_SPECS}[category]
+        spec = table.get(name)
+        if spec is not None:
+            base, pdec, tick_units, sdec = spec
+            base *= 1.0 + 0.02 * (2.0 * rng.random() - 1.0)
+        else:
+            base = math.exp(rng.uniform(math.log(0.1), math.log(500.0)))
+            tick_exp = round(math.log10(base / 10_000.0))  # tick ~ price / 10000, a power of 10
+            pdec = max(0, -tick_exp)
+            tick_units = 10 ** (tick_exp + pdec)
+            sdec = 0 if category == "inverse" else min(4, max(0, round(math.log10(base / 5.0))))
+        self.pdec, self.tick_units, self.sdec = pdec, tick_units, sdec
+        self.trim = category == "spot"
+        tick = tick_units / 10**pdec
+        lot = 10.0**-sdec
+        if category == "inverse":
+            self.level_med = max(1.0, _LEVEL_NOTIONAL / lot)
+        else:
+            self.level_med = max(1.0, _LEVEL_NOTIONAL / (base * lot))
+        self.trade_med = max(1.0, 0.4 * self.level_med)
+        self.trade_cap = max(1, int(4 * self.level_med))
+        self.bids = _Side(-1)
+        self.asks = _Side(1)
+        self.sides = (self.bids, self.asks)
+        self.book_topic = f"orderbook.{depth}.{name}"
+        self.trade_topic = f"publicTrade.{name}"
+        self.u = rng.randrange(1_000_000, 90_000_000) - 1  # u of the last book frame
+        self.last_seq = 0
+        self.last_cts = 0
+        self.last_T = 0
+        mid = max(2, round(base / tick))
+        self.last_p = mid
+        self.up = True
+        self.tid = rng.randrange(2_200_000_000_000_000_000, 2_300_000_000_000_000_000)
+        self.pcache: dict[int, str] = {}
+        self.scache: dict[int, str] = {}
+        # Initial book: one-tick spread, mostly contiguous levels.
+        self._fill(self.bids, -mid, depth)
+        self._fill(self.asks, mid + 1, depth)
+        self.bids.pend.clear()
+        self.asks.pend.clear()
+
+    def level_size(self) -> int:
+        """A random resting level size, lots (>= 1)."""
+        return max(1, int(self.level_med * math.exp(_LEVEL_SIGMA * self.rng.gauss(0.0, 1.0))))
+
+    def gap(self) -> int:
+        """Ticks between neighbouring levels: mostly 1, with occasional holes."""
+        r = self.rng.random()
+        if r < 0.72:
+            return 1
+        if r < 0.92:
+            return 2
+        return 3 + int(self.rng.random() * 3)
+
+    def _fill(self, side: _Side, first_key: int, depth: int) -> None:
+        key = first_key
+        for _ in range(depth):
+            if side.sign < 0 and key >= 0:  # bid price would be <= 0
+                break
+            side.set(key, self.level_size())
+            key += self.gap()
+
+    def price(self, key_price: int) -> str:
+        """Price string of ``key_price`` ticks."""
+        s = self.pcache.get(key_price)
+        if s is None:
+            s = self.pcache[key_price] = _fmt(key_price * self.tick_units, self.pdec, self.trim)
+        return s
+
+    def size(self, lots: int) -> str:
+        """Size string of ``lots`` lots."""
+        s = self.scache.get(lots)
+        if s is None:
+            if len(self.scache) > 100_000:
+                self.scache.clear()
+            s = self.scache[lots] = _fmt(lots, self.sdec, self.trim)
+        return s
+
+
+class MarketSimulator:
+    """A seeded simulated market producing Bybit v5 public frames for some symbols.
+
+    Args:
+        symbols: Instruments, e.g. ``["BTCUSDT", "ETHUSDT"]``. Known ones (BTCUSDT, ETHUSDT,
+            SOLUSDT, XRPUSDT, DOGEUSDT; spot BTCUSDT/ETHUSDT; inverse BTCUSD/ETHUSD) get realistic
+            price, tick and lot decimals; others get a random price in 0.1-500 and a tick of
+            about price/10000 rounded to a power of ten.
+        seed: Seed of every random choice.
+        category: ``"linear"`` (default), ``"inverse"`` (same frame shape) or ``"spot"`` (spot
+            key order ``topic,ts,type,...``, trimmed numbers, numeric trade ids, no ``L``).
+        depth: Levels per side of the ``orderbook.{depth}`` topic. Planted orders need
+            ``depth >= 10``; below that none are placed.
+        start_ms: Exchange time of the first snapshot, ms since the epoch.
+        book_interval_ms: Book push interval, ms (Bybit: 20 for depth 50, 100 for 200).
+        trade_rate: Mean taker orders per second per symbol outside bursts (x10 in a burst);
+            0 disables trading.
+        plant_every_s: Mean time between planted large orders per symbol, seconds; <= 0 disables.
+
+    Raises:
+        UsageError: an argument is out of range.
+    """
+
+    def __init__(self, symbols: Sequence[str], seed: int = 1, *, category: str = "linear",
+                 depth: int = 50, start_ms: int = 1_767_225_600_000,
+                 book_interval_ms: int = 20, trade_rate: float = 5.0,
+                 plant_every_s: float = 20.0) -> None:
+        names = list(symbols)
+        if not names:
+            raise UsageError("simulator needs at least one symbol")
+        if len(set(names)) != len(names) or not all(isinstance(s, str) and s for s in names):
+            raise UsageError(f"simulator symbols must be distinct non-empty strings: {names!r}")
+        if category not in _CATEGORIES:
+            raise UsageError(f"unsupported simulator category {category!r} (use linear, inverse or spot)")
+        if depth < 1:
+            raise UsageError(f"book depth must be >= 1, got {depth}")
+        if book_interval_ms < 1:
+            raise UsageError(f"book_interval_ms must be >= 1, got {book_interval_ms}")
+        if not trade_rate >= 0 or math.isinf(trade_rate):
+            raise UsageError(f"trade_rate must be a finite number >= 0, got {trade_rate}")
+        self.category = category
+        self.depth = depth
+        self.start_ms = start_ms
+        self.book_interval_ms = book_interval_ms
+        self.trade_rate = float(trade_rate)
+        self.plant_every_s = float(plant_every_s)
+        #: Simulated exchange clock, ms: the latest ``to_ms`` passed to :meth:`advance`.
+        self.now_ms: int = start_ms
+        #: Ground truth of the planted large orders, in placement order.
+        self.planted: list[PlantedOrder] = []
+        self._rng = random.Random(f"bybitmon.simulate:{seed}")
+        self._seq = self._rng.randrange(100_000_000_000, 800_000_000_000)
+        self._linear_keys = category != "spot"
+        self._ts_first = category == "spot" or depth == 1
+        self._snap_only = depth == 1
+        self._plants_on = plant_every_s > 0 and depth >= 10
+        self._per_ms = self.trade_rate / 1000.0
+        self._started = False
+        self._syms: list[_Sym] = []
+        self._by_name: dict[str, _Sym] = {}
+        self._heap: list[tuple[int, int, int]] = []
+        for i, name in enumerate(names):
+            sym = _Sym(name, i, seed, category, depth)
+            sym.last_seq = self._seq
+            sym.last_cts = start_ms - 1
+            rng = sym.rng
+            sym.burst_start = start_ms + rng.expovariate(1.0 / _BURST_GAP_MS)
+            sym.burst_end = sym.burst_start + rng.uniform(2000.0, 6000.0)
+            sym.burst_buy = 0.75 if rng.random() < 0.5 else 0.25
+            every_ms = self.plant_every_s * 1000.0
+            sym.next_plant = start_ms + every_ms * (0.3 + 0.7 * rng.random()) if self._plants_on else _INF
+            sym.trade_t = self._next_arrival(sym, float(start_ms))
+            self._syms.append(sym)
+            self._by_name[name] = sym
+            heap = self._heap
+            if sym.trade_t != _INF:
+                heap.append((int(sym.trade_t) + 1, _TRADE, i))
+            heap.append((start_ms + 1 + rng.randrange(book_interval_ms), _PUSH, i))
+        heapq.heapify(self._heap)
+
+    # ------------------------------------------------------------------ public API
+
+    def topics(self, symbol: str) -> list[str]:
+        """Topics this simulator publishes for ``symbol``: ``[orderbook.{depth}.SYM, publicTrade.SYM]``."""
+        sym = self._sym(symbol)
+        return [sym.book_topic, sym.trade_topic]
+
+    def advance(self, to_ms: int) -> list[tuple[int, str]]:
+        """Run the market up to and including ``to_ms``.
+
+        The first call that reaches ``start_ms`` emits one snapshot per symbol first (``ts`` =
+        ``start_ms``). Calls with ``to_ms`` at or before :attr:`now_ms` return no new frames.
+
+        Args:
+            to_ms: Exchange time to run to, ms since the epoch (inclusive).
+
+        Returns:
+            The frames generated, in time order, as ``(ts_ms, frame_text)``.
+        """
+        out: list[tuple[int, str]] = []
+        if not self._started:
+            if to_ms < self.start_ms:
+                return out
+            self._started = True
+            for sym in self._syms:
+                self._emit_snapshot(sym, self.start_ms, out)
+        heap = self._heap
+        syms = self._syms
+        pop = heapq.heappop
+        while heap and heap[0][0] <= to_ms:
+            t, kind, i = pop(heap)
+            if kind == _PUSH:
+                self._on_push(syms[i], t, out)
+            elif kind == _TRADE:
+                self._on_trades(syms[i], t, out)
+            else:
+                self._on_eat(syms[i], kind - _EAT_BID, t, out)
+        if to_ms > self.now_ms:
+            self.now_ms = to_ms
+        return out
+
+    def frames(self, duration_ms: int, step_ms: int = 20) -> Iterator[tuple[int, str]]:
+        """Advance in steps of ``step_ms`` up to ``start_ms + duration_ms``, yielding frames.
+
+        Args:
+            duration_ms: Simulated time to cover from ``start_ms``, ms.
+            step_ms: Simulated time per :meth:`advance` call, ms. The frames do not depend on it.
+
+        Yields:
+            ``(ts_ms, frame_text)`` in time order.
+        """
+        if step_ms < 1:
+            raise UsageError(f"step_ms must be >= 1, got {step_ms}")
+        end = self.start_ms + duration_ms
+        t = self.now_ms if self._started else self.start_ms
+        while True:
+            yield from self.advance(t)
+            if t >= end:
+                return
+            t = min(t + step_ms, end)
+
+    def snapshot_frame(self, symbol: str) -> str:
+        """A snapshot frame of the book as published so far, for a client subscribing now.
+
+        It carries the ``u`` and ``seq`` of the symbol's last book frame (so the next delta has
+        ``u + 1``) and ``ts`` = :attr:`now_ms`. Draws no randomness: calling it never changes
+        the frames that follow.
+        """
+        sym = self._sym(symbol)
+        b = [[sym.price(-k), sym.size(n)] for k, n in sym.bids.published()]
+        a = [[sym.price(k), sym.size(n)] for k, n in sym.asks.published()]
+        return self._book_text(sym, "snapshot", self.now_ms, b, a, sym.u, sym.last_seq, sym.last_cts)
+
+    def true_book(self, symbol: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The book a correct client holds after the last emitted book frame.
+
+        Returns:
+            ``(bids, asks)`` as ``{price_string: size_string}``, bids best (highest) first, asks
+            best (lowest) first. Trades since the last push are not in it yet.
+        """
+        sym = self._sym(symbol)
+        bids = {sym.price(-k): sym.size(n) for k, n in sym.bids.published()}
+        asks = {sym.price(k): sym.size(n) for k, n in sym.asks.published()}
+        return bids, asks
+
+    # ------------------------------------------------------------------ frames
+
+    def _sym(self, symbol: str) -> _Sym:
+        try:
+            return self._by_name[symbol]
+        except KeyError:
+            raise KeyError(f"symbol {symbol!r} is not simulated (have {list(self._by_name)})") from None
+
+    def _next_seq(self) -> int:
+        self._seq += 1 + int(self._rng.random() * 400)
+        return self._seq
+
+    def _book_text(self, sym: _Sym, typ: str, ts: int, b: list[list[str]], a: list[list[str]],
+                   u: int, seq: int, cts: int) -> str:
+        data = {"s": sym.name, "b": b, "a": a, "u": u, "seq": seq}
+        if self._ts_first:
+            frame = {"topic": sym.book_topic, "ts": ts, "type": typ, "data": data, "cts": cts}
+        else:
+            frame = {"topic": sym.book_topic, "type": typ, "ts": ts, "data": data, "cts": cts}
+        return orjson.dumps(frame).decode()
+
+    def _cts(self, sym: _Sym, ts: int) -> int:
+        cts = ts - 1 - int(sym.rng.random() * 3)
+        if cts < sym.last_T:
+            cts = sym.last_T
+        if cts < sym.last_cts:
+            cts = sym.last_cts
+        sym.last_cts = cts
+        return cts
+
+    def _emit_snapshot(self, sym: _Sym, ts: int, out: list[tuple[int, str]]) -> None:
+        b = [[sym.price(-k), sym.size(n)] for k, n in sym.bids.published()]
+        a = [[sym.price(k), sym.size(n)] for k, n in sym.asks.published()]
+        sym.bids.pend.clear()
+        sym.asks.pend.clear()
+        sym.u += 1
+        seq = sym.last_seq = self._next_seq()
+        out.append((ts, self._book_text(sym, "snapshot", ts, b, a, sym.u, seq, self._cts(sym, ts))))
+
+    def _diff(self, sym: _Sym, side: _Side) -> list[list[str]]:
+        pend = side.pend
+        if not pend:
+            return []
+        sizes = side.sizes
+        sign = side.sign
+        price = sym.price
+        size = sym.size
+        out = []
+        for k in sorted(pend):
+            new = sizes.get(k, 0)
+            if new != pend[k]:
+                out.append([price(sign * k), size(new) if new else "0"])
+        pend.clear()
+        return out
+
+    def _emit_trades(self, sym: _Sym, t: int, fills: list[tuple[bool, int, int]],
+                     out: list[tuple[int, str]]) -> None:
+        """One publicTrade frame at ``ts=t`` (fill time ``T=t-1``); fills are (buy, price, lots)."""
+        seq = self._next_seq()
+        T = t - 1
+        sym.last_T = T
+        name = sym.name
+        data = []
+        last_p = sym.last_p
+        up = sym.up
+        rng = sym.rng
+        linear = self._linear_keys
+        for buy, p, lots in fills:
+            ps = sym.price(p)
+            vs = sym.size(lots)
+            side = "Buy" if buy else "Sell"
+            if linear:
+                if p > last_p:
+                    tick, up = "PlusTick", True
+                elif p < last_p:
+                    tick, up = "MinusTick", False
+                else:
+                    tick = "ZeroPlusTick" if up else "ZeroMinusTick"
+                last_p = p
+                h = f"{rng.getrandbits(128):032x}"
+                tid = f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+                data.append({"T": T, "s": name, "S": side, "v": vs, "p": ps, "L": tick, "i": tid,
+                             "BT": False, "RPI": False, "seq": seq})
+            else:
+                last_p = p
+                sym.tid += 1
+                data.append({"i": str(sym.tid), "T": T, "p": ps, "v": vs, "S": side, "seq": seq,
+                             "s": name, "BT": False, "RPI": False})
+        sym.last_p = last_p
+        sym.up = up
+        if self._ts_first and not linear:
+            frame = {"topic": sym.trade_topic, "ts": t, "type": "snapshot", "data": data}
+        else:
+            frame = {"topic": sym.trade_topic, "type": "snapshot", "ts": t, "data": data}
+        out.append((t, orjson.dumps(frame).decode()))
+
+    # ------------------------------------------------------------------ trades
+
+    def _next_arrival(self, sym: _Sym, t: float) -> float:
+        """Next taker arrival after ``t`` (ms): piecewise Poisson, x10 inside bursts."""
+        base = self._per_ms
+        if base <= 0.0:
+            return _INF
+        rng = sym.rng
+        while True:
+            in_burst = sym.burst_start <= t < sym.burst_end
+            nxt = t + rng.expovariate(base * _BURST_FACTOR if in_burst else base)
+            boundary = sym.burst_end if in_burst else sym.burst_start
+            if nxt < boundary:
+                return nxt
+            # Crossing a regime boundary: Poisson is memoryless, so restart from it.
+            t = boundary
+            if in_burst:
+                sym.burst_start = t + rng.expovariate(1.0 / _BURST_GAP_MS)
+                sym.burst_end = sym.burst_start + rng.uniform(2000.0, 6000.0)
+                sym.burst_buy = 0.75 if rng.random() < 0.5 else 0.25
+
+    def _take(self, sym: _Sym, buy: bool, lots: int, t: int, fills: list[tuple[bool, int, int]]) -> None:
+        """An ordinary taker order of ``lots``: walk the opposite side, never into a plant."""
+        side = sym.asks if buy else sym.bids
+        keys = side.keys
+        sizes = side.sizes
+        pend = side.pend
+        sign = side.sign
+        stop = side.plant_key
+        block = side.block_key if t <= side.block_until else None
+        n = len(keys)
+        i = 0
+        full = 0
+        while lots > 0 and i < n and i < _MAX_WALK:
+            k = keys[i]
+            if k == stop or k == block:
+                break
+            sz = sizes[k]
+            take = lots if lots < sz else sz
+            if take == sz and i == n - 1:  # never empty a side
+                take = sz - 1
+                if take <= 0:
+                    break
+            if k not in pend:
+                pend[k] = sz
+            fills.append((buy, sign * k, take))
+            lots -= take
+            i += 1
+            if take < sz:
+                sizes[k] = sz - take
+                break
+            del sizes[k]
+            full += 1
+        # Fully consumed levels are a prefix of keys.
+        if full:
+            del keys[:full]
+
+    def _on_trades(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> None:
+        rng = sym.rng
+        fills: list[tuple[bool, int, int]] = []
+        while True:
+            tf = sym.trade_t
+            p_buy = sym.burst_buy if sym.burst_start <= tf < sym.burst_end else 0.5
+            buy = rng.random() < p_buy
+            lots = int(sym.trade_med * math.exp(_TRADE_SIGMA * rng.gauss(0.0, 1.0)))
+            lots = 1 if lots < 1 else (sym.trade_cap if lots > sym.trade_cap else lots)
+            self._take(sym, buy, lots, t, fills)
+            sym.trade_t = self._next_arrival(sym, tf)
+            if sym.trade_t == _INF or int(sym.trade_t) + 1 != t:
+                break
+        if fills:
+            self._emit_trades(sym, t, fills, out)
+        if sym.trade_t != _INF:
+            heapq.heappush(self._heap, (int(sym.trade_t) + 1, _TRADE, sym.idx))
+
+    def _on_eat(self, sym: _Sym, side_idx: int, t: int, out: list[tuple[int, str]]) -> None:
+        """One step of an eaten plant's attack: sweep levels in front of it, then eat it."""
+        side = sym.sides[side_idx]
+        pl = side.plant
+        if pl is None or pl.phase != _ATTACK:
+            return
+        rng = sym.rng
+        buy = side_idx == 1  # asks are eaten by buyers
+        keys = side.keys
+        sizes = side.sizes
+        pend = side.pend
+        sign = side.sign
+        fills: list[tuple[bool, int, int]] = []
+        if keys[0] != pl.key:
+            # The price walks to the plant: take whole levels in front of it.
+            n = 1 + int(rng.random() * 3)
+            while n and keys[0] != pl.key:
+                k = keys[0]
+                sz = sizes[k]
+                if k not in pend:
+                    pend[k] = sz
+                del sizes[k]
+                del keys[0]
+                fills.append((buy, sign * k, sz))
+                n -= 1
+            nxt = t + 60 + int(rng.random() * 240)
+        else:
+            k = pl.key
+            chunk = max(1, int(pl.lots * (0.1 + 0.3 * rng.random())))
+            if chunk >= pl.left or pl.left - chunk < pl.lots * 0.05:
+                chunk = pl.left
+            rem = chunk
+            for _ in range(int(rng.random() * 4)):
+                if rem <= 1:
+                    break
+                piece = 1 + int((rem - 1) * 0.6 * rng.random())
+                fills.append((buy, sign * k, piece))
+                rem -= piece
+            fills.append((buy, sign * k, rem))
+            pl.left -= chunk
+            if pl.left == 0:
+                side.remove(k)
+                pl.phase = _CONSUMED
+                nxt = 0
+            else:
+                if k not in pend:
+                    pend[k] = sizes[k]
+                sizes[k] = pl.left
+                nxt = t + 60 + int(rng.random() * 340)
+        self._emit_trades(sym, t, fills, out)
+        if nxt:
+            heapq.heappush(self._heap, (nxt, _EAT_BID + side_idx, sym.idx))
+
+    # ------------------------------------------------------------------ book pushes
+
+    def _on_push(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> None:
+        if self._plants_on:
+            self._plant_lifecycle(sym, t)
+        self._activity(sym)
+        self._normalize(sym)
+        b = self._diff(sym, sym.bids)
+        a = self._diff(sym, sym.asks)
+        if b or a:
+            sym.u += 1
+            seq = sym.last_seq = self._next_seq()
+            cts = self._cts(sym, t)
+            if self._snap_only:
+                b = [[sym.price(-k), sym.size(n)] for k, n in sym.bids.published()]
+                a = [[sym.price(k), sym.size(n)] for k, n in sym.asks.published()]
+                out.append((t, self._book_text(sym, "snapshot", t, b, a, sym.u, seq, cts)))
+            else:
+                out.append((t, self._book_text(sym, "delta", t, b, a, sym.u, seq, cts)))
+        for side in sym.sides:
+            pl = side.plant
+            if pl is not None and pl.phase == _CONSUMED:
+                self._end_plant(side, pl, t)
+        heapq.heappush(self._heap, (t + self.book_interval_ms, _PUSH, sym.idx))
+
+    def _end_plant(self, side: _Side, pl: _Plant, t: int) -> None:
+        self.planted[pl.rec] = replace(self.planted[pl.rec], ended_ms=t)
+        side.plant = None
+        side.plant_key = None
+        side.attacked = False
+
+    def _plant_lifecycle(self, sym: _Sym, t: int) -> None:
+        """Start attacks, pull plants whose time is up, place a new plant when due."""
+        rng = sym.rng
+        for idx, side in enumerate(sym.sides):
+            pl = side.plant
+            if pl is None or pl.phase != _RESTING or t < pl.end_at:
+                continue
+            if pl.fate == _PULLED:
+                if rng.random() < 0.5 and len(side.keys) > 1:
+                    side.remove(pl.key)
+                else:
+                    n = sym.level_size()
+                    side.set(pl.key, n if n != pl.lots else n + 1)
+                self._end_plant(side, pl, t)
+                # A taker arriving 1 ms later would have T == t: keep it off this price too.
+                side.block_key = pl.key
+                side.block_until = t + 1
+            else:
+                pl.phase = _ATTACK
+                side.attacked = True
+                heapq.heappush(self._heap, (t + 1 + int(rng.random() * 40), _EAT_BID + idx, sym.idx))
+        if t < sym.next_plant:
+            return
+        sym.next_plant = t + self.plant_every_s * 1000.0 * (0.5 + rng.random())
+        side_idx = 0 if rng.random() < 0.5 else 1
+        if sym.sides[side_idx].plant is not None:
+            side_idx ^= 1
+        side = sym.sides[side_idx]
+        if side.plant is not None:
+            return
+        key = side.keys[0] + 2 + int(rng.random() * 7)  # 2-8 ticks behind the touch
+        if side.sign < 0 and key >= 0:
+            return
+        all_sizes = sorted([*sym.bids.sizes.values(), *sym.asks.sizes.values()])
+        median = all_sizes[len(all_sizes) // 2]
+        lots = max(8, int(median * (8.0 + 17.0 * rng.random())))
+        if lots == side.sizes.get(key):
+            lots += 1
+        side.set(key, lots)
+        if rng.random() < 0.5:
+            fate, end_at = _EATEN, t + 2000.0 + 8000.0 * rng.random()
+        else:
+            fate, end_at = _PULLED, t + 4000.0 + 21000.0 * rng.random()
+        self.planted.append(PlantedOrder(
+            symbol=sym.name, side="Buy" if side_idx == 0 else "Sell", price=sym.price(side.sign * key),
+            size=sym.size(lots), placed_ms=t, fate=fate, ended_ms=None))
+        side.plant = _Plant(key, lots, fate, end_at, len(self.planted) - 1)
+        side.plant_key = key
+        if side.block_key == key:
+            side.block_key = None
+
+    def _activity(self, sym: _Sym) -> None:
+        """Random adds, resizes and cancels near the top; spread refill; occasional drift."""
+        rng = sym.rng
+        r = rng.random
+        bids, asks = sym.bids, sym.asks
+        for _ in range(int(rng.expovariate(0.4))):
+            if r() < 0.5:
+                side, other = bids, asks
+            else:
+                side, other = asks, bids
+            keys = side.keys
+            idx = int(rng.expovariate(0.2))
+            if idx >= len(keys):
+                idx = len(keys) - 1
+            k = keys[idx]
+            x = r()
+            if x < 0.55:
+                if k != side.plant_key:
+                    side.set(k, sym.level_size())
+            elif x < 0.75:
+                if k != side.plant_key and len(keys) > 1:
+                    side.remove(k)
+            else:
+                nk = k - 1
+                if nk in side.sizes:
+                    if nk != side.plant_key:
+                        side.set(nk, sym.level_size())
+                elif (idx or nk + other.keys[0] > 0) and not (side.attacked and nk <= side.plant_key):
+                    if side.sign < 0 or nk > 0:
+                        side.set(nk, sym.level_size())
+        spread = asks.keys[0] + bids.keys[0]
+        if spread > 1 and r() < 0.6:
+            side = bids if r() < 0.5 else asks
+            if side.attacked:
+                side = asks if side is bids else bids
+            if not side.attacked:
+                side.set(side.keys[0] - 1 - int(r() * (spread - 1)), sym.level_size())
+        if r() < _DRIFT_PROB and not bids.attacked and not asks.attacked:
+            up = r() < 0.5
+            gone, grow = (asks, bids) if up else (bids, asks)
+            limit = gone.keys[0] + 1 + int(r() * 3)
+            keys = gone.keys
+            while len(keys) > 1 and keys[0] < limit and keys[0] != gone.plant_key:
+                gone.remove(keys[0])
+            nk = grow.keys[0] - 1
+            while nk + keys[0] > 0:
+                if r() < 0.7 and (grow.sign < 0 or nk > 0):
+                    grow.set(nk, sym.level_size())
+                nk -= 1
+
+    def _normalize(self, sym: _Sym) -> None:
+        """Trim or extend each side at its far end to exactly ``depth`` levels."""
+        depth = self.depth
+        for side in sym.sides:
+            keys = side.keys
+            while len(keys) > depth:
+                k = keys[-1]
+                side.remove(k if k != side.plant_key else keys[-2])
+            while len(keys) < depth:
+                nk = keys[-1] + sym.gap()
+                if side.sign < 0 and nk >= 0:
+                    break
+                side.set(nk, sym.level_size())

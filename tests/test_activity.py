@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+
+from bybitmon.activity import TradeActivity, TradeWindow, parse_window, size_units
+from bybitmon.errors import UsageError
+from bybitmon.events import Trade
+
+
+def tr(t: int, buy: bool, size: str, tid: str, price: float = 100.0) -> Trade:
+    return Trade(t, buy, price, float(size), size, tid)
+
+
+@pytest.mark.parametrize("text,ms", [("10s", 10_000), ("60s", 60_000), ("5m", 300_000), ("1h", 3_600_000),
+                                      ("500ms", 500), ("2", 2000), ("1.5s", 1500)])
+def test_windows_parse(text, ms):
+    assert parse_window(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0s", "-5s", "5 parsecs", "1d"])
+def test_bad_windows_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        parse_window(text)
+
+
+@pytest.mark.parametrize("s,units", [("1", 10**12), ("0.001", 10**9), ("0.000000000001", 1), ("12.5", 125 * 10**11),
+                                     ("1e-3", 10**9), ("5.", 5 * 10**12)])
+def test_size_units_are_exact(s, units):
+    assert size_units(s) == units
+
+
+def test_window_bounds_exclude_start_and_include_now():
+    w = TradeWindow(10_000)
+    w.add(tr(1000, True, "1", "a"), 11_000)   # T == now - W: excluded
+    w.add(tr(1001, True, "2", "b"), 11_000)   # just inside
+    w.add(tr(11_000, False, "4", "c"), 11_000)  # T == now: included
+    s = w.stats(11_000)
+    assert s.count == 2 and s.buy_volume == 2.0 and s.sell_volume == 4.0
+    assert s.tps == 0.2 and s.tpm == 12.0 and s.volume_delta == -2.0 and s.buy_sell_ratio == 0.5
+
+
+def test_duplicate_trade_id_counts_once():
+    w = TradeWindow(60_000)
+    assert w.add(tr(1000, True, "1", "a"), 1000)
+    assert not w.add(tr(1000, True, "1", "a"), 1000)
+    assert w.stats(1000).count == 1
+
+
+def test_empty_window_reports_zero_volume_delta():
+    """Adding and removing 0.1 many times leaves exactly 0, not float residue."""
+    w = TradeWindow(1000)
+    for i in range(10):
+        w.add(tr(i, True, "0.1", f"b{i}"), i)
+        w.add(tr(i, False, "0.3", f"s{i}"), i)
+    s = w.stats(5000)
+    assert s.count == 0 and s.buy_volume == 0.0 and s.sell_volume == 0.0 and s.volume_delta == 0.0
+    assert s.buy_sell_ratio is None
+
+
+def test_sums_are_correctly_rounded():
+    w = TradeWindow(60_000)
+    for i in range(10):
+        w.add(tr(i, True, "0.1", f"b{i}"), 10)
+    assert w.stats(10).buy_volume == 1.0  # float addition would give 0.9999999999999999
+
+
+def test_future_trade_counts_once_clock_reaches_it():
+    w = TradeWindow(60_000)
+    w.add(tr(5000, True, "1", "a"), 1000)
+    assert w.stats(1000).count == 0
+    assert w.stats(5000).count == 1
+
+
+def test_out_of_order_trades_leave_the_window_by_fill_time():
+    w = TradeWindow(10_000)
+    w.add(tr(9000, True, "1", "late"), 9000)
+    w.add(tr(2000, True, "1", "early"), 9000)
+    assert w.stats(9000).count == 2
+    assert w.stats(12_500).count == 1
+    assert w.stats(19_000).count == 0
+
+
+def test_memory_is_bounded_by_the_window():
+    w = TradeWindow(1000)
+    for i in range(100_000):
+        w.add(tr(i, bool(i & 1), "1", str(i)), i)
+    assert len(w) <= 1001 and len(w._ids) <= 1001
+
+
+def test_longer_windows_within_retention_are_answered():
+    a = TradeActivity("60s", retention="5m")
+    a.add("X", tuple(tr(t * 1000, True, "1", str(t)) for t in range(0, 300)), 299_000)
+    assert a.get_tpm("X", "60s") == 60.0
+    assert a.get_tps("X", "5m") == pytest.approx(300 / 300)
+    assert a.get_tpm("X", "10s") == 60.0
+    with pytest.raises(UsageError):
+        a.get_tpm("X", "10m")
+    assert a.get_tpm("UNKNOWN") == 0.0 and a.get_buy_sell_ratio("UNKNOWN") is None
