@@ -36,6 +36,7 @@ import random
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import orjson
 
@@ -91,8 +92,13 @@ _INVERSE_SPECS: dict[str, tuple[float, int, int, int]] = {
 _CATEGORIES = ("linear", "inverse", "spot")
 
 _LEVEL_NOTIONAL = 1500.0  # median resting level, quote currency (USD contracts for inverse)
-_LEVEL_SIGMA = 1.2  # lognormal shape of level sizes
+_LEVEL_SIGMA = 1.1  # lognormal shape of level sizes
+_LEVEL_CAP = 6.0  # ordinary levels stay below this many medians, so planted ones (>= 8) stand out
 _TRADE_SIGMA = 1.1  # lognormal shape of taker order sizes
+_TRADE_CAP = 4.0  # largest ordinary taker order, in median level sizes
+# Standard normal quantiles: a lognormal draw is one table lookup instead of gauss() + exp().
+_QUANTILES = 1024
+_Z = [NormalDist().inv_cdf((i + 0.5) / _QUANTILES) for i in range(_QUANTILES)]
 _BURST_FACTOR = 10.0  # trade rate multiplier during a burst
 _BURST_GAP_MS = 45_000.0  # mean time between bursts
 _MAX_WALK = 5  # an ordinary taker order walks at most this many levels
@@ -189,7 +195,7 @@ class _Sym:
 
     __slots__ = ("name", "idx", "rng", "pdec", "tick_units", "sdec", "trim", "bids", "asks",
                  "sides", "u", "last_seq", "last_cts", "last_T", "book_topic", "trade_topic",
-                 "level_med", "trade_med", "trade_cap", "last_p", "up", "trade_t", "burst_start",
+                 "level_med", "level_sizes", "trade_sizes", "last_p", "up", "trade_t", "burst_start",
                  "burst_end", "burst_buy", "next_plant", "tid", "pcache", "scache")
 
     def __init__(self, name: str, idx: int, seed: int, category: str, depth: int) -> None:
@@ -215,8 +221,12 @@ class _Sym:
             self.level_med = max(1.0, _LEVEL_NOTIONAL / lot)
         else:
             self.level_med = max(1.0, _LEVEL_NOTIONAL / (base * lot))
-        self.trade_med = max(1.0, 0.4 * self.level_med)
-        self.trade_cap = max(1, int(4 * self.level_med))
+        med = self.level_med
+        level_cap = max(1, int(_LEVEL_CAP * med))
+        self.level_sizes = [min(level_cap, max(1, int(med * math.exp(_LEVEL_SIGMA * z)))) for z in _Z]
+        trade_med = 0.4 * med
+        trade_cap = max(1, int(_TRADE_CAP * med))
+        self.trade_sizes = [min(trade_cap, max(1, int(trade_med * math.exp(_TRADE_SIGMA * z)))) for z in _Z]
         self.bids = _Side(-1)
         self.asks = _Side(1)
         self.sides = (self.bids, self.asks)
@@ -239,8 +249,8 @@ class _Sym:
         self.asks.pend.clear()
 
     def level_size(self) -> int:
-        """A random resting level size, lots (>= 1)."""
-        return max(1, int(self.level_med * math.exp(_LEVEL_SIGMA * self.rng.gauss(0.0, 1.0))))
+        """A random resting level size, lots: lognormal, >= 1, < ``_LEVEL_CAP`` medians."""
+        return self.level_sizes[int(self.rng.random() * _QUANTILES)]
 
     def gap(self) -> int:
         """Ticks between neighbouring levels: mostly 1, with occasional holes."""
@@ -601,8 +611,7 @@ class MarketSimulator:
             tf = sym.trade_t
             p_buy = sym.burst_buy if sym.burst_start <= tf < sym.burst_end else 0.5
             buy = rng.random() < p_buy
-            lots = int(sym.trade_med * math.exp(_TRADE_SIGMA * rng.gauss(0.0, 1.0)))
-            lots = 1 if lots < 1 else (sym.trade_cap if lots > sym.trade_cap else lots)
+            lots = sym.trade_sizes[int(rng.random() * _QUANTILES)]
             self._take(sym, buy, lots, t, fills)
             sym.trade_t = self._next_arrival(sym, tf)
             if sym.trade_t == _INF or int(sym.trade_t) + 1 != t:
@@ -668,26 +677,27 @@ class MarketSimulator:
     # ------------------------------------------------------------------ book pushes
 
     def _on_push(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> None:
-        if self._plants_on:
+        bids, asks = sym.bids, sym.asks
+        if t >= sym.next_plant or bids.plant is not None or asks.plant is not None:
             self._plant_lifecycle(sym, t)
         self._activity(sym)
         self._normalize(sym)
-        b = self._diff(sym, sym.bids)
-        a = self._diff(sym, sym.asks)
+        b = self._diff(sym, bids) if bids.pend else []
+        a = self._diff(sym, asks) if asks.pend else []
         if b or a:
             sym.u += 1
             seq = sym.last_seq = self._next_seq()
             cts = self._cts(sym, t)
             if self._snap_only:
-                b = [[sym.price(-k), sym.size(n)] for k, n in sym.bids.published()]
-                a = [[sym.price(k), sym.size(n)] for k, n in sym.asks.published()]
+                b = [[sym.price(-k), sym.size(n)] for k, n in bids.published()]
+                a = [[sym.price(k), sym.size(n)] for k, n in asks.published()]
                 out.append((t, self._book_text(sym, "snapshot", t, b, a, sym.u, seq, cts)))
             else:
                 out.append((t, self._book_text(sym, "delta", t, b, a, sym.u, seq, cts)))
-        for side in sym.sides:
-            pl = side.plant
-            if pl is not None and pl.phase == _CONSUMED:
-                self._end_plant(side, pl, t)
+            for side in sym.sides:
+                pl = side.plant
+                if pl is not None and pl.phase == _CONSUMED:
+                    self._end_plant(side, pl, t)
         heapq.heappush(self._heap, (t + self.book_interval_ms, _PUSH, sym.idx))
 
     def _end_plant(self, side: _Side, pl: _Plant, t: int) -> None:
@@ -749,42 +759,46 @@ class MarketSimulator:
 
     def _activity(self, sym: _Sym) -> None:
         """Random adds, resizes and cancels near the top; spread refill; occasional drift."""
-        rng = sym.rng
-        r = rng.random
+        r = sym.rng.random
+        log = math.log
+        table = sym.level_sizes
         bids, asks = sym.bids, sym.asks
-        for _ in range(int(rng.expovariate(0.4))):
+        # About 2 changes per push, at book indexes biased to the top (mean index 5).
+        for _ in range(int(-2.5 * log(1.0 - r()))):
             if r() < 0.5:
                 side, other = bids, asks
             else:
                 side, other = asks, bids
             keys = side.keys
-            idx = int(rng.expovariate(0.2))
+            idx = int(-5.0 * log(1.0 - r()))
             if idx >= len(keys):
                 idx = len(keys) - 1
             k = keys[idx]
             x = r()
-            if x < 0.55:
+            if x < 0.55:  # resize
                 if k != side.plant_key:
-                    side.set(k, sym.level_size())
-            elif x < 0.75:
+                    side.set(k, table[int(r() * _QUANTILES)])
+            elif x < 0.75:  # cancel
                 if k != side.plant_key and len(keys) > 1:
                     side.remove(k)
-            else:
+            else:  # add one tick better (fills a hole or improves the touch)
                 nk = k - 1
                 if nk in side.sizes:
                     if nk != side.plant_key:
-                        side.set(nk, sym.level_size())
+                        side.set(nk, table[int(r() * _QUANTILES)])
                 elif (idx or nk + other.keys[0] > 0) and not (side.attacked and nk <= side.plant_key):
                     if side.sign < 0 or nk > 0:
-                        side.set(nk, sym.level_size())
-        spread = asks.keys[0] + bids.keys[0]
+                        side.set(nk, table[int(r() * _QUANTILES)])
+        spread = asks.keys[0] + bids.keys[0]  # ticks
         if spread > 1 and r() < 0.6:
+            # Liquidity comes back into a wide spread, on a side not being walked to a plant.
             side = bids if r() < 0.5 else asks
             if side.attacked:
                 side = asks if side is bids else bids
             if not side.attacked:
-                side.set(side.keys[0] - 1 - int(r() * (spread - 1)), sym.level_size())
+                side.set(side.keys[0] - 1 - int(r() * (spread - 1)), table[int(r() * _QUANTILES)])
         if r() < _DRIFT_PROB and not bids.attacked and not asks.attacked:
+            # Mid-price move of 1-3 ticks: one side backs off, the other follows it.
             up = r() < 0.5
             gone, grow = (asks, bids) if up else (bids, asks)
             limit = gone.keys[0] + 1 + int(r() * 3)
@@ -794,19 +808,26 @@ class MarketSimulator:
             nk = grow.keys[0] - 1
             while nk + keys[0] > 0:
                 if r() < 0.7 and (grow.sign < 0 or nk > 0):
-                    grow.set(nk, sym.level_size())
+                    grow.set(nk, table[int(r() * _QUANTILES)])
                 nk -= 1
 
     def _normalize(self, sym: _Sym) -> None:
         """Trim or extend each side at its far end to exactly ``depth`` levels."""
         depth = self.depth
+        r = sym.rng.random
+        table = sym.level_sizes
         for side in sym.sides:
             keys = side.keys
-            while len(keys) > depth:
+            n = len(keys)
+            if n == depth:
+                continue
+            while n > depth:
                 k = keys[-1]
                 side.remove(k if k != side.plant_key else keys[-2])
-            while len(keys) < depth:
+                n -= 1
+            while n < depth:
                 nk = keys[-1] + sym.gap()
                 if side.sign < 0 and nk >= 0:
                     break
-                side.set(nk, sym.level_size())
+                side.set(nk, table[int(r() * _QUANTILES)])
+                n += 1

@@ -187,7 +187,7 @@ def test_equal_price_strings_are_one_level(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_book_sequence_rules_count_by_hand(impl):
     """dropped / stale / gap / u=1 restart / reset / crossed counted exactly."""
-    r = _Runner(impl)
+    r = _Runner(impl, bps=5000.0)  # a 50% band: every level counts in the depth
     S = "ETHUSDT"
 
     def health():

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from bybitmon.monitor import Monitor
+
+from frames import book, trades
+
+# 10 bid levels of size 1 and 10 ask levels of size 1 around 100; median 1, threshold 5 (x=5).
+BIDS = [(f"{99 - i * 0.5:.1f}", "1") for i in range(10)]
+ASKS = [(f"{101 + i * 0.5:.1f}", "1") for i in range(10)]
+
+
+def setup(with_big_bid: str = "20") -> Monitor:
+    m = Monitor("linear", density_x=5.0)
+    bids = [("99.0", with_big_bid)] + BIDS[1:]
+    m.feed(0, book("X", 1, bids, ASKS, snapshot=True, ts=1000))
+    return m
+
+
+def active(m: Monitor) -> list[dict]:
+    return [d for d in m.snapshot("X")["densities"] if d["state"] == "active"]
+
+
+def states(m: Monitor) -> list[tuple[float, str]]:
+    return [(d["price"], d["state"]) for d in m.snapshot("X")["densities"]]
+
+
+def test_large_level_is_a_density_with_its_multiple_of_median():
+    m = setup("20")
+    (d,) = active(m)
+    assert d["side"] == "bid" and d["price"] == 99.0 and d["size"] == 20.0
+    assert d["x_median"] == 20.0 and d["notional"] == 99.0 * 20 and d["since"] == 1000
+
+
+def test_level_below_threshold_is_not_a_density():
+    assert active(setup("4.9")) == []
+
+
+def test_min_notional_filters_small_densities():
+    m = Monitor("linear", density_x=5.0, density_min_notional=10_000)
+    m.feed(0, book("X", 1, [("99.0", "20")] + BIDS[1:], ASKS, snapshot=True, ts=1000))
+    assert m.snapshot("X")["densities"] == []
+
+
+def test_density_eaten_by_trades_at_its_price():
+    m = setup("20")
+    m.feed(0, trades("X", [(1100, "Sell", "99.0", "12", "t1"), (1100, "Sell", "99.0", "8", "t2")], ts=1100))
+    m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+    m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=2000))  # clock passes the grace period
+    assert states(m) == [(99.0, "eaten")]
+
+
+def test_density_pulled_without_trades():
+    m = setup("20")
+    m.feed(0, trades("X", [(1100, "Buy", "101.0", "1", "t1")], ts=1100))  # other side, other price
+    m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+    m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=2000))
+    assert states(m) == [(99.0, "pulled")]
+
+
+def test_trades_arriving_after_the_book_frame_within_grace_still_count():
+    m = setup("20")
+    m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+    assert states(m) == [(99.0, "ending")]
+    m.feed(0, trades("X", [(1119, "Sell", "99.0", "20", "t1")], ts=1200))
+    m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=2000))
+    assert states(m) == [(99.0, "eaten")]
+
+
+def test_partly_eaten_then_pulled_is_pulled():
+    """The fate looks at the last decrease: trades since the density's last size."""
+    m = setup("20")
+    m.feed(0, trades("X", [(1100, "Sell", "99.0", "8", "t1")], ts=1100))
+    m.feed(0, book("X", 2, [("99.0", "12")], [], ts=1120))   # still >= 5: stays, tally restarts
+    assert active(m)[0]["size"] == 12.0
+    m.feed(0, book("X", 3, [("99.0", "0")], [], ts=1140))
+    m.feed(0, book("X", 4, [("98.0", "1.1")], [], ts=2000))
+    assert states(m) == [(99.0, "pulled")]
+
+
+def test_half_the_decrease_traded_is_eaten_just_below_is_pulled():
+    for traded, fate in (("10", "eaten"), ("9.99", "pulled")):
+        m = setup("20")
+        m.feed(0, trades("X", [(1100, "Sell", "99.0", traded, "t1")], ts=1100))
+        m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+        m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=2000))
+        assert states(m) == [(99.0, fate)], traded
+
+
+def test_buy_trades_do_not_eat_a_bid():
+    m = setup("20")
+    m.feed(0, trades("X", [(1100, "Buy", "99.0", "20", "t1")], ts=1100))
+    m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+    m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=2000))
+    assert states(m) == [(99.0, "pulled")]
+
+
+def test_ended_density_stays_listed_for_30_seconds():
+    m = setup("20")
+    m.feed(0, book("X", 2, [("99.0", "0")], [], ts=1120))
+    m.feed(0, book("X", 3, [("98.0", "1.1")], [], ts=31_120))
+    assert states(m) == [(99.0, "pulled")]
+    m.feed(0, book("X", 4, [("98.0", "1.2")], [], ts=31_121))
+    assert states(m) == []
+
+
+def test_gap_drops_tracking_until_the_next_snapshot():
+    m = setup("20")
+    m.feed(0, book("X", 5, [("99.0", "0")], [], ts=1120))  # u jumps: book out of sync
+    assert m.snapshot("X")["book"]["ready"] is False
+    assert m.snapshot("X")["densities"] == []
+
+
+def test_density_that_appears_by_delta_is_found_at_the_next_scan():
+    m = setup("1")
+    assert active(m) == []
+    m.feed(0, book("X", 2, [], [("102.0", "30")], ts=1050))   # before the 100 ms scan interval
+    m.feed(0, book("X", 3, [], [("102.5", "1.1")], ts=1100))
+    (d,) = active(m)
+    assert d["side"] == "ask" and d["price"] == 102.0 and d["since"] == 1100
