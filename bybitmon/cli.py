@@ -243,6 +243,135 @@ def replay(
     _report(monitor, reader)
 
 
+def _parse_depth(depth: int, category: str) -> int:
+    allowed = (1, 50, 200, 1000)
+    if depth not in allowed:
+        raise UsageError(f"bad --depth {depth}: Bybit {category} books come in depths {', '.join(map(str, allowed))}")
+    return depth
+
+
+def _watch_options(symbols: list[str], category: str, depth: int, window: str, bps: float, density_x: float,
+                   min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]):
+    from .client import resolve_url
+    from .live import WatchOptions
+
+    syms = parse_symbols(symbols)
+    if not syms:
+        raise UsageError("name at least one symbol, e.g. BTCUSDT")
+    category = parse_category(category)
+    resolve_url(category, url, testnet)  # validates --url / BYBITMON_URL up front
+    if not bps > 0:
+        raise UsageError(f"bad --bps {bps}: it must be positive")
+    return WatchOptions(symbols=syms, category=category, depth=_parse_depth(depth, category),
+                        window_ms=parse_window(window), bps=bps, density_x=density_x, min_notional=min_notional,
+                        url=url, testnet=testnet,
+                        duration_s=parse_window(duration) / 1000 if duration else None)
+
+
+@app.command()
+def watch(
+    symbols: list[str] = typer.Argument(..., help="Symbols, e.g. BTCUSDT ETHUSDT (commas work too)."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse."),
+    depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
+    window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
+    bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
+    sort: str = typer.Option("tps", "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume."),
+    json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
+    interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
+    record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
+    ladder: bool = typer.Option(False, "--ladder", help="Show the depth ladder of the first symbol."),
+    url: Optional[str] = typer.Option(None, "--url", help="Server to use instead of Bybit (or env BYBITMON_URL)."),
+    testnet: bool = typer.Option(False, "--testnet", help="Use Bybit's testnet."),
+    density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
+    min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long (default: until Ctrl-C)."),
+) -> None:
+    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    import asyncio
+
+    from .live import SORT_KEYS, run_watch
+
+    opts = _watch_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
+    if sort not in SORT_KEYS:
+        raise UsageError(f"bad --sort {sort!r}: one of {', '.join(SORT_KEYS)}")
+    opts.sort = sort
+    opts.json = json_
+    opts.interval_ms = parse_window(interval)
+    opts.record = record
+    opts.ladder = ladder
+    asyncio.run(run_watch(opts))
+
+
+@app.command()
+def record(
+    symbols: list[str] = typer.Argument(..., help="Symbols to record."),
+    output: str = typer.Option(..., "-o", "--output", help="Recording file (.gz or .zst to compress)."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse."),
+    depth: int = typer.Option(50, "--depth", help="Order book depth (1, 50, 200, 1000)."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long (default: until Ctrl-C)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Server to use instead of Bybit (or env BYBITMON_URL)."),
+    testnet: bool = typer.Option(False, "--testnet", help="Use Bybit's testnet."),
+) -> None:
+    """Record every received frame verbatim, with its receive time, for replay."""
+    import asyncio
+
+    from .live import run_record
+
+    opts = _watch_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
+    asyncio.run(run_record(opts, output, progress=sys.stderr.isatty()))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(0, "--port", help="Port (0 picks a free one)."),
+    simulate: bool = typer.Option(False, "--simulate", help="Serve a seeded simulated market."),
+    from_file: Optional[str] = typer.Option(None, "--from", help="Serve a recording / NDJSON capture."),
+    symbols: str = typer.Option("BTCUSDT,ETHUSDT", "--symbols", help="Symbols for --simulate, comma-separated."),
+    seed: int = typer.Option(1, "--seed", help="Simulator seed."),
+    speed: str = typer.Option("1", "--speed", help="Replay speed: 1, 10, ... or max."),
+    faults: Optional[str] = typer.Option(None, "--faults", help="Fault plan, e.g. 'drop=30s,gap=0.01' (see README)."),
+    idle_timeout: str = typer.Option("600s", "--idle-timeout", help="Close connections silent this long (Bybit: 10 min)."),
+) -> None:
+    """A local Bybit-compatible WebSocket server (simulated market or a recording), with faults on demand."""
+    import asyncio
+
+    from .server import run_serve
+
+    if simulate == (from_file is not None):
+        raise UsageError("give either --simulate or --from FILE")
+    syms = parse_symbols([symbols])
+    if simulate and not syms:
+        raise UsageError("--symbols is empty")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"bad --port {port}")
+    pace = parse_speed(speed)
+    idle_s = parse_window(idle_timeout) / 1000
+
+    def ready(url: str) -> None:
+        print(f"serving Bybit v5 public streams on {url}/v5/public/{{spot,linear,inverse}}", flush=True)
+        print(f"try: bybitmon watch {' '.join(syms[:2]) or 'BTCUSDT'} --url {url}", flush=True)
+
+    async def run() -> None:
+        import signal
+
+        task = asyncio.ensure_future(run_serve(host, port, simulate=simulate, file=from_file, symbols=syms,
+                                               seed=seed, speed=pace, faults=faults, idle_timeout_s=idle_s,
+                                               ready=ready))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _report(monitor: Monitor, reader) -> None:
     if reader is not None:
         rep = reader.report

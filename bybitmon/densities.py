@@ -95,9 +95,12 @@ class DensityTracker:
                     self._changed(d, levels.get(d.price, 0.0), ev.ts_ms)
             self._scan(book, ev.ts_ms)
         elif applied is Applied.GAP or applied is Applied.CROSSED:
-            # The book is out of sync: what we tracked can no longer be followed.
-            self.active["bid"].clear()
-            self.active["ask"].clear()
+            self.lose_sync()
+
+    def lose_sync(self) -> None:
+        """The book is out of sync: what was tracked can no longer be followed."""
+        self.active["bid"].clear()
+        self.active["ask"].clear()
 
     def on_trades(self, trades: tuple[Trade, ...]) -> None:
         """Tally trades against tracked levels: a buy taker lifts asks, a sell taker hits bids."""

@@ -121,9 +121,13 @@ class Monitor:
 
     def invalidate(self, symbol: str | None = None) -> None:
         """Mark one book (or all) not ready until its next snapshot, e.g. after a reconnect."""
-        for st in ([self.states[symbol]] if symbol in self.states else []) if symbol else self.states.values():
+        if symbol is None:
+            states = list(self.states.values())
+        else:
+            states = [self.states[symbol]] if symbol in self.states else []
+        for st in states:
             st.book.invalidate()
-            st.densities.on_book(st.book, None, Applied.GAP)  # type: ignore[arg-type]
+            st.densities.lose_sync()
 
     def finish(self) -> None:
         """End of input: decide every density still waiting for its fate."""
@@ -145,6 +149,18 @@ class Monitor:
             return None
         xs = sorted(st.latency_ms)
         return xs[len(xs) // 2], xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+    def ladder_levels(self, symbol: str, rows: int = 12) -> dict:
+        """The ``rows`` best levels per side, best first: ``{"bids": [(p, s)], "asks": [...]}``
+        (empty while the book is not ready)."""
+        st = self.states.get(symbol)
+        if st is None or not st.book.ready:
+            return {"bids": [], "asks": []}
+        b = st.book
+        return {
+            "bids": [(p, b.bids[p]) for p in reversed(b.bid_px[-rows:])],
+            "asks": [(p, b.asks[p]) for p in b.ask_px[:rows]],
+        }
 
     def snapshot(self, symbol: str) -> dict:
         """The version-1 snapshot of ``symbol`` at the pipeline clock (see README)."""
@@ -208,3 +224,4 @@ class Monitor:
                 "dropped": c.dropped,
             },
         }
+

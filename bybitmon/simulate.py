@@ -44,6 +44,8 @@ from .errors import UsageError
 
 __all__ = ["MarketSimulator", "PlantedOrder"]
 
+_dumps = orjson.dumps
+
 
 @dataclass(frozen=True, slots=True)
 class PlantedOrder:
@@ -301,8 +303,8 @@ class MarketSimulator:
             ``depth >= 10``; below that none are placed.
         start_ms: Exchange time of the first snapshot, ms since the epoch.
         book_interval_ms: Book push interval, ms (Bybit: 20 for depth 50, 100 for 200).
-        trade_rate: Mean taker orders per second per symbol outside bursts (x10 in a burst);
-            0 disables trading.
+        trade_rate: Mean ordinary taker orders per second per symbol outside bursts (x10 in a
+            burst); 0 disables them (eaten plants still trade; see ``plant_every_s``).
         plant_every_s: Mean time between planted large orders per symbol, seconds; <= 0 disables.
 
     Raises:
@@ -496,13 +498,15 @@ class MarketSimulator:
             return []
         sizes = side.sizes
         sign = side.sign
-        price = sym.price
-        size = sym.size
+        pcache = sym.pcache
+        scache = sym.scache
         out = []
         for k in sorted(pend):
             new = sizes.get(k, 0)
             if new != pend[k]:
-                out.append([price(sign * k), size(new) if new else "0"])
+                p = sign * k
+                out.append([pcache.get(p) or sym.price(p),
+                            (scache.get(new) or sym.size(new)) if new else "0"])
         pend.clear()
         return out
 
@@ -685,15 +689,18 @@ class MarketSimulator:
         b = self._diff(sym, bids) if bids.pend else []
         a = self._diff(sym, asks) if asks.pend else []
         if b or a:
-            sym.u += 1
+            u = sym.u = sym.u + 1
             seq = sym.last_seq = self._next_seq()
             cts = self._cts(sym, t)
             if self._snap_only:
                 b = [[sym.price(-k), sym.size(n)] for k, n in bids.published()]
                 a = [[sym.price(k), sym.size(n)] for k, n in asks.published()]
-                out.append((t, self._book_text(sym, "snapshot", t, b, a, sym.u, seq, cts)))
-            else:
-                out.append((t, self._book_text(sym, "delta", t, b, a, sym.u, seq, cts)))
+                out.append((t, self._book_text(sym, "snapshot", t, b, a, u, seq, cts)))
+            elif self._ts_first:
+                out.append((t, self._book_text(sym, "delta", t, b, a, u, seq, cts)))
+            else:  # the hot path, inlined
+                out.append((t, _dumps({"topic": sym.book_topic, "type": "delta", "ts": t, "data": {
+                    "s": sym.name, "b": b, "a": a, "u": u, "seq": seq}, "cts": cts}).decode()))
             for side in sym.sides:
                 pl = side.plant
                 if pl is not None and pl.phase == _CONSUMED:
@@ -777,7 +784,10 @@ class MarketSimulator:
             x = r()
             if x < 0.55:  # resize
                 if k != side.plant_key:
-                    side.set(k, table[int(r() * _QUANTILES)])
+                    pend = side.pend
+                    if k not in pend:
+                        pend[k] = side.sizes[k]
+                    side.sizes[k] = table[int(r() * _QUANTILES)]
             elif x < 0.75:  # cancel
                 if k != side.plant_key and len(keys) > 1:
                     side.remove(k)

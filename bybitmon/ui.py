@@ -8,7 +8,7 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["fmt_num", "activity_table", "COLUMNS"]
+__all__ = ["fmt_num", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
 
 # (key, header, priority): lower priority numbers survive narrow terminals.
 COLUMNS: list[tuple[str, str, int]] = [
@@ -18,6 +18,7 @@ COLUMNS: list[tuple[str, str, int]] = [
     ("spread", "spr bps", 2),
     ("tps", "TPS", 0),
     ("tpm", "TPM", 4),
+    ("spark", "TPS trend", 9),
     ("vdelta", "vol Δ", 1),
     ("ratio", "B/S", 3),
     ("imb", "imb", 2),
@@ -83,7 +84,8 @@ def _ended(d: dict | None) -> Text:
     return Text(f"{d['side']} {fmt_num(d['price'], 6)} {d['state']}", style=style)
 
 
-def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float] | None = None) -> dict[str, Text | str]:
+def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float] | None = None,
+              spark: Sequence[float] = ()) -> dict[str, Text | str]:
     """The cells of one symbol's row, keyed as in :data:`COLUMNS`."""
     t, b = snap["trades"], snap["book"]
     dens = snap["densities"]
@@ -104,6 +106,7 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
         "depth": depth,
         "density": _density(max(active, key=lambda d: d["x_median"]) if active else None),
         "ended": _ended(ended[0] if ended else None),
+        "spark": Text(sparkline(spark, 16), style="cyan"),
         "latency": "-" if latency is None else f"{latency[0]:.0f}/{latency[1]:.0f}",
         "health": _health(snap, status),
     }
@@ -112,9 +115,10 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
 
 def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None = None,
                    statuses: dict[str, str] | None = None,
-                   latencies: dict[str, tuple[float, float] | None] | None = None) -> Table:
+                   latencies: dict[str, tuple[float, float] | None] | None = None,
+                   sparks: dict[str, Sequence[float]] | None = None) -> Table:
     """One row per symbol; columns dropped by priority so the table fits ``width``."""
-    budget = {0: 10, 1: 10, 2: 8, 3: 18, 4: 8, 5: 11, 6: 16, 7: 22, 8: 9}
+    budget = {0: 10, 1: 10, 2: 8, 3: 18, 4: 8, 5: 11, 6: 16, 7: 22, 8: 9, 9: 19}
     cols, used = [], 0
     for key, header, prio in sorted(COLUMNS, key=lambda c: c[2]):
         need = max(budget.get(prio, 10), len(header) + 3)
@@ -130,6 +134,86 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
                          no_wrap=True)
     for snap in snaps:
         sym = snap["symbol"]
-        cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym))
+        cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym), (sparks or {}).get(sym, ()))
         table.add_row(*(cells[k] for k, _, _ in keep))
     return table
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 20) -> str:
+    """Unicode sparkline of the last ``width`` values, scaled to their own maximum."""
+    vals = list(values)[-width:]
+    if not vals:
+        return ""
+    top = max(vals)
+    if top <= 0:
+        return _SPARK[0] * len(vals)
+    return "".join(_SPARK[min(7, int(v / top * 7.999))] for v in vals)
+
+
+def header(*, source: str, states: Sequence[tuple[str, str, int]], frames_per_s: float,
+           symbols: int, errors: Sequence[str] = (), simulated: bool = False) -> Text:
+    """One or two lines: the source, each connection's state, throughput, and the last error."""
+    t = Text()
+    t.append("bybitmon ", style="bold")
+    t.append(source, style="bold magenta" if simulated else "cyan")
+    if simulated:
+        t.append("  SIMULATED DATA", style="bold magenta")
+    for label, state, reconnects in states:
+        style = {"connected": "green", "reconnecting": "bold red", "connecting": "yellow"}.get(state, "dim")
+        t.append(f"  {label}: ", style="dim")
+        t.append(state + (f" ({reconnects} reconnects)" if reconnects else ""), style=style)
+    t.append(f"  {frames_per_s:,.0f} frames/s  {symbols} symbols", style="dim")
+    for e in list(errors)[-2:]:
+        t.append("\n" + e, style="red")
+    return t
+
+
+def footer(keys: str = "Ctrl-C quit") -> Text:
+    return Text(keys, style="dim")
+
+
+def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int = 80) -> Table:
+    """Depth ladder: asks above, bids below the mid, size bars, densities highlighted.
+
+    ``levels`` is ``{"bids": [(price, size), ...] best first, "asks": [...] best first}``.
+    """
+    bids = levels["bids"][:rows]
+    asks = levels["asks"][:rows]
+    dens = {(d["side"], d["price"]): d for d in snap["densities"] if d["state"] in ("active", "ending")}
+    top = max([s for _, s in bids + asks] or [1.0])
+    bar_w = max(8, min(40, width - 45))
+    t = Table(title=f"{symbol} ladder  mid {fmt_num(snap['book']['mid'], 7)}  spread "
+                    f"{fmt_num(snap['book']['spread_bps'], 3)} bps", header_style="bold cyan", pad_edge=False)
+    t.add_column("bid size", justify="right", no_wrap=True)
+    t.add_column("price", justify="right", no_wrap=True)
+    t.add_column("ask size", justify="left", no_wrap=True)
+    t.add_column("", no_wrap=True)
+
+    def bar(size: float, style: str) -> Text:
+        n = max(1, int(size / top * bar_w)) if size > 0 else 0
+        return Text("█" * n, style=style)
+
+    for p, s in reversed(asks):
+        d = dens.get(("ask", p))
+        mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
+        t.add_row("", Text(fmt_num(p, 7), style="red"), Text.assemble(bar(s, "red" if not d else "bold yellow"), f" {fmt_num(s, 4)}"), mark)
+    t.add_row("", Text("── mid ──", style="dim"), "", "")
+    for p, s in bids:
+        d = dens.get(("bid", p))
+        mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
+        t.add_row(Text.assemble(f"{fmt_num(s, 4)} ", bar(s, "green" if not d else "bold yellow")), Text(fmt_num(p, 7), style="green"), "", mark)
+    return t
+
+
+def fates(snap: dict, limit: int = 6) -> Table:
+    """Recently ended densities with their fate."""
+    t = Table(title="densities ended (30 s)", header_style="bold cyan", pad_edge=False)
+    for h in ("side", "price", "size", "×med", "fate"):
+        t.add_column(h, no_wrap=True)
+    for d in [d for d in snap["densities"] if d["state"] in ("eaten", "pulled", "faded")][:limit]:
+        style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
+        t.add_row(d["side"], fmt_num(d["price"], 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}", Text(d["state"], style=style))
+    return t

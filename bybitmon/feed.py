@@ -1,0 +1,129 @@
+"""A live feed: the client's frames into a Monitor (and a recorder), with book resyncs.
+
+Watch, record and the library facade all use this, so they share one path from socket to
+numbers: ``Monitor.feed(recv_ns, raw)``, the same call a replay makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Iterable
+
+from .client import BybitClient, ConnHealth
+from .errors import RecordingError
+from .monitor import Monitor
+from .protocol import book_topic, topic_symbol, trade_topic
+
+__all__ = ["LiveFeed"]
+
+log = logging.getLogger("bybitmon.feed")
+
+
+class LiveFeed:
+    """One category: a :class:`BybitClient` feeding a :class:`Monitor`.
+
+    A book that loses sync (gap, crossed, reconnect) is marked not ready at once; the feed asks
+    the server for a fresh snapshot (unsubscribe + subscribe) and asks again every
+    ``resync_retry_s`` until the book is ready.
+    """
+
+    def __init__(self, monitor: Monitor, *, url: str | None = None, testnet: bool = False,
+                 depth: int = 50, recorder=None,
+                 on_frame: Callable[[int, str, str], None] | None = None,
+                 on_subscribe_error: Callable[[str, str], None] | None = None,
+                 resync_retry_s: float = 2.0, **client_kwargs) -> None:
+        self.monitor = monitor
+        self.depth = depth
+        self.recorder = recorder
+        self.extra_on_frame = on_frame
+        self.user_on_subscribe_error = on_subscribe_error
+        self.resync_retry_s = resync_retry_s
+        self.client = BybitClient(monitor.category, url=url, testnet=testnet, on_frame=self._on_frame,
+                                  on_reconnect=self._on_reconnect,
+                                  on_subscribe_error=self._on_subscribe_error, **client_kwargs)
+        self.frames = 0
+        self.fatal: BaseException | None = None
+        self.failed = asyncio.Event()
+        self._resync_wanted: dict[str, float] = {}
+        self._maint: asyncio.Task | None = None
+        self.errors: list[str] = []
+
+    @property
+    def health(self) -> list[ConnHealth]:
+        return self.client.health
+
+    def topics_for(self, symbols: Iterable[str], books: bool = True, trades: bool = True) -> list[str]:
+        out = []
+        for s in symbols:
+            if books:
+                out.append(book_topic(s, self.depth))
+            if trades:
+                out.append(trade_topic(s))
+        return out
+
+    async def start(self, symbols: Iterable[str] = ()) -> None:
+        await self.client.subscribe(self.topics_for(symbols))
+        await self.client.start()
+        if self._maint is None:
+            self._maint = asyncio.create_task(self._maintain())
+
+    async def stop(self) -> None:
+        if self._maint is not None:
+            self._maint.cancel()
+            await asyncio.gather(self._maint, return_exceptions=True)
+            self._maint = None
+        await self.client.stop()
+
+    def _on_frame(self, recv_ns: int, conn: str, raw: str) -> None:
+        self.frames += 1
+        if self.recorder is not None and self.fatal is None:
+            try:
+                self.recorder.write(recv_ns, conn, raw)
+            except RecordingError as exc:
+                # Never drop frames silently: stop, and say why.
+                self.fatal = exc
+                self.failed.set()
+        monitor = self.monitor
+        monitor.feed(recv_ns, raw)
+        if monitor.needs_resync:
+            for sym in monitor.needs_resync:
+                self._resync_wanted.setdefault(sym, 0.0)
+            monitor.needs_resync.clear()
+            asyncio.get_running_loop().call_soon(self._kick)
+        if self.extra_on_frame is not None:
+            self.extra_on_frame(recv_ns, conn, raw)
+
+    def _on_reconnect(self, topics: list[str]) -> None:
+        # The connection is gone: its books will be rebuilt from the snapshots that follow
+        # the resubscribe, and must not be shown as ready until then.
+        for t in topics:
+            if t.startswith("orderbook."):
+                self.monitor.invalidate(topic_symbol(t))
+
+    def _on_subscribe_error(self, topic: str, why: str) -> None:
+        msg = f"subscription to {topic} refused by the server: {why}"
+        self.errors.append(msg)
+        if self.user_on_subscribe_error is not None:
+            self.user_on_subscribe_error(topic, why)
+
+    def _kick(self) -> None:
+        asyncio.get_running_loop().create_task(self._resync_due())
+
+    async def _resync_due(self) -> None:
+        now = time.monotonic()
+        for sym, last in list(self._resync_wanted.items()):
+            st = self.monitor.states.get(sym)
+            if st is not None and st.book.ready:
+                del self._resync_wanted[sym]
+                continue
+            if now - last >= self.resync_retry_s:
+                if await self.client.resync(book_topic(sym, self.depth), min_interval_s=0.0):
+                    self._resync_wanted[sym] = now
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(min(0.5, self.resync_retry_s / 2))
+            if self._resync_wanted:
+                await self._resync_due()

@@ -1,0 +1,250 @@
+"""The live commands' event loops: ``watch`` (table, ladder or JSON) and ``record``.
+
+I/O layer: owns the wall clock, the terminal and signals; the numbers come from the Monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import orjson
+
+from . import __version__, ui
+from .errors import BybitmonError, RecordingError
+from .feed import LiveFeed
+from .monitor import Monitor
+from .protocol import topic_symbol
+
+__all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"]
+
+SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
+
+
+class JsonEmitter:
+    """Version-1 snapshot lines every ``interval_ms`` of pipeline clock, and on demand."""
+
+    def __init__(self, monitor: Monitor, interval_ms: int, out: Callable[[bytes], None]) -> None:
+        self.monitor = monitor
+        self.interval_ms = interval_ms
+        self.out = out
+        self.next_ms: int | None = None
+
+    def maybe_emit(self) -> None:
+        now = self.monitor.now_ms
+        if now is None:
+            return
+        if self.next_ms is None:
+            self.next_ms = (now // self.interval_ms + 1) * self.interval_ms
+        elif now >= self.next_ms:
+            self.emit_all()
+            self.next_ms = (now // self.interval_ms + 1) * self.interval_ms
+
+    def emit_all(self) -> None:
+        m = self.monitor
+        self.out(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in m.symbols))
+
+
+@dataclass
+class WatchOptions:
+    symbols: list[str]
+    category: str = "linear"
+    depth: int = 50
+    window_ms: int = 60_000
+    bps: float = 50.0
+    density_x: float = 5.0
+    min_notional: float = 0.0
+    sort: str = "tps"
+    json: bool = False
+    interval_ms: int = 1000
+    record: str | None = None
+    url: str | None = None
+    testnet: bool = False
+    ladder: bool = False
+    duration_s: float | None = None
+    refresh_s: float = 0.25
+    client_kwargs: dict = field(default_factory=dict)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: deque) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            pass
+
+
+def sort_snapshots(snaps: list[dict], key: str) -> list[dict]:
+    if key == "symbol":
+        return sorted(snaps, key=lambda s: s["symbol"])
+    getters = {
+        "tps": lambda s: s["trades"]["tps"],
+        "tpm": lambda s: s["trades"]["tpm"],
+        "spread": lambda s: s["book"]["spread_bps"] if s["book"]["spread_bps"] is not None else -1.0,
+        "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
+        "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
+        "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
+    }
+    g = getters[key]
+    return sorted(snaps, key=lambda s: (-g(s), s["symbol"]))
+
+
+def _recording_header(opts: WatchOptions, feed: LiveFeed) -> dict:
+    return {"category": opts.category, "url": feed.client.url, "symbols": opts.symbols, "depth": opts.depth,
+            "start_ns": time.time_ns(), "bybitmon": __version__}
+
+
+async def run_watch(opts: WatchOptions, *, console=None) -> int:
+    """Run ``bybitmon watch`` until Ctrl-C (or ``duration_s``); returns the exit status."""
+    from rich.console import Console, Group
+    from rich.live import Live
+
+    monitor = Monitor(opts.category, opts.window_ms, opts.bps, opts.density_x, opts.min_notional)
+    stop = asyncio.Event()
+    _install_stop(stop)
+    messages: deque[str] = deque(maxlen=5)
+    handler = _ListHandler(messages)
+    logging.getLogger("bybitmon").addHandler(handler)
+    emitter = None
+    if opts.json:
+        out = sys.stdout.buffer
+        emitter = JsonEmitter(monitor, opts.interval_ms, lambda b: (out.write(b), out.flush()))
+    feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
+                    on_frame=(lambda *_: emitter.maybe_emit()) if emitter else None, **opts.client_kwargs)
+    if opts.record:
+        from .recording import RecordingWriter
+        feed.recorder = RecordingWriter(opts.record, header=_recording_header(opts, feed))
+    console = console or Console()
+    sparks: dict[str, deque] = {s: deque(maxlen=60) for s in opts.symbols}
+    rate = deque(maxlen=2)
+
+    def statuses() -> dict[str, str]:
+        out: dict[str, str] = {}
+        for c in feed.client.conns:
+            h = c.health
+            for t in c.topics:
+                sym = topic_symbol(t)
+                if h.state == "reconnecting":
+                    out[sym] = f"reconnecting {h.reconnects}"
+                elif h.state == "connecting":
+                    out[sym] = "connecting"
+        for t in feed.client.failed:
+            out[topic_symbol(t)] = "error: refused"
+        return out
+
+    def render():
+        now = time.monotonic()
+        rate.append((now, feed.frames))
+        fps = (rate[-1][1] - rate[0][1]) / (rate[-1][0] - rate[0][0]) if len(rate) == 2 and rate[-1][0] > rate[0][0] else 0.0
+        states = [(h.label, h.state, h.reconnects) for h in feed.health]
+        errs = list(feed.errors[-2:]) + list(messages)[-1:]
+        head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
+        snaps = [monitor.snapshot(s) for s in opts.symbols]
+        if opts.ladder:
+            sym = opts.symbols[0]
+            snap = snaps[0]
+            body = Group(ui.activity_table(snaps[:1], width=console.width, statuses=statuses(),
+                                           latencies={sym: monitor.latency(sym)}, sparks=sparks),
+                         ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width),
+                         ui.fates(snap))
+        else:
+            body = ui.activity_table(sort_snapshots(snaps, opts.sort), width=console.width, statuses=statuses(),
+                                     latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks)
+        return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
+
+    status = 0
+    try:
+        await feed.start(opts.symbols)
+        deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
+        next_sample = time.monotonic() + 1.0
+        if opts.json:
+            while not stop.is_set() and not feed.failed.is_set():
+                if deadline and time.monotonic() >= deadline:
+                    break
+                await _wait(stop, feed, 0.2)
+        else:
+            with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
+                while not stop.is_set() and not feed.failed.is_set():
+                    if deadline and time.monotonic() >= deadline:
+                        break
+                    await _wait(stop, feed, opts.refresh_s)
+                    if time.monotonic() >= next_sample:
+                        next_sample += 1.0
+                        for s in opts.symbols:
+                            st = monitor.trade_stats(s)
+                            sparks[s].append(st.tps if st else 0.0)
+                    live.update(render(), refresh=True)
+    finally:
+        await feed.stop()
+        logging.getLogger("bybitmon").removeHandler(handler)
+        if feed.recorder is not None:
+            feed.recorder.close()
+    if emitter is not None:
+        emitter.emit_all()
+    if feed.fatal is not None:
+        raise feed.fatal
+    return status
+
+
+async def _wait(stop: asyncio.Event, feed: LiveFeed, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def run_record(opts: WatchOptions, path: str, *, progress: bool) -> int:
+    """Run ``bybitmon record``: every frame verbatim into ``path``; returns the exit status."""
+    from .recording import RecordingWriter
+
+    monitor = Monitor(opts.category, opts.window_ms, opts.bps)
+    stop = asyncio.Event()
+    _install_stop(stop)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth, **opts.client_kwargs)
+    feed.recorder = RecordingWriter(path, header=_recording_header(opts, feed))
+    data_frames = 0
+
+    def count(recv_ns: int, conn: str, raw: str) -> None:
+        nonlocal data_frames
+        if raw.startswith('{"topic"'):
+            data_frames += 1
+
+    feed.extra_on_frame = count
+    deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
+    last_report = time.monotonic()
+    try:
+        await feed.start(opts.symbols)
+        while not stop.is_set() and not feed.failed.is_set():
+            if deadline and time.monotonic() >= deadline:
+                break
+            await _wait(stop, feed, 0.25)
+            if progress and time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                states = ", ".join(f"{h.label} {h.state}" for h in feed.health)
+                print(f"recording {path}: {feed.recorder.frames} frames ({states})", file=sys.stderr)
+    finally:
+        await feed.stop()
+        feed.recorder.close()
+    if feed.fatal is not None:
+        raise feed.fatal
+    if data_frames == 0:
+        raise RecordingError(f"nothing was recorded to {path}: no data frame arrived from {feed.client.url}")
+    print(f"recorded {feed.recorder.frames} frames to {path}", file=sys.stderr)
+    return 0
