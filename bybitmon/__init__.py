@@ -15,6 +15,7 @@ from .errors import (
     UsageError,
 )
 from .events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, Trade, TradeBatch, UnknownFrame
+from .facade import BybitWebSocketClient, OrderBookManager, OrderBookSnapshot, TradesAggregator
 from .monitor import Monitor
 from .protocol import parse_frame
 
@@ -25,12 +26,15 @@ __all__ = [
     "BadFrame",
     "BookSequenceError",
     "BookUpdate",
+    "BybitWebSocketClient",
     "BybitmonError",
     "Density",
     "DensityTracker",
     "FeedClosed",
     "Monitor",
     "OrderBook",
+    "OrderBookManager",
+    "OrderBookSnapshot",
     "OtherTopic",
     "Pong",
     "ProtocolError",
@@ -40,6 +44,7 @@ __all__ = [
     "Trade",
     "TradeActivity",
     "TradeBatch",
+    "TradesAggregator",
     "TradeWindow",
     "UnknownFrame",
     "UsageError",

@@ -164,6 +164,8 @@ class BybitClient:
     async def start(self) -> None:
         self._started = True
         self._stopping = False
+        if not self.conns:
+            self._conn_with_room("")  # connect now; topics may follow
         for c in self.conns:
             if c.task is None:
                 c.task = asyncio.create_task(self._run(c), name=f"bybitmon-{c.label}")

@@ -32,12 +32,14 @@ class LiveFeed:
     def __init__(self, monitor: Monitor, *, url: str | None = None, testnet: bool = False,
                  depth: int = 50, recorder=None,
                  on_frame: Callable[[int, str, str], None] | None = None,
+                 on_event: Callable[[object], None] | None = None,
                  on_subscribe_error: Callable[[str, str], None] | None = None,
                  resync_retry_s: float = 2.0, **client_kwargs) -> None:
         self.monitor = monitor
         self.depth = depth
         self.recorder = recorder
         self.extra_on_frame = on_frame
+        self.on_event = on_event
         self.user_on_subscribe_error = on_subscribe_error
         self.resync_retry_s = resync_retry_s
         self.client = BybitClient(monitor.category, url=url, testnet=testnet, on_frame=self._on_frame,
@@ -86,7 +88,9 @@ class LiveFeed:
                 self.fatal = exc
                 self.failed.set()
         monitor = self.monitor
-        monitor.feed(recv_ns, raw)
+        ev = monitor.feed(recv_ns, raw)
+        if self.on_event is not None:
+            self.on_event(ev)
         if monitor.needs_resync:
             for sym in monitor.needs_resync:
                 self._resync_wanted.setdefault(sym, 0.0)

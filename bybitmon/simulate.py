@@ -241,7 +241,13 @@ class _Sym:
         mid = max(2, round(base / tick))
         self.last_p = mid
         self.up = True
-        self.tid = rng.randrange(2_200_000_000_000_000_000, 2_300_000_000_000_000_000)
+        self.tid = rng.randrange(2_200_000_000_000_000_000, 2_300_000_000_000_000_000)  # spot ids
+        # Trade process and plant schedule, ms; set by MarketSimulator.
+        self.trade_t = _INF
+        self.burst_start = _INF
+        self.burst_end = _INF
+        self.burst_buy = 0.5  # P(taker is a buyer) during the burst
+        self.next_plant = _INF
         self.pcache: dict[int, str] = {}
         self.scache: dict[int, str] = {}
         # Initial book: one-tick spread, mostly contiguous levels.
