@@ -18,6 +18,7 @@ import enum
 import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
+from typing import Sequence
 
 from .events import BookUpdate, Level
 
@@ -86,12 +87,19 @@ class OrderBook:
 
     def apply(self, ev: BookUpdate) -> Applied:
         """Apply one book frame and say what happened (see :class:`Applied`)."""
-        u = ev.update_id
-        if ev.is_snapshot or u == 1:
+        return self.apply_fields(ev.is_snapshot, ev.update_id, ev.seq, ev.ts_ms, ev.cts_ms, ev.bids, ev.asks)
+
+    def apply_fields(self, is_snapshot: bool, u: int, seq: int | None, ts_ms: int, cts_ms: int | None,
+                     bids: Sequence[Level], asks: Sequence[Level]) -> Applied:
+        """:meth:`apply` on the fields of a frame (the Monitor's fast path skips the event)."""
+        if is_snapshot or u == 1:
             if self.has_snapshot:
                 self.counters.resets += 1
             self.has_snapshot = True
-            self._replace(ev.bids, ev.asks)
+            self.bids = levels = {p: s for p, s in bids if s != 0.0}
+            self.bid_px = sorted(levels)
+            self.asks = levels = {p: s for p, s in asks if s != 0.0}
+            self.ask_px = sorted(levels)
             result = Applied.SNAPSHOT
         elif not self.ready:
             self.counters.dropped += 1
@@ -104,14 +112,17 @@ class OrderBook:
             self.ready = False
             return Applied.GAP
         else:
-            _update(self.bids, self.bid_px, ev.bids)
-            _update(self.asks, self.ask_px, ev.asks)
+            if bids:
+                _update(self.bids, self.bid_px, bids)
+            if asks:
+                _update(self.asks, self.ask_px, asks)
             result = Applied.DELTA
         self.update_id = u
-        self.seq = ev.seq
-        self.ts_ms = ev.ts_ms
-        self.cts_ms = ev.cts_ms
-        bid_px, ask_px = self.bid_px, self.ask_px
+        self.seq = seq
+        self.ts_ms = ts_ms
+        self.cts_ms = cts_ms
+        bid_px = self.bid_px
+        ask_px = self.ask_px
         if bid_px and ask_px and bid_px[-1] >= ask_px[0]:
             self.counters.crossed += 1
             self.ready = False
@@ -122,12 +133,6 @@ class OrderBook:
     def invalidate(self) -> None:
         """Mark the book not ready until the next snapshot (e.g. on reconnect)."""
         self.ready = False
-
-    def _replace(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
-        self.bids = {p: s for p, s in bids if s != 0.0}
-        self.asks = {p: s for p, s in asks if s != 0.0}
-        self.bid_px = sorted(self.bids)
-        self.ask_px = sorted(self.asks)
 
     # -- metrics, computed on demand from the levels (so they never drift) --------------
 
@@ -184,7 +189,7 @@ class OrderBook:
         return [(p, self.asks[p]) for p in self.ask_px]
 
 
-def _update(levels: dict[float, float], prices: list[float], changes: tuple[Level, ...]) -> None:
+def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level]) -> None:
     for p, s in changes:
         if s == 0.0:
             if p in levels:

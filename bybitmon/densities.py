@@ -18,12 +18,12 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from dataclasses import dataclass
+from typing import Sequence
 
 from .book import Applied, OrderBook
-from .events import BookUpdate, Trade
+from .events import BookUpdate, Level, Trade
 
 __all__ = ["Density", "DensityTracker"]
 
@@ -59,7 +59,8 @@ class DensityTracker:
     """Densities of one symbol's book."""
 
     __slots__ = ("x", "min_notional", "scan_ms", "grace_ms", "keep_ended_ms", "active",
-                 "ending", "ended", "thresholds", "medians", "next_scan_ms")
+                 "ending", "ended", "thresholds", "medians", "next_scan_ms", "n_active", "n_ending",
+                 "next_decide_ms")
 
     def __init__(self, x: float = 5.0, min_notional: float = 0.0, *, scan_ms: int = 100,
                  grace_ms: int = 500, keep_ended_ms: int = 30_000) -> None:
@@ -74,26 +75,35 @@ class DensityTracker:
         self.thresholds = {"bid": float("inf"), "ask": float("inf")}
         self.medians = {"bid": 0.0, "ask": 0.0}
         self.next_scan_ms = -(2**62)
+        self.n_active = 0    # len(active bid) + len(active ask), kept for the per-frame fast check
+        self.n_ending = 0
+        self.next_decide_ms = float("inf")  # earliest moment an ending density's grace is over
 
     # -- feeding --------------------------------------------------------------------------
 
     def on_book(self, book: OrderBook, ev: BookUpdate, applied: Applied) -> None:
         """Follow the book after ``book.apply(ev)`` returned ``applied``."""
+        self.on_book_fields(book, ev.ts_ms, ev.bids, ev.asks, applied)
+
+    def on_book_fields(self, book: OrderBook, ts_ms: int, bids: Sequence[Level], asks: Sequence[Level],
+                       applied: Applied) -> None:
+        """:meth:`on_book` on the fields of a frame."""
         if applied is Applied.DELTA:
-            for side, changes in (("bid", ev.bids), ("ask", ev.asks)):
-                active = self.active[side]
-                if active:
-                    for p, s in changes:
-                        d = active.get(p)
-                        if d is not None:
-                            self._changed(d, s, ev.ts_ms)
-            if ev.ts_ms >= self.next_scan_ms:
-                self._scan(book, ev.ts_ms)
+            if self.n_active:
+                for side, changes in (("bid", bids), ("ask", asks)):
+                    active = self.active[side]
+                    if active:
+                        for p, s in changes:
+                            d = active.get(p)
+                            if d is not None:
+                                self._changed(d, s, ts_ms)
+            if ts_ms >= self.next_scan_ms:
+                self._scan(book, ts_ms)
         elif applied is Applied.SNAPSHOT:
             for side, levels in (("bid", book.bids), ("ask", book.asks)):
                 for d in list(self.active[side].values()):
-                    self._changed(d, levels.get(d.price, 0.0), ev.ts_ms)
-            self._scan(book, ev.ts_ms)
+                    self._changed(d, levels.get(d.price, 0.0), ts_ms)
+            self._scan(book, ts_ms)
         elif applied is Applied.GAP or applied is Applied.CROSSED:
             self.lose_sync()
 
@@ -101,6 +111,7 @@ class DensityTracker:
         """The book is out of sync: what was tracked can no longer be followed."""
         self.active["bid"].clear()
         self.active["ask"].clear()
+        self.n_active = 0
 
     def on_trades(self, trades: tuple[Trade, ...]) -> None:
         """Tally trades against tracked levels: a buy taker lifts asks, a sell taker hits bids."""
@@ -112,11 +123,18 @@ class DensityTracker:
 
     def tick(self, now_ms: int) -> None:
         """Decide the fate of ending densities whose grace is over; forget old ended ones."""
-        for side in ("bid", "ask"):
-            ending = self.ending[side]
-            if ending:
-                for p in [p for p, d in ending.items() if d.ended_ms + self.grace_ms <= now_ms]:
-                    self._decide(ending.pop(p))
+        if self.n_ending and now_ms >= self.next_decide_ms:
+            grace = self.grace_ms
+            nxt = float("inf")
+            for side in ("bid", "ask"):
+                ending = self.ending[side]
+                for p, d in list(ending.items()):
+                    if d.ended_ms + grace <= now_ms:
+                        self._decide(ending.pop(p))
+                        self.n_ending -= 1
+                    elif d.ended_ms + grace < nxt:
+                        nxt = d.ended_ms + grace
+            self.next_decide_ms = nxt
         ended = self.ended
         while ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
             ended.popleft()
@@ -127,6 +145,8 @@ class DensityTracker:
             for d in self.ending[side].values():
                 self._decide(d)
             self.ending[side].clear()
+        self.n_ending = 0
+        self.next_decide_ms = float("inf")
 
     # -- internals ------------------------------------------------------------------------
 
@@ -143,6 +163,7 @@ class DensityTracker:
             d.traded = 0.0
             return
         del self.active[d.side][d.price]
+        self.n_active -= 1
         d.decrease = d.last_size - size
         d.size = size
         d.notional = d.price * size
@@ -155,7 +176,11 @@ class DensityTracker:
         previous = self.ending[d.side].pop(d.price, None)
         if previous is not None:
             self._decide(previous)
+            self.n_ending -= 1
         self.ending[d.side][d.price] = d
+        self.n_ending += 1
+        if ts_ms + self.grace_ms < self.next_decide_ms:
+            self.next_decide_ms = ts_ms + self.grace_ms
 
     def _decide(self, d: Density) -> None:
         d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
@@ -168,20 +193,26 @@ class DensityTracker:
             if not levels:
                 self.thresholds[side] = float("inf")
                 continue
-            median = statistics.median(levels.values())
+            sizes = sorted(levels.values())
+            n = len(sizes)
+            median = sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
             self.medians[side] = median
             threshold = self.thresholds[side] = self.x * median
             for d in list(active.values()):
                 if d.size < threshold or d.notional < self.min_notional:
                     del active[d.price]
+                    self.n_active -= 1
                     d.state = "faded"
                     d.ended_ms = ts_ms
                     self.ended.append(d)
                 else:
                     d.x_median = d.size / median
-            for p, s in levels.items():
-                if s >= threshold and p not in active and p * s >= self.min_notional:
-                    active[p] = Density(side, p, s, p * s, s / median, ts_ms, s)
+            if sizes[-1] >= threshold:
+                min_notional = self.min_notional
+                for p, s in levels.items():
+                    if s >= threshold and p not in active and p * s >= min_notional:
+                        active[p] = Density(side, p, s, p * s, s / median, ts_ms, s)
+                        self.n_active += 1
 
     # -- reading --------------------------------------------------------------------------
 

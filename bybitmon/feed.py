@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from .client import BybitClient, ConnHealth
 from .errors import RecordingError
 from .monitor import Monitor
-from .protocol import book_topic, topic_symbol, trade_topic
+from .protocol import book_topic, parse_frame, topic_symbol, trade_topic
 
 __all__ = ["LiveFeed"]
 
@@ -88,9 +88,12 @@ class LiveFeed:
                 self.fatal = exc
                 self.failed.set()
         monitor = self.monitor
-        ev = monitor.feed(recv_ns, raw)
         if self.on_event is not None:
+            ev = parse_frame(raw, recv_ns)
+            monitor.feed_event(ev)
             self.on_event(ev)
+        else:
+            monitor.feed(recv_ns, raw)
         if monitor.needs_resync:
             for sym in monitor.needs_resync:
                 self._resync_wanted.setdefault(sym, 0.0)

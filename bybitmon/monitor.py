@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Sequence
+
+import orjson
 
 from .activity import TradeWindow, WindowStats
 from .book import Applied, OrderBook
 from .densities import DensityTracker
-from .events import BadFrame, BookUpdate, Event, OtherTopic, TradeBatch, UnknownFrame
-from .protocol import parse_frame
+from .events import BadFrame, BookUpdate, Event, Level, OtherTopic, Trade, TradeBatch, UnknownFrame
+from .protocol import book_fields, parse_frame, topic_symbol, trade_fields
 
 __all__ = ["Monitor", "SymbolState", "SNAPSHOT_VERSION"]
 
 SNAPSHOT_VERSION = 1
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+_DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (Applied.DELTA, Applied.STALE, Applied.DROPPED, Applied.GAP,
+                                            Applied.CROSSED)
 
 
 @dataclass(slots=True)
@@ -72,37 +80,45 @@ class Monitor:
             )
         return st
 
-    def feed(self, recv_ns: int, raw: str | bytes) -> Event:
-        """Parse one raw frame and apply it; returns the event (never raises for bad input)."""
-        ev = parse_frame(raw, recv_ns)
-        self.feed_event(ev)
-        return ev
+    def feed(self, recv_ns: int, raw: str | bytes) -> None:
+        """Apply one raw frame (never raises for bad input).
+
+        The hot path: book and trade frames go from JSON straight into the book and the
+        window, without building event objects. It is equivalent to
+        ``feed_event(parse_frame(raw, recv_ns))``, which a test checks frame by frame.
+        """
+        try:
+            msg = _loads(raw)
+        except _JSONDecodeError:
+            self.feed_event(parse_frame(raw, recv_ns))
+            return
+        topic = msg.get("topic") if type(msg) is dict else None
+        if type(topic) is str:
+            try:
+                if topic.startswith("orderbook."):
+                    f = book_fields(msg, topic)
+                    if f is not None:
+                        self.frames += 1
+                        self._book(recv_ns, *f)
+                        return
+                elif topic.startswith("publicTrade."):
+                    ts, trades = trade_fields(msg, topic)
+                    self.frames += 1
+                    self._trades(recv_ns, topic_symbol(topic), ts, trades)
+                    return
+            except _MALFORMED:
+                pass
+        self.feed_event(parse_frame(raw, recv_ns))
 
     def feed_event(self, ev: Event) -> None:
+        """Apply one parsed event."""
         self.frames += 1
         cls = type(ev)
         if cls is BookUpdate:
-            self._clock(ev.ts_ms)
-            st = self.state(ev.symbol)
-            st.frames += 1
-            self._latency(st, ev.recv_ns, ev.ts_ms)
-            dens = st.densities
-            dens.tick(self.now_ms)
-            applied = st.book.apply(ev)
-            dens.on_book(st.book, ev, applied)
-            if applied is Applied.GAP or applied is Applied.CROSSED:
-                self.needs_resync.add(ev.symbol)
+            self._book(ev.recv_ns, ev.symbol, ev.depth, ev.ts_ms, ev.cts_ms, ev.update_id, ev.seq,
+                       ev.is_snapshot, ev.bids, ev.asks)
         elif cls is TradeBatch:
-            self._clock(ev.ts_ms)
-            st = self.state(ev.symbol)
-            st.frames += 1
-            self._latency(st, ev.recv_ns, ev.ts_ms)
-            st.densities.tick(self.now_ms)
-            now = self.now_ms
-            add = st.trades.add
-            fresh = [t for t in ev.trades if add(t, now)]
-            if fresh:
-                st.densities.on_trades(fresh)
+            self._trades(ev.recv_ns, ev.symbol, ev.ts_ms, ev.trades)
         elif cls is BadFrame:
             self.bad_frames += 1
             self.bad_reasons[ev.reason] = self.bad_reasons.get(ev.reason, 0) + 1
@@ -110,14 +126,51 @@ class Monitor:
             if ev.ts_ms is not None:
                 self._clock(ev.ts_ms)
 
+    def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
+              seq: int | None, is_snapshot: bool, bids: Sequence[Level], asks: Sequence[Level]) -> None:
+        now = self.now_ms
+        if now is None or ts_ms > now:
+            self.now_ms = now = ts_ms
+        st = self.states.get(symbol)
+        if st is None:
+            st = self.state(symbol)
+        st.frames += 1
+        if recv_ns:
+            st.latency_ms.append(recv_ns / 1e6 - ts_ms)
+        dens = st.densities
+        if dens.n_ending and now >= dens.next_decide_ms:
+            dens.tick(now)
+        book = st.book
+        applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
+        if applied is _DELTA:
+            if dens.n_active or ts_ms >= dens.next_scan_ms:
+                dens.on_book_fields(book, ts_ms, bids, asks, applied)
+        elif applied is not _STALE and applied is not _DROPPED:
+            dens.on_book_fields(book, ts_ms, bids, asks, applied)
+            if applied is _GAP or applied is _CROSSED:
+                self.needs_resync.add(symbol)
+
+    def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades: Sequence[Trade]) -> None:
+        now = self.now_ms
+        if now is None or ts_ms > now:
+            self.now_ms = now = ts_ms
+        st = self.states.get(symbol)
+        if st is None:
+            st = self.state(symbol)
+        st.frames += 1
+        if recv_ns:
+            st.latency_ms.append(recv_ns / 1e6 - ts_ms)
+        dens = st.densities
+        if dens.n_ending and now >= dens.next_decide_ms:
+            dens.tick(now)
+        add = st.trades.add
+        fresh = [t for t in trades if add(t, now)]
+        if fresh and (dens.n_active or dens.n_ending):
+            dens.on_trades(fresh)
+
     def _clock(self, ts_ms: int) -> None:
         if self.now_ms is None or ts_ms > self.now_ms:
             self.now_ms = ts_ms
-
-    @staticmethod
-    def _latency(st: SymbolState, recv_ns: int, ts_ms: int) -> None:
-        if recv_ns:
-            st.latency_ms.append(recv_ns / 1e6 - ts_ms)
 
     def invalidate(self, symbol: str | None = None) -> None:
         """Mark one book (or all) not ready until its next snapshot, e.g. after a reconnect."""

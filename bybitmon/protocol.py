@@ -28,6 +28,8 @@ __all__ = [
     "CATEGORIES",
     "SPOT_ARGS_PER_REQUEST",
     "parse_frame",
+    "book_fields",
+    "trade_fields",
     "book_topic",
     "trade_topic",
     "topic_symbol",
@@ -141,55 +143,64 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _levels(side: list) -> tuple[tuple[float, float], ...]:
+def _levels(side: list) -> list[tuple[float, float]]:
+    """``[["65114.2", "5.954"], ...]`` -> ``[(65114.2, 5.954), ...]``; raises on any bad level."""
     if type(side) is not list:
         raise TypeError("levels are not a list")
-    out = []
-    append = out.append
-    for p, s in side:
-        if type(p) is not str or type(s) is not str:
-            raise TypeError("price and size must be strings")
-        price = float(p)
-        size = float(s)
-        # NaN fails both comparisons, so one test rejects NaN, inf and negatives.
-        if not (0.0 < price < _INF and 0.0 <= size < _INF):
+    out = [(float(p), float(s)) for p, s in side]
+    for (price, size), (p, s) in zip(out, side):
+        # NaN fails both comparisons, so one test rejects NaN, inf, zero prices and negatives.
+        if not (0.0 < price < _INF and 0.0 <= size < _INF) or type(p) is not str or type(s) is not str:
             raise ValueError(f"bad level [{p!r}, {s!r}]")
-        append((price, size))
-    return tuple(out)
+    return out
 
 
-def _parse_book(msg: dict, topic: str, recv_ns: int, raw: str | bytes) -> Event:
+BookFields = tuple  # (symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks)
+
+
+def book_fields(msg: dict, topic: str) -> BookFields | None:
+    """Validate an ``orderbook.{depth}.{symbol}`` frame; None for book topics we don't interpret
+    (``orderbook.rpi.*``, ``orderbook.full.*``).
+
+    Raises:
+        KeyError, TypeError, ValueError: the frame is malformed (nothing of it may be applied).
+    """
     parts = topic.split(".")
     if len(parts) != 3 or not parts[1].isdigit():
-        # orderbook.rpi.* / orderbook.full.* carry other level shapes: not interpreted.
-        ts = msg.get("ts")
-        return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
+        return None
     kind = msg["type"]
-    if kind != "snapshot" and kind != "delta":
+    if kind == "delta":
+        is_snapshot = False
+    elif kind == "snapshot":
+        is_snapshot = True
+    else:
         raise ValueError(f"unknown type {kind!r}")
     ts = msg["ts"]
     data = msg["data"]
     u = data["u"]
-    seq = data.get("seq")
-    cts = msg.get("cts")
-    if type(ts) is not int or type(u) is not int or (seq is not None and type(seq) is not int):
+    seq = data["seq"]
+    if type(ts) is not int or type(u) is not int or type(seq) is not int:
         raise TypeError("ts, u and seq must be integers")
-    return BookUpdate(
-        topic,
-        parts[2],
-        int(parts[1]),
-        recv_ns,
-        ts,
-        cts if type(cts) is int else None,
-        u,
-        seq,
-        kind == "snapshot",
-        _levels(data["b"]),
-        _levels(data["a"]),
-    )
+    cts = msg.get("cts")
+    return (parts[2], int(parts[1]), ts, cts if type(cts) is int else None, u, seq, is_snapshot,
+            _levels(data["b"]), _levels(data["a"]))
 
 
-def _parse_trades(msg: dict, topic: str, recv_ns: int) -> TradeBatch:
+def _parse_book(msg: dict, topic: str, recv_ns: int, raw: str | bytes) -> Event:
+    f = book_fields(msg, topic)
+    if f is None:
+        ts = msg.get("ts")
+        return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
+    symbol, depth, ts, cts, u, seq, is_snapshot, bids, asks = f
+    return BookUpdate(topic, symbol, depth, recv_ns, ts, cts, u, seq, is_snapshot, tuple(bids), tuple(asks))
+
+
+def trade_fields(msg: dict, topic: str) -> tuple[int, list[Trade]]:
+    """Validate a ``publicTrade.{symbol}`` frame: (ts_ms, trades).
+
+    Raises:
+        KeyError, TypeError, ValueError: the frame is malformed.
+    """
     ts = msg["ts"]
     data = msg["data"]
     if type(ts) is not int or type(data) is not list:
@@ -215,4 +226,9 @@ def _parse_trades(msg: dict, topic: str, recv_ns: int) -> TradeBatch:
         if not (0.0 < price < _INF and 0.0 <= size < _INF):
             raise ValueError(f"bad trade price/size {p!r}/{v!r}")
         append(Trade(fill_ms, is_buy, price, size, v, trade_id, t.get("BT") is True))
+    return ts, trades
+
+
+def _parse_trades(msg: dict, topic: str, recv_ns: int) -> TradeBatch:
+    ts, trades = trade_fields(msg, topic)
     return TradeBatch(topic, topic_symbol(topic), recv_ns, ts, tuple(trades))

@@ -30,7 +30,7 @@ Internally prices are ints in ticks and sizes ints in lots; strings are made onl
 
 from __future__ import annotations
 
-import heapq
+from heapq import heapify, heappop, heappush, heapreplace
 import math
 import random
 from bisect import bisect_left, insort
@@ -101,6 +101,10 @@ _TRADE_CAP = 4.0  # largest ordinary taker order, in median level sizes
 # Standard normal quantiles: a lognormal draw is one table lookup instead of gauss() + exp().
 _QUANTILES = 1024
 _Z = [NormalDist().inv_cdf((i + 0.5) / _QUANTILES) for i in range(_QUANTILES)]
+# Exponential quantiles, floored: random book changes per push (mean ~2) and the book index
+# each change hits (mean ~4.5, so most activity is near the touch).
+_CHANGES = [int(-2.5 * math.log(1.0 - (i + 0.5) / _QUANTILES)) for i in range(_QUANTILES)]
+_TOP_INDEX = [int(-5.0 * math.log(1.0 - (i + 0.5) / _QUANTILES)) for i in range(_QUANTILES)]
 _BURST_FACTOR = 10.0  # trade rate multiplier during a burst
 _BURST_GAP_MS = 45_000.0  # mean time between bursts
 _MAX_WALK = 5  # an ordinary taker order walks at most this many levels
@@ -372,7 +376,7 @@ class MarketSimulator:
             if sym.trade_t != _INF:
                 heap.append((int(sym.trade_t) + 1, _TRADE, i))
             heap.append((start_ms + 1 + rng.randrange(book_interval_ms), _PUSH, i))
-        heapq.heapify(self._heap)
+        heapify(self._heap)
 
     # ------------------------------------------------------------------ public API
 
@@ -402,15 +406,22 @@ class MarketSimulator:
                 self._emit_snapshot(sym, self.start_ms, out)
         heap = self._heap
         syms = self._syms
-        pop = heapq.heappop
-        while heap and heap[0][0] <= to_ms:
-            t, kind, i = pop(heap)
+        # Handlers only schedule later events, so heap[0] stays the one being handled and
+        # rescheduling it is a single heapreplace.
+        while heap:
+            t, kind, i = heap[0]
+            if t > to_ms:
+                break
             if kind == _PUSH:
-                self._on_push(syms[i], t, out)
+                nxt = self._on_push(syms[i], t, out)
             elif kind == _TRADE:
-                self._on_trades(syms[i], t, out)
+                nxt = self._on_trades(syms[i], t, out)
             else:
-                self._on_eat(syms[i], kind - _EAT_BID, t, out)
+                nxt = self._on_eat(syms[i], kind - _EAT_BID, t, out)
+            if nxt:
+                heapreplace(heap, (nxt, kind, i))
+            else:
+                heappop(heap)
         if to_ms > self.now_ms:
             self.now_ms = to_ms
         return out
@@ -614,7 +625,8 @@ class MarketSimulator:
         if full:
             del keys[:full]
 
-    def _on_trades(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> None:
+    def _on_trades(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> int:
+        """Taker orders arriving in ms ``t`` (one frame); returns the next arrival ms (0: none)."""
         rng = sym.rng
         fills: list[tuple[bool, int, int]] = []
         while True:
@@ -628,15 +640,18 @@ class MarketSimulator:
                 break
         if fills:
             self._emit_trades(sym, t, fills, out)
-        if sym.trade_t != _INF:
-            heapq.heappush(self._heap, (int(sym.trade_t) + 1, _TRADE, sym.idx))
+        return 0 if sym.trade_t == _INF else int(sym.trade_t) + 1
 
-    def _on_eat(self, sym: _Sym, side_idx: int, t: int, out: list[tuple[int, str]]) -> None:
-        """One step of an eaten plant's attack: sweep levels in front of it, then eat it."""
+    def _on_eat(self, sym: _Sym, side_idx: int, t: int, out: list[tuple[int, str]]) -> int:
+        """One step of an eaten plant's attack: sweep levels in front of it, then eat it.
+
+        Returns:
+            The ms of the next step, or 0 when the plant is gone.
+        """
         side = sym.sides[side_idx]
         pl = side.plant
         if pl is None or pl.phase != _ATTACK:
-            return
+            return 0
         rng = sym.rng
         buy = side_idx == 1  # asks are eaten by buyers
         keys = side.keys
@@ -681,17 +696,19 @@ class MarketSimulator:
                 sizes[k] = pl.left
                 nxt = t + 60 + int(rng.random() * 340)
         self._emit_trades(sym, t, fills, out)
-        if nxt:
-            heapq.heappush(self._heap, (nxt, _EAT_BID + side_idx, sym.idx))
+        return nxt
 
     # ------------------------------------------------------------------ book pushes
 
-    def _on_push(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> None:
+    def _on_push(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> int:
+        """The book push at ms ``t``; returns the ms of the next one."""
         bids, asks = sym.bids, sym.asks
         if t >= sym.next_plant or bids.plant is not None or asks.plant is not None:
             self._plant_lifecycle(sym, t)
         self._activity(sym)
-        self._normalize(sym)
+        depth = self.depth
+        if len(bids.keys) != depth or len(asks.keys) != depth:
+            self._normalize(sym)
         b = self._diff(sym, bids) if bids.pend else []
         a = self._diff(sym, asks) if asks.pend else []
         if b or a:
@@ -711,7 +728,7 @@ class MarketSimulator:
                 pl = side.plant
                 if pl is not None and pl.phase == _CONSUMED:
                     self._end_plant(side, pl, t)
-        heapq.heappush(self._heap, (t + self.book_interval_ms, _PUSH, sym.idx))
+        return t + self.book_interval_ms
 
     def _end_plant(self, side: _Side, pl: _Plant, t: int) -> None:
         self.planted[pl.rec] = replace(self.planted[pl.rec], ended_ms=t)
@@ -739,7 +756,7 @@ class MarketSimulator:
             else:
                 pl.phase = _ATTACK
                 side.attacked = True
-                heapq.heappush(self._heap, (t + 1 + int(rng.random() * 40), _EAT_BID + idx, sym.idx))
+                heappush(self._heap, (t + 1 + int(rng.random() * 40), _EAT_BID + idx, sym.idx))
         if t < sym.next_plant:
             return
         sym.next_plant = t + self.plant_every_s * 1000.0 * (0.5 + rng.random())
@@ -773,17 +790,15 @@ class MarketSimulator:
     def _activity(self, sym: _Sym) -> None:
         """Random adds, resizes and cancels near the top; spread refill; occasional drift."""
         r = sym.rng.random
-        log = math.log
         table = sym.level_sizes
         bids, asks = sym.bids, sym.asks
-        # About 2 changes per push, at book indexes biased to the top (mean index 5).
-        for _ in range(int(-2.5 * log(1.0 - r()))):
+        for _ in range(_CHANGES[int(r() * _QUANTILES)]):
             if r() < 0.5:
                 side, other = bids, asks
             else:
                 side, other = asks, bids
             keys = side.keys
-            idx = int(-5.0 * log(1.0 - r()))
+            idx = _TOP_INDEX[int(r() * _QUANTILES)]
             if idx >= len(keys):
                 idx = len(keys) - 1
             k = keys[idx]
