@@ -11,8 +11,9 @@ Definition (all times exchange ms, from the frames):
   that arrive during ``grace_ms`` still count, because the trade frame and the book frame
   that shows its effect travel separately. Then the fate is ``eaten`` when the volume traded
   against it since its last size covers at least half of the decrease, else ``pulled``.
-- A density whose size did not fall but that no longer qualifies at a scan (the rest of the
-  book grew) ends as ``faded``.
+- A density that no longer qualifies at a scan because the threshold moved (the median grew)
+  is judged over its whole life: ``eaten`` if the volume traded against it covers at least
+  half of its fall from its peak size, ``pulled`` if it fell otherwise, ``faded`` if it never fell.
 - Ended densities stay listed for ``keep_ended_ms``.
 """
 
@@ -38,6 +39,8 @@ class Density:
     since_ms: int           # exchange ms of the frame where it was first seen
     last_size: float        # size at its latest update (the start of the current decrease)
     traded: float = 0.0     # volume traded against it at its price since last_size
+    peak_size: float = 0.0  # largest size seen while tracked
+    traded_total: float = 0.0  # volume traded against it while tracked
     decrease: float = 0.0   # last_size - size when it ended
     state: str = "active"   # active | ending | eaten | pulled | faded
     ended_ms: int | None = None
@@ -120,6 +123,7 @@ class DensityTracker:
             d = self.ending[side].get(t.price) or self.active[side].get(t.price)
             if d is not None:
                 d.traded += t.size
+                d.traded_total += t.size
 
     def tick(self, now_ms: int) -> None:
         """Decide the fate of ending densities whose grace is over; forget old ended ones."""
@@ -161,6 +165,8 @@ class DensityTracker:
             d.x_median = size / median if median else 0.0
             d.last_size = size
             d.traded = 0.0
+            if size > d.peak_size:
+                d.peak_size = size
             return
         del self.active[d.side][d.price]
         self.n_active -= 1
@@ -188,6 +194,9 @@ class DensityTracker:
 
     def _scan(self, book: OrderBook, ts_ms: int) -> None:
         self.next_scan_ms = ts_ms + self.scan_ms
+        ended = self.ended
+        while ended and ended[0].ended_ms + self.keep_ended_ms < ts_ms:
+            ended.popleft()
         for side, levels in (("bid", book.bids), ("ask", book.asks)):
             active = self.active[side]
             if not levels:
@@ -200,10 +209,16 @@ class DensityTracker:
             threshold = self.thresholds[side] = self.x * median
             for d in list(active.values()):
                 if d.size < threshold or d.notional < self.min_notional:
+                    # The threshold moved past it. If it had shrunk over its life, judge that
+                    # whole decrease by the whole volume traded against it.
                     del active[d.price]
                     self.n_active -= 1
-                    d.state = "faded"
                     d.ended_ms = ts_ms
+                    d.decrease = d.peak_size - d.size
+                    if d.decrease > 0.0:
+                        d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
+                    else:
+                        d.state = "faded"
                     self.ended.append(d)
                 else:
                     d.x_median = d.size / median
@@ -211,7 +226,7 @@ class DensityTracker:
                 min_notional = self.min_notional
                 for p, s in levels.items():
                     if s >= threshold and p not in active and p * s >= min_notional:
-                        active[p] = Density(side, p, s, p * s, s / median, ts_ms, s)
+                        active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
                         self.n_active += 1
 
     # -- reading --------------------------------------------------------------------------
@@ -233,9 +248,14 @@ class DensityTracker:
                 return d
         return None
 
-    def listing(self) -> list[Density]:
-        """Active densities (largest multiple first), then ending and ended (newest first)."""
+    def listing(self, now_ms: int) -> list[Density]:
+        """Active densities (largest multiple first), then ending, then those ended within
+        ``keep_ended_ms`` of ``now_ms`` (newest first)."""
         active = sorted((d for s in ("bid", "ask") for d in self.active[s].values()),
                         key=lambda d: (-d.x_median, d.side, d.price))
         ending = [d for s in ("bid", "ask") for d in self.ending[s].values()]
-        return active + ending + list(reversed(self.ended))
+        keep_from = now_ms - self.keep_ended_ms
+        ending.sort(key=lambda d: (-d.ended_ms, d.side, d.price))
+        ended = sorted((d for d in self.ended if d.ended_ms >= keep_from),
+                       key=lambda d: (-d.ended_ms, d.side, d.price))
+        return active + ending + ended

@@ -266,7 +266,7 @@ class Monitor:
                 "last_price": ts.last_price,
             },
             "book": book_part,
-            "densities": [d.as_dict() for d in st.densities.listing()],
+            "densities": [d.as_dict() for d in st.densities.listing(now)],
             "health": {
                 "frames": st.frames,
                 "bad_frames": self.bad_frames,

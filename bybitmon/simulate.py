@@ -30,12 +30,12 @@ Internally prices are ints in ticks and sizes ints in lots; strings are made onl
 
 from __future__ import annotations
 
-from heapq import heapify, heappop, heappush, heapreplace
 import math
 import random
 from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from heapq import heapify, heappop, heappush, heapreplace
 from statistics import NormalDist
 
 import orjson
@@ -210,6 +210,10 @@ class _Sym:
         rng = self.rng = random.Random(f"bybitmon.simulate:{seed}:{name}")
         table = {"linear": _LINEAR_SPECS, "spot": _SPOT_SPECS, "inverse": _INVERSE_SPECS}[category]
         spec = table.get(name)
+        if spec is None and name in _LINEAR_SPECS:
+            # Same coin on another category: linear price and tick; inverse sizes are contracts.
+            base, pdec, tick_units, sdec = _LINEAR_SPECS[name]
+            spec = (base, pdec, tick_units, 0 if category == "inverse" else sdec)
         if spec is not None:
             base, pdec, tick_units, sdec = spec
             base *= 1.0 + 0.02 * (2.0 * rng.random() - 1.0)
@@ -303,7 +307,7 @@ class MarketSimulator:
 
     Args:
         symbols: Instruments, e.g. ``["BTCUSDT", "ETHUSDT"]``. Known ones (BTCUSDT, ETHUSDT,
-            SOLUSDT, XRPUSDT, DOGEUSDT; spot BTCUSDT/ETHUSDT; inverse BTCUSD/ETHUSD) get realistic
+            SOLUSDT, XRPUSDT, DOGEUSDT, on any category; inverse BTCUSD/ETHUSD) get realistic
             price, tick and lot decimals; others get a random price in 0.1-500 and a tick of
             about price/10000 rounded to a power of ten.
         seed: Seed of every random choice.
