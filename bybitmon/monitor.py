@@ -222,8 +222,7 @@ class Monitor:
         st.densities.tick(now)
         ts = st.trades.stats(now)
         book = st.book
-        ready = book.ready and book.mid is not None
-        if ready:
+        if book.ready and book.mid is not None:
             depth = book.depth(self.bps)
             book_part = {
                 "ready": True,
@@ -241,8 +240,9 @@ class Monitor:
                 "seq": book.seq,
             }
         else:
+            # Not ready (or one side empty): no number is shown rather than a wrong one.
             book_part = {
-                "ready": False, "best_bid": None, "best_ask": None, "mid": None,
+                "ready": book.ready, "best_bid": None, "best_ask": None, "mid": None,
                 "spread_bps": None, "bps": self.bps, "bid_depth": None, "ask_depth": None,
                 "bid_notional": None, "ask_notional": None, "imbalance": None,
                 "update_id": book.update_id, "seq": book.seq,

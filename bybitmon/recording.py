@@ -19,8 +19,8 @@ is recognised by magic bytes.
 from __future__ import annotations
 
 import gzip
-import io
 import os
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Iterator
@@ -59,7 +59,12 @@ class ReadReport:
     torn_tail: bool = False
 
 
-def _open_binary(path: str) -> BinaryIO:
+def _open_binary(path: str) -> Iterator[bytes]:
+    """Decompressed chunks of ``path`` (gzip and zstd recognised by magic bytes).
+
+    Decompression is incremental on purpose: a file cut off by a crash yields everything up
+    to the cut instead of failing at the end of the stream.
+    """
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -68,17 +73,38 @@ def _open_binary(path: str) -> BinaryIO:
         raise RecordingError(f"{path}: is a directory, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot open ({exc.strerror})") from None
-    magic = f.read(4)
-    f.seek(0)
-    if magic[:2] == _GZIP_MAGIC:
-        return gzip.open(f, "rb")  # type: ignore[return-value]
-    if magic == _ZSTD_MAGIC:
-        try:
+    return _chunks(f, path)
+
+
+def _chunks(f: BinaryIO, path: str, size: int = 1 << 16) -> Iterator[bytes]:
+    with f:
+        head = f.read(size)
+        if head[:2] == _GZIP_MAGIC:
+            new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731
+        elif head[:4] == _ZSTD_MAGIC:
             import zstandard
-        except ImportError:  # pragma: no cover - zstandard is a dependency
-            raise RecordingError(f"{path}: zstd-compressed, but the zstandard package is missing") from None
-        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)  # type: ignore[return-value]
-    return f
+            dctx = zstandard.ZstdDecompressor()
+            new = dctx.decompressobj
+        else:
+            while head:
+                yield head
+                head = f.read(size)
+            return
+        d = new()
+        data = head
+        while data:
+            try:
+                out = d.decompress(data)
+            except Exception as exc:  # zlib.error / ZstdError: corrupt, not merely cut short
+                raise RecordingError(f"{path}: corrupt compressed data ({exc})") from None
+            if out:
+                yield out
+            rest = d.unused_data if d.eof else b""
+            if rest:
+                d = new()  # concatenated members / frames (appended or rotated files)
+                data = rest
+                continue
+            data = f.read(size)
 
 
 def _tardis_ts_ns(stamp: str) -> int:
@@ -100,11 +126,10 @@ class FrameReader:
     def __iter__(self) -> Iterator[Frame]:
         path = self.path
         report = self.report
-        raw_file = _open_binary(path)
+        chunks = _open_binary(path)
         fmt: str | None = None
         try:
-            lines = _lines(raw_file, path)
-            for line_no, line, complete in lines:
+            for line_no, line, complete in _lines(chunks, path):
                 if not line.strip():
                     continue
                 if fmt is None:
@@ -127,7 +152,7 @@ class FrameReader:
                 report.frames += 1
                 yield frame
         finally:
-            raw_file.close()
+            chunks.close()  # type: ignore[attr-defined]
 
     def _detect(self, line: str) -> str:
         if line.startswith('{"format":"bybitmon-recording"') or line.startswith('{"format": "bybitmon-recording"'):
@@ -181,28 +206,27 @@ def _complete_json(text: str) -> bool:
     return True
 
 
-def _lines(f: BinaryIO, path: str) -> Iterator[tuple[int, str, bool]]:
+def _lines(chunks: Iterator[bytes], path: str) -> Iterator[tuple[int, str, bool]]:
     """(line number, text without line ending, whether a line break ended it)."""
     line_no = 0
-    try:
-        for bline in f:
+    pending = b""
+    for chunk in chunks:
+        if pending:
+            chunk = pending + chunk
+        parts = chunk.split(b"\n")
+        pending = parts.pop()
+        for bline in parts:
             line_no += 1
-            complete = bline.endswith(b"\n")
-            bline = bline.rstrip(b"\r\n")  # Bybit's history files use CRLF
-            try:
-                text = bline.decode("utf-8")
-            except UnicodeDecodeError:
-                text = bline.decode("utf-8", "replace")
-            yield line_no, text, complete
-    except (EOFError, OSError) as exc:
-        # gzip/zstd stream cut off mid-block by a crash: what was read is kept.
-        if "zstd" in type(exc).__module__.lower() or isinstance(exc, EOFError) or "decompress" in str(exc).lower():
-            return
-        raise RecordingError(f"{path}:{line_no + 1}: read error ({exc})") from None
-    except Exception as exc:  # zstandard raises its own ZstdError on a truncated stream
-        if type(exc).__name__ == "ZstdError":
-            return
-        raise
+            yield line_no, _decode(bline.rstrip(b"\r")), True  # Bybit's history files use CRLF
+    if pending:
+        yield line_no + 1, _decode(pending.rstrip(b"\r")), False
+
+
+def _decode(b: bytes) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("utf-8", "replace")
 
 
 def open_frames(path: str) -> FrameReader:

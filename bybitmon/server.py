@@ -136,9 +136,10 @@ def _book_frame(topic: str, kind: str, ts: int, symbol: str, bids: list[list[str
 
 def _conn_id() -> str:
     """A connection id shaped like the live ones (``d8bu1olkndm7crnfs1e0-j6akw``)."""
-    alphabet = "0123456789abcdefghijklmnopqrstuv"
+    head = "0123456789abcdefghijklmnopqrstuv"
+    tail = "0123456789abcdefghijklmnopqrstuvwxyz"
     raw = os.urandom(25)
-    return "".join(alphabet[b & 31] for b in raw[:20]) + "-" + "".join(alphabet[b % 26 + 10] for b in raw[20:])
+    return "".join(head[b & 31] for b in raw[:20]) + "-" + "".join(tail[b % 36] for b in raw[20:])
 
 
 Sink = Callable[[str, list[tuple[str, str]]], None]
