@@ -17,7 +17,7 @@ from typing import Callable
 import orjson
 
 from . import __version__, ui
-from .errors import BybitmonError, RecordingError
+from .errors import RecordingError
 from .feed import LiveFeed
 from .monitor import Monitor
 from .protocol import topic_symbol

@@ -19,7 +19,6 @@ is recognised by magic bytes.
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
