@@ -19,6 +19,7 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
@@ -205,25 +206,30 @@ class DensityTracker:
             sizes = sorted(levels.values())
             n = len(sizes)
             median = sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
+            moved = median != self.medians[side]
             self.medians[side] = median
             threshold = self.thresholds[side] = self.x * median
-            for d in list(active.values()):
-                if d.size < threshold or d.notional < self.min_notional:
-                    # The threshold moved past it. If it had shrunk over its life, judge that
-                    # whole decrease by the whole volume traded against it.
-                    del active[d.price]
-                    self.n_active -= 1
-                    d.ended_ms = ts_ms
-                    d.decrease = d.peak_size - d.size
-                    if d.decrease > 0.0:
-                        d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
+            min_notional = self.min_notional
+            if moved:
+                for d in list(active.values()):
+                    if d.size < threshold or d.notional < min_notional:
+                        # The threshold moved past it. If it had shrunk over its life, judge
+                        # that whole decrease by the whole volume traded against it.
+                        del active[d.price]
+                        self.n_active -= 1
+                        d.ended_ms = ts_ms
+                        d.decrease = d.peak_size - d.size
+                        if d.decrease > 0.0:
+                            d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
+                        else:
+                            d.state = "faded"
+                        self.ended.append(d)
                     else:
-                        d.state = "faded"
-                    self.ended.append(d)
-                else:
-                    d.x_median = d.size / median
-            if sizes[-1] >= threshold:
-                min_notional = self.min_notional
+                        d.x_median = d.size / median
+            qualifying = n - bisect_left(sizes, threshold)
+            # Every active density still qualifies (shrinks end them at once, threshold moves
+            # just above): when as many levels qualify by size as are active, none is new.
+            if qualifying and not (min_notional == 0.0 and qualifying == len(active)):
                 for p, s in levels.items():
                     if s >= threshold and p not in active and p * s >= min_notional:
                         active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)

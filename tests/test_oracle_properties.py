@@ -420,7 +420,7 @@ def streams(draw, malformed: bool = False):
     return window_ms, bps, frames
 
 
-def run_stream(window_ms, bps, frames):
+def _replay(window_ms, bps, frames) -> None:
     from bybitmon.monitor import Monitor
 
     kw = dict(category="linear", window_ms=window_ms, bps=bps, density_x=5.0, density_min_notional=0.0)
@@ -433,6 +433,51 @@ def run_stream(window_ms, bps, frames):
         assert m.symbols == o.symbols, f"[{where}] symbols: actual={m.symbols} expected={o.symbols}"
         for sym in o.symbols:
             compare(m.snapshot(sym), o.snapshot(sym), where=where)
+
+
+def _fails(window_ms, bps, frames) -> str | None:
+    try:
+        _replay(window_ms, bps, frames)
+    except AssertionError as exc:
+        return str(exc).split("\n")[0] + " ..." if len(str(exc)) > 2000 else str(exc)
+    return None
+
+
+def _minimize(window_ms, bps, frames) -> list:
+    """Greedily drop frames while the comparison still fails (a readable repro)."""
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(frames)):
+            candidate = frames[:i] + frames[i + 1:]
+            if _fails(window_ms, bps, candidate):
+                frames, changed = candidate, True
+                break
+    return frames
+
+
+def _is_final_hypothesis_run() -> bool:
+    try:
+        from hypothesis.control import current_build_context
+
+        return bool(current_build_context().is_final)
+    except Exception:
+        return False
+
+
+def run_stream(window_ms, bps, frames):
+    """Feed both, compare every symbol after every frame; on the final failing run, minimize."""
+    try:
+        _replay(window_ms, bps, frames)
+    except AssertionError:
+        if not _is_final_hypothesis_run():
+            raise
+        small = _minimize(window_ms, bps, list(frames))
+        repro = "\n".join(f"  {f!r}" for f in small)
+        raise AssertionError(
+            f"minimal repro (Monitor(window_ms={window_ms}, bps={bps}), feed in order):\n{repro}\n"
+            f"-> {_fails(window_ms, bps, small)}"
+        ) from None
 
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None,
