@@ -231,7 +231,8 @@ def replay(
         def render():
             snaps = [monitor.snapshot(s) for s in monitor.symbols]
             lat = {s: monitor.latency(s) for s in monitor.symbols} if reader is not None else None
-            return ui.activity_table(snaps, width=console.width, title=title, latencies=lat)
+            dps = {s: monitor.price_decimals(s) for s in monitor.symbols}
+            return ui.activity_table(snaps, width=console.width, title=title, latencies=lat, decimals=dps)
 
         if pace is not None and console.is_terminal:
             with Live(render(), console=console, auto_refresh=False, transient=False) as live:

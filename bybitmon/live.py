@@ -78,7 +78,7 @@ class _ListHandler(logging.Handler):
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(f"{record.levelname.lower()}: {record.getMessage()}")
+        self.sink.append((time.monotonic(), f"{record.levelname.lower()}: {record.getMessage()}"))
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -118,7 +118,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     monitor = Monitor(opts.category, opts.window_ms, opts.bps, opts.density_x, opts.min_notional)
     stop = asyncio.Event()
     _install_stop(stop)
-    messages: deque[str] = deque(maxlen=5)
+    messages: deque[tuple[float, str]] = deque(maxlen=5)
     handler = _ListHandler(messages)
     logging.getLogger("bybitmon").addHandler(handler)
     emitter = None
@@ -153,19 +153,24 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         rate.append((now, feed.frames))
         fps = (rate[-1][1] - rate[0][1]) / (rate[-1][0] - rate[0][0]) if len(rate) == 2 and rate[-1][0] > rate[0][0] else 0.0
         states = [(h.label, h.state, h.reconnects) for h in feed.health]
-        errs = list(feed.errors[-2:]) + list(messages)[-1:]
+        # Warnings stay on screen while a connection is down, or for 15 s.
+        down = any(h.state != "connected" for h in feed.health)
+        recent = [m for t, m in messages if down or now - t < 15]
+        errs = list(feed.errors[-2:]) + recent[-1:]
         head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
         snaps = [monitor.snapshot(s) for s in opts.symbols]
+        dps = {s: monitor.price_decimals(s) for s in opts.symbols}
         if opts.ladder:
             sym = opts.symbols[0]
             snap = snaps[0]
             body = Group(ui.activity_table(snaps[:1], width=console.width, statuses=statuses(),
-                                           latencies={sym: monitor.latency(sym)}, sparks=sparks),
-                         ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width),
-                         ui.fates(snap))
+                                           latencies={sym: monitor.latency(sym)}, sparks=sparks, decimals=dps),
+                         ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width, dp=dps[sym]),
+                         ui.fates(snap, dp=dps[sym]))
         else:
             body = ui.activity_table(sort_snapshots(snaps, opts.sort), width=console.width, statuses=statuses(),
-                                     latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks)
+                                     latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks,
+                                     decimals=dps)
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
     status = 0

@@ -37,6 +37,21 @@ class SymbolState:
     densities: DensityTracker
     frames: int = 0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
+    price_decimals: int | None = None   # decimals of the tick, as seen on the wire (for display)
+
+
+def _decimals(prices: list[float]) -> int | None:
+    """The most decimals any of ``prices`` needs: the tick's, for a snapshot's levels."""
+    if not prices:
+        return None
+    best = 0
+    for p in prices:
+        r = repr(p)
+        if "e" in r or "E" in r:
+            r = f"{p:.12f}".rstrip("0")
+        if "." in r:
+            best = max(best, len(r) - r.index(".") - 1)
+    return min(best, 12)
 
 
 class Monitor:
@@ -146,6 +161,8 @@ class Monitor:
             if dens.n_active or ts_ms >= dens.next_scan_ms:
                 dens.on_book_fields(book, ts_ms, bids, asks, applied)
         elif applied is not _STALE and applied is not _DROPPED:
+            if applied is Applied.SNAPSHOT and st.price_decimals is None:
+                st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])
             dens.on_book_fields(book, ts_ms, bids, asks, applied)
             if applied is _GAP or applied is _CROSSED:
                 self.needs_resync.add(symbol)
@@ -202,6 +219,11 @@ class Monitor:
             return None
         xs = sorted(st.latency_ms)
         return xs[len(xs) // 2], xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+
+    def price_decimals(self, symbol: str) -> int | None:
+        """Decimals of ``symbol``'s tick as seen on the wire (None before its first snapshot)."""
+        st = self.states.get(symbol)
+        return st.price_decimals if st is not None else None
 
     def ladder_levels(self, symbol: str, rows: int = 12) -> dict:
         """The ``rows`` best levels per side, best first: ``{"bids": [(p, s)], "asks": [...]}``

@@ -48,6 +48,18 @@ def fmt_num(x: float | None, digits: int = 4) -> str:
     if ax == 0:
         return "0"
     decimals = max(0, digits - 1 - int(math.floor(math.log10(ax))))
+    text = f"{x:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def fmt_price(x: float | None, decimals: int | None, digits: int = 6) -> str:
+    """A price with the tick's decimals seen on the wire (``65114.30``), else compact."""
+    if x is None:
+        return "-"
+    if decimals is None:
+        return fmt_num(x, digits)
     return f"{x:.{decimals}f}"
 
 
@@ -70,22 +82,22 @@ def _health(snap: dict, status: str | None) -> Text:
     return Text("ok", style="green")
 
 
-def _density(d: dict | None) -> Text:
+def _density(d: dict | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
     style = "green" if d["side"] == "bid" else "red"
-    return Text(f"{d['side']} {fmt_num(d['price'], 6)} ×{d['x_median']:.0f}", style=style)
+    return Text(f"{d['side']} {fmt_price(d['price'], dp)} ×{d['x_median']:.0f}", style=style)
 
 
-def _ended(d: dict | None) -> Text:
+def _ended(d: dict | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
     style = {"eaten": "bold yellow", "pulled": "magenta", "faded": "dim"}.get(d["state"], "")
-    return Text(f"{d['side']} {fmt_num(d['price'], 6)} {d['state']}", style=style)
+    return Text(f"{d['side']} {fmt_price(d['price'], dp)} {d['state']}", style=style)
 
 
 def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float] | None = None,
-              spark: Sequence[float] = ()) -> dict[str, Text | str]:
+              spark: Sequence[float] = (), dp: int | None = None) -> dict[str, Text | str]:
     """The cells of one symbol's row, keyed as in :data:`COLUMNS`."""
     t, b = snap["trades"], snap["book"]
     dens = snap["densities"]
@@ -95,8 +107,8 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
     depth = "-" if b["bid_depth"] is None else f"{fmt_num(b['bid_depth'], 3)}/{fmt_num(b['ask_depth'], 3)}"
     cells: dict[str, Text | str] = {
         "symbol": Text(snap["symbol"], style="bold dim" if stale else "bold"),
-        "last": fmt_num(t["last_price"], 6),
-        "mid": fmt_num(b["mid"], 6),
+        "last": fmt_price(t["last_price"], dp),
+        "mid": fmt_price(b["mid"], None if dp is None else dp + 1),
         "spread": fmt_num(b["spread_bps"], 3),
         "tps": fmt_num(t["tps"], 3),
         "tpm": fmt_num(t["tpm"], 4),
@@ -104,8 +116,8 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
         "ratio": fmt_num(t["buy_sell_ratio"], 3),
         "imb": _signed(b["imbalance"], 2),
         "depth": depth,
-        "density": _density(max(active, key=lambda d: d["x_median"]) if active else None),
-        "ended": _ended(ended[0] if ended else None),
+        "density": _density(max(active, key=lambda d: d["x_median"]) if active else None, dp),
+        "ended": _ended(ended[0] if ended else None, dp),
         "spark": Text(sparkline(spark, 16), style="cyan"),
         "latency": "-" if latency is None else f"{latency[0]:.0f}/{latency[1]:.0f}",
         "health": _health(snap, status),
@@ -116,7 +128,8 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
 def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None = None,
                    statuses: dict[str, str] | None = None,
                    latencies: dict[str, tuple[float, float] | None] | None = None,
-                   sparks: dict[str, Sequence[float]] | None = None) -> Table:
+                   sparks: dict[str, Sequence[float]] | None = None,
+                   decimals: dict[str, int | None] | None = None) -> Table:
     """One row per symbol; columns dropped by priority so the table fits ``width``."""
     budget = {0: 10, 1: 10, 2: 8, 3: 18, 4: 8, 5: 11, 6: 16, 7: 22, 8: 9, 9: 19}
     cols, used = [], 0
@@ -134,7 +147,8 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
                          no_wrap=True)
     for snap in snaps:
         sym = snap["symbol"]
-        cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym), (sparks or {}).get(sym, ()))
+        cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym), (sparks or {}).get(sym, ()),
+                          (decimals or {}).get(sym))
         table.add_row(*(cells[k] for k, _, _ in keep))
     return table
 
@@ -175,7 +189,8 @@ def footer(keys: str = "Ctrl-C quit") -> Text:
     return Text(keys, style="dim")
 
 
-def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int = 80) -> Table:
+def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int = 80,
+           dp: int | None = None) -> Table:
     """Depth ladder: asks above, bids below the mid, size bars, densities highlighted.
 
     ``levels`` is ``{"bids": [(price, size), ...] best first, "asks": [...] best first}``.
@@ -185,7 +200,7 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
     dens = {(d["side"], d["price"]): d for d in snap["densities"] if d["state"] in ("active", "ending")}
     top = max([s for _, s in bids + asks] or [1.0])
     bar_w = max(8, min(40, width - 45))
-    t = Table(title=f"{symbol} ladder  mid {fmt_num(snap['book']['mid'], 7)}  spread "
+    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap['book']['mid'], None if dp is None else dp + 1, 7)}  spread "
                     f"{fmt_num(snap['book']['spread_bps'], 3)} bps", header_style="bold cyan", pad_edge=False)
     t.add_column("bid size", justify="right", no_wrap=True)
     t.add_column("price", justify="right", no_wrap=True)
@@ -199,21 +214,21 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
     for p, s in reversed(asks):
         d = dens.get(("ask", p))
         mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
-        t.add_row("", Text(fmt_num(p, 7), style="red"), Text.assemble(bar(s, "red" if not d else "bold yellow"), f" {fmt_num(s, 4)}"), mark)
+        t.add_row("", Text(fmt_price(p, dp, 7), style="red"), Text.assemble(bar(s, "red" if not d else "bold yellow"), f" {fmt_num(s, 4)}"), mark)
     t.add_row("", Text("── mid ──", style="dim"), "", "")
     for p, s in bids:
         d = dens.get(("bid", p))
         mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
-        t.add_row(Text.assemble(f"{fmt_num(s, 4)} ", bar(s, "green" if not d else "bold yellow")), Text(fmt_num(p, 7), style="green"), "", mark)
+        t.add_row(Text.assemble(f"{fmt_num(s, 4)} ", bar(s, "green" if not d else "bold yellow")), Text(fmt_price(p, dp, 7), style="green"), "", mark)
     return t
 
 
-def fates(snap: dict, limit: int = 6) -> Table:
+def fates(snap: dict, limit: int = 6, dp: int | None = None) -> Table:
     """Recently ended densities with their fate."""
     t = Table(title="densities ended (30 s)", header_style="bold cyan", pad_edge=False)
     for h in ("side", "price", "size", "×med", "fate"):
         t.add_column(h, no_wrap=True)
     for d in [d for d in snap["densities"] if d["state"] in ("eaten", "pulled", "faded")][:limit]:
         style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
-        t.add_row(d["side"], fmt_num(d["price"], 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}", Text(d["state"], style=style))
+        t.add_row(d["side"], fmt_price(d["price"], dp, 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}", Text(d["state"], style=style))
     return t
