@@ -6,7 +6,9 @@ The scripts run as ``python bench/X.py`` so this directory is on ``sys.path``.
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
 import platform
 import sys
 import tempfile
@@ -75,33 +77,51 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align:
     sys.stdout.flush()
 
 
-def sim_recording(n_frames: int, symbols: Sequence[str], seed: int = 7, *, depth: int = 50,
-                  trade_rate: float = 5.0, category: str = "linear",
+def sim_recording(n_frames: int | None, symbols: Sequence[str], seed: int = 7, *, duration_ms: int | None = None,
+                  depth: int = 50, trade_rate: float = 5.0, category: str = "linear",
                   quiet: bool = False) -> Path:
-    """Path of an NDJSON file holding the first ``n_frames`` frames of a seeded simulated market
-    (one ``ts_ms<TAB>frame`` per line). Generated once, then cached in the temp directory."""
+    """Path of a file holding a seeded simulated market, one ``ts_ms<TAB>frame`` line per frame:
+    its first ``n_frames`` frames, or every frame up to ``duration_ms`` of simulated time.
+    Generated once, then cached in the temp directory."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    key = f"sim-{category}-{len(symbols)}sym-{seed}-d{depth}-tr{trade_rate:g}-{n_frames}.tsv"
+    length = f"{n_frames}f" if n_frames is not None else f"{duration_ms}ms"
+    names = ",".join(symbols)
+    tag = f"{len(symbols)}sym" if len(names) > 60 else names.replace(",", "_")
+    key = f"sim-{category}-{tag}-{seed}-d{depth}-tr{trade_rate:g}-{length}.tsv"
     path = CACHE_DIR / key
     if path.exists():
         return path
     from bybitmon.simulate import MarketSimulator
 
     if not quiet:
-        print(f"generating {n_frames:,} simulated frames ({len(symbols)} symbols) -> {path} ...", flush=True)
+        what = f"{n_frames:,} frames" if n_frames is not None else f"{duration_ms / 60_000:g} simulated minutes"
+        print(f"generating {what} of {len(symbols)} simulated symbols -> {path} ...", flush=True)
     t0 = time.perf_counter()
     sim = MarketSimulator(list(symbols), seed, category=category, depth=depth, trade_rate=trade_rate)
+    frames = sim.frames(10**12) if n_frames is not None else sim.frames(duration_ms)
     tmp = path.with_suffix(".tmp")
-    last = 0
+    last, count = sim.start_ms, 0
     with open(tmp, "w") as f:
-        for ts, text in islice(sim.frames(10**12), n_frames):
+        for ts, text in islice(frames, n_frames):
             f.write(f"{ts}\t{text}\n")
             last = ts
+            count += 1
     tmp.rename(path)
     if not quiet:
-        print(f"  done in {time.perf_counter() - t0:.1f} s; covers {(last - sim.start_ms) / 60_000:.1f} "
+        print(f"  {count:,} frames in {time.perf_counter() - t0:.1f} s; covers {(last - sim.start_ms) / 60_000:.1f} "
               f"simulated minutes", flush=True)
     return path
+
+
+def sim_recording_in_subprocess(**kwargs) -> Path:
+    """:func:`sim_recording` run in a child process, so generating leaves no trace in this
+    process's memory (for RSS measurements)."""
+    arg = json.dumps(kwargs)
+    out = subprocess.run([sys.executable, __file__, arg], check=True, stdout=subprocess.PIPE, text=True).stdout
+    lines = out.strip().splitlines()
+    for line in lines[:-1]:
+        print(line, flush=True)
+    return Path(lines[-1])
 
 
 def read_recording(path: Path, recv_delay_ms: int = 5) -> list[tuple[int, str]]:
@@ -122,3 +142,8 @@ def stream_recording(path: Path) -> Iterator[tuple[int, str]]:
         for line in f:
             ts, _, text = line.partition("\t")
             yield int(ts), text.rstrip("\n")
+
+
+if __name__ == "__main__":  # used by sim_recording_in_subprocess
+    kw = json.loads(sys.argv[1])
+    print(sim_recording(kw.pop("n_frames", None), kw.pop("symbols"), **kw))

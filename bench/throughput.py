@@ -221,9 +221,9 @@ class Cryptofeed(Impl):
         from cryptofeed.defines import BYBIT, L2_BOOK, TRADES
         from cryptofeed.exchanges import Bybit
         from cryptofeed.symbols import Symbols
-        import cryptofeed
+        from importlib.metadata import version
 
-        self.version = getattr(cryptofeed, "__version__", "?")
+        self.version = version("cryptofeed")
         self.Bybit, self.L2_BOOK, self.TRADES = Bybit, L2_BOOK, TRADES
         # cryptofeed downloads its symbol table from /v5/market/instruments-info when a feed is
         # built. Offline, give that same parser instrument records for our symbols instead.
@@ -237,7 +237,7 @@ class Cryptofeed(Impl):
         Symbols.set(BYBIT, mapping, info)
         logging.getLogger("feedhandler").setLevel(logging.ERROR)
         self.note = (f"cryptofeed {self.version}: symbol table injected via Bybit._parse_symbol_data "
-                     f"(no REST); fake conn (address, uuid, subscription); no-op async callbacks")
+                     f"(no REST); fake conn (address, uuid, subscription); async callbacks that count")
 
     @staticmethod
     def std(symbol: str, category: str) -> str:
@@ -245,12 +245,17 @@ class Cryptofeed(Impl):
         return f"{base}-USDT-PERP" if category == "linear" else f"{base}-USDT"
 
     def make(self, ds):
-        async def nop(obj, receipt_ts):
-            return None
+        counts = self.counts = {"book": 0, "trade": 0}
+
+        async def on_book(obj, receipt_ts):
+            counts["book"] += 1
+
+        async def on_trade(obj, receipt_ts):
+            counts["trade"] += 1
 
         syms = sorted({t.rsplit(".", 1)[-1] for t in ds.topics if t.startswith(("orderbook.", "publicTrade."))})
         feed = self.Bybit(symbols=[self.std(s, ds.category) for s in syms], channels=[self.L2_BOOK, self.TRADES],
-                          callbacks={self.L2_BOOK: nop, self.TRADES: nop})
+                          callbacks={self.L2_BOOK: on_book, self.TRADES: on_trade})
 
         class Conn:  # the attributes message_handler and its helpers read
             address = WS_BASE + ds.category
@@ -288,7 +293,8 @@ class Pybit(Impl):
     name = "pybit WebSocket._on_message"
 
     def __init__(self) -> None:
-        import pybit
+        from importlib.metadata import version as dist_version
+
         from pybit import unified_trading
         from pybit._websocket_stream import _V5WebSocketManager
 
@@ -296,9 +302,9 @@ class Pybit(Impl):
         self.Manager = _V5WebSocketManager
         self.wss_name = unified_trading.WSS_NAME
         self.public = unified_trading.PUBLIC_WSS
-        version = getattr(pybit, "VERSION", None) or getattr(pybit, "__version__", "?")
+        version = dist_version("pybit")
         self.note = (f"pybit {version}: WebSocket built with __new__ + _V5WebSocketManager.__init__ "
-                     f"(WebSocket.__init__ would connect); no-op callbacks per topic")
+                     f"(WebSocket.__init__ would connect); callbacks per topic that count")
 
     def make(self, ds):
         ws = self.WebSocket.__new__(self.WebSocket)
@@ -307,8 +313,20 @@ class Pybit(Impl):
         # What subscribe() would have recorded (it sends on the socket, so it is not called).
         # Acks without a req_id are matched against the first recorded subscription.
         ws.subscriptions = {"bench": json.dumps({"op": "subscribe", "req_id": "bench", "args": ds.topics})}
+        counts = self.counts = {"book": 0, "trade": 0, "other": 0}
+
+        def on_book(message):
+            counts["book"] += 1
+
+        def on_trade(message):
+            counts["trade"] += len(message["data"])
+
+        def on_other(message):
+            counts["other"] += 1
+
         for t in ds.topics:
-            ws._set_callback(t, lambda message: None)
+            ws._set_callback(t, on_book if t.startswith("orderbook.") else
+                             on_trade if t.startswith("publicTrade.") else on_other)
         return ws
 
     def run(self, states, ds):
@@ -348,6 +366,7 @@ def measure(impls: list[Impl], ds: Dataset, repeats: int, chunks: int = 1,
     errors = {i.name: 0 for i in impls}
     books: dict[str, tuple[float, float] | None] = {}
     failed: dict[str, str] = {}
+    delivered: dict[str, dict] = {}
     for rep in range(repeats):
         states: dict[str, list] = {}
         total = {i.name: 0.0 for i in impls}
@@ -373,6 +392,9 @@ def measure(impls: list[Impl], ds: Dataset, repeats: int, chunks: int = 1,
             best_s[impl.name] = min(best_s[impl.name], total[impl.name])
             if rep == 0:
                 books[impl.name] = impl.best(states[impl.name][-1], ds, symbol)
+                counts = getattr(impl, "counts", None)
+                if counts is not None:
+                    delivered[impl.name] = dict(counts)
         del states
         gc.collect()
         print(f"  [{ds.name}] repeat {rep + 1}/{repeats} done", file=sys.stderr, flush=True)
@@ -383,7 +405,7 @@ def measure(impls: list[Impl], ds: Dataset, repeats: int, chunks: int = 1,
             rows.append({"name": impl.name, "fps": None, "why": failed[impl.name]})
         else:
             rows.append({"name": impl.name, "fps": n / best_s[impl.name], "best": books.get(impl.name),
-                         "errors": errors[impl.name]})
+                         "errors": errors[impl.name], "delivered": delivered.get(impl.name)})
     return rows
 
 
@@ -410,6 +432,10 @@ def report(title: str, rows: list[dict]) -> None:
                     f"{r['fps'] / cf:.2f}" if cf else "-", book, str(r.get("errors", 0))])
     bu.print_table(["implementation", "frames/s", "x orjson floor", "x cryptofeed",
                     "BTCUSDT best bid / ask after run", "frames raised"], out, align="lrrrlr")
+    for r in rows:
+        if r.get("delivered"):
+            print(f"\n{r['name']}: callbacks per pass over the file: {r['delivered']}", end="")
+    print()
 
 
 def profile_bybitmon(ds: Dataset, top: int) -> None:

@@ -153,7 +153,7 @@ def parse_alert(text: str) -> AlertRule:
     threshold = float(number)
     if not math.isfinite(threshold):
         raise UsageError(f"bad number {number!r} in alert {text!r}: it is too large")
-    return AlertRule(text, symbol, field, op, threshold)
+    return AlertRule(text.strip(), symbol, field, op, threshold)
 
 
 class AlertEngine:

@@ -183,12 +183,14 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                 if deadline and time.monotonic() >= deadline:
                     break
                 await _wait(stop, feed, 0.2)
+                _flush_recording(feed)
         else:
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
                 while not stop.is_set() and not feed.failed.is_set():
                     if deadline and time.monotonic() >= deadline:
                         break
                     await _wait(stop, feed, opts.refresh_s)
+                    _flush_recording(feed)
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0
                         for s in opts.symbols:
@@ -198,13 +200,30 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     finally:
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
-        if feed.recorder is not None:
-            feed.recorder.close()
+        _close_recording(feed)
     if emitter is not None:
         emitter.emit_all()
     if feed.fatal is not None:
         raise feed.fatal
     return status
+
+
+def _close_recording(feed: LiveFeed) -> None:
+    if feed.recorder is not None:
+        try:
+            feed.recorder.close()
+        except RecordingError as exc:
+            if feed.fatal is None:
+                feed.fatal = exc
+
+
+def _flush_recording(feed: LiveFeed) -> None:
+    if feed.recorder is not None and feed.fatal is None:
+        try:
+            feed.recorder.flush_if_due(time.time_ns())
+        except RecordingError as exc:
+            feed.fatal = exc
+            feed.failed.set()
 
 
 async def _wait(stop: asyncio.Event, feed: LiveFeed, seconds: float) -> None:
@@ -240,13 +259,14 @@ async def run_record(opts: WatchOptions, path: str, *, progress: bool) -> int:
             if deadline and time.monotonic() >= deadline:
                 break
             await _wait(stop, feed, 0.25)
+            _flush_recording(feed)
             if progress and time.monotonic() - last_report >= 5:
                 last_report = time.monotonic()
                 states = ", ".join(f"{h.label} {h.state}" for h in feed.health)
                 print(f"recording {path}: {feed.recorder.frames} frames ({states})", file=sys.stderr)
     finally:
         await feed.stop()
-        feed.recorder.close()
+        _close_recording(feed)
     if feed.fatal is not None:
         raise feed.fatal
     if data_frames == 0:

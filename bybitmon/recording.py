@@ -280,6 +280,13 @@ class RecordingWriter:
             self.flush()
             self._last_flush_ns = recv_ns
 
+    def flush_if_due(self, now_ns: int) -> None:
+        """Flush when the last flush is ``flush_s`` old, even if no frame arrived since (a
+        quiet market must not leave frames sitting in a buffer)."""
+        if self.frames and now_ns - self._last_flush_ns >= self.flush_s * 1e9:
+            self.flush()
+            self._last_flush_ns = now_ns
+
     def _write(self, data: bytes) -> None:
         try:
             self._out.write(data)
@@ -304,10 +311,12 @@ class RecordingWriter:
             return
         self._closed = True
         try:
-            self.flush()
-            if self._out is not self._raw:
-                self._out.close()
-            self._raw.close()
+            try:
+                self.flush()
+                if self._out is not self._raw:
+                    self._out.close()
+            finally:
+                self._raw.close()
         except OSError as exc:
             raise RecordingError(f"{self.path}: close failed ({exc.strerror or exc})") from None
 

@@ -861,7 +861,7 @@ class BybitServer:
         msg: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": conn.conn_id}
         if req_id is not _MISSING:
             msg["req_id"] = req_id
-        else:
+        elif conn.category != "spot":
             msg["req_id"] = ""
         msg["op"] = op
         self._send(conn, orjson.dumps(msg).decode().translate(_GO_ESCAPES))

@@ -1,0 +1,157 @@
+"""Memory of bybitmon's pipeline: RSS over a long simulated run (must be flat) and RSS per symbol.
+
+Run:  /work/venv/bin/python bench/memory.py               (1 simulated hour of 3 symbols, then 50 symbols)
+      /work/venv/bin/python bench/memory.py --minutes 10  (shorter)
+
+Settings as a live monitor would run: orderbook.50 (a delta every 20 ms), trade window 60 s,
+about 100 trades/s per symbol (MarketSimulator trade_rate 45 gives ~100 fills/s on average with
+its bursts; the measured rate is printed), a snapshot of every symbol once per simulated second
+(what ``--json --interval 1s`` does). Frames are generated once by a child process and cached on
+disk, then streamed from the file at max speed, so neither the simulator nor the frames sit in
+this process's memory. RSS is VmRSS from /proc/self/status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import subprocess
+import sys
+import time
+
+import _benchutil as bu
+
+from bybitmon import protocol
+from bybitmon.monitor import Monitor
+
+TRADE_RATE = 45.0  # MarketSimulator trade_rate giving ~100 trades/s per symbol (bursts included)
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope dy/dx."""
+    n = len(points)
+    if n < 2:
+        return float("nan")
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else float("nan")
+
+
+def long_run(args) -> None:
+    symbols = bu.sim_symbols(args.symbols)
+    path = bu.sim_recording_in_subprocess(symbols=symbols, seed=args.seed, duration_ms=args.minutes * 60_000,
+                                          depth=args.depth, trade_rate=TRADE_RATE)
+    gc.collect()
+    rss0 = bu.rss_mb()
+    m = Monitor("linear", window_ms=args.window_s * 1000)
+    samples: list[tuple[int, float, float, int]] = []  # (minute, rss, mean tps, trades held)
+    start = None
+    next_snap = next_min = 0
+    frames = 0
+    t0 = time.perf_counter()
+    for ts, raw in bu.stream_recording(path):
+        if start is None:
+            start = ts
+            next_snap = ts + 1000
+            next_min = ts + 60_000
+        while ts >= next_snap:  # once per simulated second, like --json --interval 1s
+            for s in symbols:
+                m.snapshot(s)
+            next_snap += 1000
+        if ts >= next_min:
+            minute = (next_min - start) // 60_000
+            snaps = [m.snapshot(s) for s in symbols]
+            tps = sum(sn["trades"]["tps"] for sn in snaps) / len(snaps)
+            held = sum(len(m.states[s].trades._ids) for s in symbols)
+            samples.append((minute, bu.rss_mb(), tps, held))
+            next_min += 60_000
+        m.feed(ts * 1_000_000 + 5_000_000, raw)
+        frames += 1
+    wall = time.perf_counter() - t0
+    print(f"\n### RSS over {args.minutes} simulated minutes, {len(symbols)} symbols "
+          f"({frames:,} frames in {wall:.0f} s wall, {frames / wall:,.0f} frames/s incl. reading the file)\n")
+    print(f"RSS before the Monitor: {rss0:.1f} MB")
+    every = max(1, len(samples) // 12)
+    rows = [(f"{mi}", f"{r:.1f}", f"{r - rss0:+.1f}", f"{t:.0f}", f"{h:,}")
+            for i, (mi, r, t, h) in enumerate(samples) if i % every == 0 or i == len(samples) - 1]
+    bu.print_table(["sim minute", "RSS MB", "vs before", "mean trades/s per symbol (60 s window)",
+                    "trades held (all symbols)"], rows)
+    warm = [(mi, r) for mi, r, _, _ in samples if mi >= args.warmup_min]
+    half = warm[len(warm) // 2:]
+    print()
+    bu.print_table(["RSS slope", "MB per simulated minute", "MB per simulated hour"], [
+        (f"minutes {warm[0][0]}-{warm[-1][0]} (after {args.warmup_min} min warm-up)" if warm else "n/a",
+         f"{slope(warm):+.4f}", f"{slope(warm) * 60:+.2f}"),
+        (f"second half, minutes {half[0][0]}-{half[-1][0]}" if half else "n/a",
+         f"{slope(half):+.4f}", f"{slope(half) * 60:+.2f}"),
+    ], align="lrr")
+    if warm:
+        lo, hi = min(r for _, r in warm), max(r for _, r in warm)
+        print(f"\nRSS after warm-up: min {lo:.1f} MB, max {hi:.1f} MB, spread {hi - lo:.1f} MB; "
+              f"protocol caches at the end: {len(protocol._PRICES):,} prices, {len(protocol._SIZES):,} sizes "
+              f"(cleared at {protocol._CACHE_MAX:,})")
+
+
+def per_symbol(args) -> None:
+    n = args.n_symbols
+    symbols = bu.sim_symbols(n)
+    warm_ms = args.warmup_s * 1000
+    path = bu.sim_recording_in_subprocess(symbols=symbols, seed=args.seed, duration_ms=warm_ms,
+                                          depth=args.depth, trade_rate=TRADE_RATE)
+    gc.collect()
+    before = bu.rss_mb()
+    m = Monitor("linear", window_ms=args.window_s * 1000)
+    next_snap = None
+    frames = 0
+    for ts, raw in bu.stream_recording(path):
+        if next_snap is None:
+            next_snap = ts + 1000
+        while ts >= next_snap:
+            for s in symbols:
+                m.snapshot(s)
+            next_snap += 1000
+        m.feed(ts * 1_000_000 + 5_000_000, raw)
+        frames += 1
+    gc.collect()
+    after = bu.rss_mb()
+    snaps = [m.snapshot(s) for s in symbols]
+    tps = sum(s["trades"]["tps"] for s in snaps) / n
+    held = sum(len(m.states[s].trades._ids) for s in symbols) / n
+    levels = sum(len(m.states[s].book.bids) + len(m.states[s].book.asks) for s in symbols) / n
+    print(f"\n### Memory per symbol, N={n} symbols, after {args.warmup_s} simulated s ({frames:,} frames)\n")
+    bu.print_table(["RSS before MB", "RSS after MB", "delta MB", "MB per symbol", "trades/s per symbol",
+                    "trades held per symbol", "book levels per symbol"],
+                   [(f"{before:.1f}", f"{after:.1f}", f"{after - before:.1f}", f"{(after - before) / n:.2f}",
+                     f"{tps:.0f}", f"{held:,.0f}", f"{levels:.0f}")], align="rrrrrrr")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=int, default=60, help="simulated minutes of the long run (default 60)")
+    ap.add_argument("--symbols", type=int, default=3, help="symbols of the long run (default 3)")
+    ap.add_argument("--warmup-min", type=int, default=5, help="minutes left out of the slope (default 5)")
+    ap.add_argument("--n-symbols", type=int, default=50, help="symbols of the per-symbol measurement (default 50)")
+    ap.add_argument("--warmup-s", type=int, default=90, help="simulated seconds fed before the per-symbol RSS "
+                                                             "(default 90: longer than the window)")
+    ap.add_argument("--window-s", type=int, default=60)
+    ap.add_argument("--depth", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--only", choices=["long", "per-symbol"], help="run one part in this process")
+    args = ap.parse_args()
+    if args.only == "long":
+        long_run(args)
+        return
+    if args.only == "per-symbol":
+        per_symbol(args)
+        return
+    print(f"# bybitmon memory\n\n{bu.machine_line()}\ndepth {args.depth}, window {args.window_s} s, "
+          f"MarketSimulator trade_rate {TRADE_RATE:g}", flush=True)
+    # Each part runs in a fresh child process, so memory one part freed cannot be reused
+    # (and hidden) by the other.
+    for part in ("long", "per-symbol"):
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", part], check=True)
+
+
+if __name__ == "__main__":
+    main()
