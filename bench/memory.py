@@ -38,6 +38,22 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else float("nan")
 
 
+def cache_bytes_per_entry(n: int = 100_000) -> float:
+    """RSS cost of one entry of bybitmon's validated-string caches (protocol._PRICES/_SIZES),
+    measured by pushing ``n`` fresh price strings through the same code path."""
+    gc.collect()
+    before = bu.rss_mb()
+    levels = [[f"{10_000_000 + i}.5", "1"] for i in range(n)]
+    base = bu.rss_mb()
+    protocol._levels(levels)
+    del levels
+    gc.collect()
+    after = bu.rss_mb()
+    # The strings themselves are kept by the cache (keys), so count them: RSS after - before.
+    del base
+    return (after - before) * 1024 * 1024 / n
+
+
 def long_run(args) -> None:
     symbols = bu.sim_symbols(args.symbols)
     path = bu.sim_recording_in_subprocess(symbols=symbols, seed=args.seed, duration_ms=args.minutes * 60_000,
@@ -45,7 +61,7 @@ def long_run(args) -> None:
     gc.collect()
     rss0 = bu.rss_mb()
     m = Monitor("linear", window_ms=args.window_s * 1000)
-    samples: list[tuple[int, float, float, int]] = []  # (minute, rss, mean tps, trades held)
+    samples: list[tuple[int, float, float, int, int, int]] = []  # minute, rss, tps, held, caches
     start = None
     next_snap = next_min = 0
     frames = 0
@@ -64,7 +80,7 @@ def long_run(args) -> None:
             snaps = [m.snapshot(s) for s in symbols]
             tps = sum(sn["trades"]["tps"] for sn in snaps) / len(snaps)
             held = sum(len(m.states[s].trades._ids) for s in symbols)
-            samples.append((minute, bu.rss_mb(), tps, held))
+            samples.append((minute, bu.rss_mb(), tps, held, len(protocol._PRICES), len(protocol._SIZES)))
             next_min += 60_000
         m.feed(ts * 1_000_000 + 5_000_000, raw)
         frames += 1
@@ -73,11 +89,14 @@ def long_run(args) -> None:
           f"({frames:,} frames in {wall:.0f} s wall, {frames / wall:,.0f} frames/s incl. reading the file)\n")
     print(f"RSS before the Monitor: {rss0:.1f} MB")
     every = max(1, len(samples) // 12)
-    rows = [(f"{mi}", f"{r:.1f}", f"{r - rss0:+.1f}", f"{t:.0f}", f"{h:,}")
-            for i, (mi, r, t, h) in enumerate(samples) if i % every == 0 or i == len(samples) - 1]
+    rows = [(f"{mi}", f"{r:.1f}", f"{r - rss0:+.1f}", f"{t:.0f}", f"{h:,}", f"{cp:,} / {cs:,}")
+            for i, (mi, r, t, h, cp, cs) in enumerate(samples) if i % every == 0 or i == len(samples) - 1]
     bu.print_table(["sim minute", "RSS MB", "vs before", "mean trades/s per symbol (60 s window)",
-                    "trades held (all symbols)"], rows)
-    warm = [(mi, r) for mi, r, _, _ in samples if mi >= args.warmup_min]
+                    "trades held (all symbols)", "price / size cache entries"], rows)
+    warm = [(mi, r) for mi, r, *_ in samples if mi >= args.warmup_min]
+    cache = [(mi, cp + cs) for mi, _, _, _, cp, cs in samples if mi >= args.warmup_min]
+    per_entry = cache_bytes_per_entry()
+    cache_mb = slope(cache) * per_entry / (1024 * 1024)
     half = warm[len(warm) // 2:]
     print()
     bu.print_table(["RSS slope", "MB per simulated minute", "MB per simulated hour"], [
@@ -85,6 +104,9 @@ def long_run(args) -> None:
          f"{slope(warm):+.4f}", f"{slope(warm) * 60:+.2f}"),
         (f"second half, minutes {half[0][0]}-{half[-1][0]}" if half else "n/a",
          f"{slope(half):+.4f}", f"{slope(half) * 60:+.2f}"),
+        (f"of which protocol price/size caches ({slope(cache):.0f} new entries/min x {per_entry:.0f} B)",
+         f"{cache_mb:+.4f}", f"{cache_mb * 60:+.2f}"),
+        ("after warm-up, net of the caches", f"{slope(warm) - cache_mb:+.4f}", f"{(slope(warm) - cache_mb) * 60:+.2f}"),
     ], align="lrr")
     if warm:
         lo, hi = min(r for _, r in warm), max(r for _, r in warm)

@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--symbols", type=int, default=50)
     ap.add_argument("--sim-s", type=int, default=90, help="simulated seconds fed before timing (default 90)")
-    ap.add_argument("--refreshes", type=int, default=200, help="refreshes per sample (default 200)")
+    ap.add_argument("--refreshes", type=int, default=20, help="refreshes per sample (default 20)")
     ap.add_argument("--samples", type=int, default=5, help="samples, best of (default 5)")
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--hz", type=float, default=4.0)

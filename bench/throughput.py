@@ -80,7 +80,7 @@ def load_fixture(stem: str, category: str, loops: int) -> Dataset:
 # --------------------------------------------------------------------------- implementations
 # Each implementation: make(ds) -> fresh state (untimed); run(states, ds) feeds ds.frames into each
 # state in turn (timed) and returns the number of frames that raised; best(state, ds, symbol) ->
-# (best bid, best ask) as floats, or None.
+# (best bid, best ask, bid levels, ask levels), or None.
 
 
 class Impl:
@@ -93,7 +93,7 @@ class Impl:
     def run(self, states: list, ds: Dataset) -> int:
         raise NotImplementedError
 
-    def best(self, state, ds: Dataset, symbol: str) -> tuple[float, float] | None:
+    def best(self, state, ds: Dataset, symbol: str) -> tuple | None:
         return None
 
 
@@ -146,7 +146,7 @@ class DictBook(Impl):
         book = books.get(ds.book_topic(symbol))
         if not book or not book[0] or not book[1]:
             return None
-        return max(map(float, book[0])), min(map(float, book[1]))
+        return max(map(float, book[0])), min(map(float, book[1])), len(book[0]), len(book[1])
 
 
 class BybitmonBookOnly(Impl):
@@ -188,7 +188,7 @@ class BybitmonBookOnly(Impl):
         b = books.get(symbol)
         if b is None or not b.ready:
             return None
-        return b.best_bid, b.best_ask
+        return b.best_bid, b.best_ask, len(b.bids), len(b.asks)
 
 
 class BybitmonMonitor(Impl):
@@ -209,7 +209,8 @@ class BybitmonMonitor(Impl):
         b = m.snapshot(symbol)["book"]
         if b["best_bid"] is None:
             return None
-        return b["best_bid"], b["best_ask"]
+        book = m.states[symbol].book
+        return b["best_bid"], b["best_ask"], len(book.bids), len(book.asks)
 
 
 class Cryptofeed(Impl):
@@ -286,7 +287,8 @@ class Cryptofeed(Impl):
         book = feed._l2_book.get(self.std(symbol, ds.category))
         if book is None or not len(book.book.bids) or not len(book.book.asks):
             return None
-        return float(book.book.bids.index(0)[0]), float(book.book.asks.index(0)[0])
+        return (float(book.book.bids.index(0)[0]), float(book.book.asks.index(0)[0]),
+                len(book.book.bids), len(book.book.asks))
 
 
 class Pybit(Impl):
@@ -345,7 +347,8 @@ class Pybit(Impl):
         book = ws.data.get(ds.book_topic(symbol))
         if not book or not book.get("b") or not book.get("a"):
             return None
-        return max(float(p) for p, _ in book["b"]), min(float(p) for p, _ in book["a"])
+        return (max(float(p) for p, _ in book["b"]), min(float(p) for p, _ in book["a"]),
+                len(book["b"]), len(book["a"]))
 
 
 # --------------------------------------------------------------------------- running
@@ -364,7 +367,7 @@ def measure(impls: list[Impl], ds: Dataset, repeats: int, chunks: int = 1,
              for i in range(0, len(ds.frames), size)]
     best_s = {i.name: float("inf") for i in impls}
     errors = {i.name: 0 for i in impls}
-    books: dict[str, tuple[float, float] | None] = {}
+    books: dict[str, tuple | None] = {}
     failed: dict[str, str] = {}
     delivered: dict[str, dict] = {}
     for rep in range(repeats):
@@ -426,12 +429,12 @@ def report(title: str, rows: list[dict]) -> None:
         elif b is None:
             book = "NO BOOK"
         else:
-            book = f"{b[0]:g} / {b[1]:g}" + ("" if ref is None or r["name"] == BybitmonMonitor.name
+            book = f"{b[0]:g} / {b[1]:g} ({b[2]}+{b[3]} levels)" + ("" if ref is None or r["name"] == BybitmonMonitor.name
                                              else ("  = bybitmon" if b == ref else "  DIFFERS"))
         out.append([r["name"], f"{r['fps']:,.0f}", f"{r['fps'] / floor:.3f}" if floor else "-",
                     f"{r['fps'] / cf:.2f}" if cf else "-", book, str(r.get("errors", 0))])
     bu.print_table(["implementation", "frames/s", "x orjson floor", "x cryptofeed",
-                    "BTCUSDT best bid / ask after run", "frames raised"], out, align="lrrrlr")
+                    "BTCUSDT best bid / ask (bid+ask levels) after run", "frames raised"], out, align="lrrrlr")
     for r in rows:
         if r.get("delivered"):
             print(f"\n{r['name']}: callbacks per pass over the file: {r['delivered']}", end="")
@@ -465,7 +468,7 @@ def main() -> None:
                          "1M frames already takes ~2 min for all implementations here)")
     ap.add_argument("--chunks", type=int, default=10,
                     help="parts of the simulated recording fed to the implementations in turn (default 10)")
-    ap.add_argument("--fixture-repeats", type=int, default=5, help="timed samples on each real fixture (best of)")
+    ap.add_argument("--fixture-repeats", type=int, default=3, help="timed samples on each real fixture (best of)")
     ap.add_argument("--fixture-loops", type=int, default=10, help="file passes per fixture sample, fresh instance each")
     ap.add_argument("--no-peers", action="store_true", help="skip cryptofeed and pybit")
     ap.add_argument("--no-fixtures", action="store_true")

@@ -128,11 +128,17 @@ class TradeWindow:
         self.now_ms = -(2**62)
 
     def add(self, trade: Trade, now_ms: int) -> bool:
-        """Add one trade; returns False when its id was already seen (ignored)."""
+        """Add one trade; returns False when it is a duplicate (ignored).
+
+        A trade is a duplicate when an earlier trade with the same id is still held, i.e. its
+        fill time is after ``now - retention``. Older ids are forgotten, which is what keeps
+        memory bounded by the window; a re-sent trade carries its original fill time, so it
+        falls outside the window just as its first copy did.
+        """
+        self.advance(now_ms)
         tid = trade.trade_id
         if tid in self._ids:
             return False
-        self.advance(now_ms)
         self.last_price = trade.price
         t = trade.ts_ms
         if t <= now_ms - self.retention_ms:

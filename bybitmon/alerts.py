@@ -73,8 +73,9 @@ def _resolve(name: str, text: str) -> str:
 class AlertRule:
     """One parsed rule: ``[symbol:]field op threshold``.
 
-    ``text`` is the rule as written (it names the rule in events); ``field`` is the full path,
-    e.g. ``trades.tps``; ``symbol`` is None when the rule applies to every symbol.
+    ``text`` is the rule as written, outer spaces removed (it names the rule in events);
+    ``field`` is the full path, e.g. ``trades.tps``; ``symbol`` is None when the rule applies to
+    every symbol (a given symbol is upper-cased).
     """
 
     text: str

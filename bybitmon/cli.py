@@ -7,7 +7,6 @@ import sys
 import time
 from typing import Callable, Iterable, Iterator, Optional
 
-import orjson
 import typer
 from typer.exceptions import Abort, TyperException
 
@@ -81,23 +80,26 @@ class Driver:
 
     def __init__(self, monitor: Monitor, *, speed: float | None, json_out: Optional[Callable[[bytes], None]],
                  interval_ms: int, on_tick: Optional[Callable[[], None]] = None, tick_s: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 alerts=None) -> None:
+        from .live import JsonEmitter
+
         self.monitor = monitor
         self.speed = speed
         self.json_out = json_out
+        self.emitter = JsonEmitter(monitor, interval_ms, json_out, alerts) if (json_out or alerts) else None
         self.interval_ms = interval_ms
         self.on_tick = on_tick
         self.tick_s = tick_s
         self.clock = clock
         self.sleep = sleep
-        self.next_emit_ms: int | None = None
         self.frames = 0
 
     def run(self, frames: Iterable[tuple[int, str]]) -> None:
         monitor = self.monitor
         feed = monitor.feed
         speed = self.speed
-        json_out = self.json_out
+        emitter = self.emitter
         t0_ms: float | None = None
         wall0 = self.clock()
         next_tick = wall0 + self.tick_s
@@ -105,12 +107,8 @@ class Driver:
             feed(recv_ns, raw)
             self.frames += 1
             now_ms = monitor.now_ms
-            if json_out is not None and now_ms is not None:
-                if self.next_emit_ms is None:
-                    self.next_emit_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
-                elif now_ms >= self.next_emit_ms:
-                    self.emit_all()
-                    self.next_emit_ms = (now_ms // self.interval_ms + 1) * self.interval_ms
+            if emitter is not None:
+                emitter.maybe_emit()
             if speed is not None:
                 t_ms = recv_ns / 1e6 if recv_ns else now_ms
                 if t_ms is not None:
@@ -125,8 +123,8 @@ class Driver:
                     self.on_tick()
                     next_tick = wall + self.tick_s
         monitor.finish()
-        if json_out is not None:
-            self.emit_all()
+        if emitter is not None:
+            emitter.emit_all()
         if self.on_tick is not None:
             self.on_tick()
 
@@ -142,11 +140,6 @@ class Driver:
                 self.on_tick()
                 next_tick = self.clock() + self.tick_s
 
-    def emit_all(self) -> None:
-        out = self.json_out
-        assert out is not None
-        for sym in self.monitor.symbols:
-            out(orjson.dumps(self.monitor.snapshot(sym)) + b"\n")
 
 
 def _stdout_writer() -> Callable[[bytes], None]:
@@ -189,6 +182,8 @@ def replay(
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval on the pipeline clock."),
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
 ) -> None:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
     category = parse_category(category)
@@ -200,7 +195,14 @@ def replay(
         raise UsageError(f"bad --density-x {density_x}: it must be positive")
     if simulate == (file is not None):
         raise UsageError("give either a FILE to replay or --simulate")
+    from .alerts import parse_alert
+
+    for rule in alert:
+        parse_alert(rule)
     monitor = Monitor(category, window_ms, bps, density_x, min_notional)
+    from .live import AlertSink
+
+    alerts = AlertSink(alert, path=alerts_out, to_stdout=json_) if alert else None
     reader = None
     if simulate:
         syms = parse_symbols([symbols])
@@ -220,7 +222,7 @@ def replay(
     from . import ui
 
     if json_:
-        Driver(monitor, speed=pace, json_out=_stdout_writer(), interval_ms=interval_ms).run(frames)
+        Driver(monitor, speed=pace, json_out=_stdout_writer(), interval_ms=interval_ms, alerts=alerts).run(frames)
         sys.stdout.flush()
     else:
         from rich.console import Console
@@ -232,15 +234,20 @@ def replay(
             snaps = [monitor.snapshot(s) for s in monitor.symbols]
             lat = {s: monitor.latency(s) for s in monitor.symbols} if reader is not None else None
             dps = {s: monitor.price_decimals(s) for s in monitor.symbols}
-            return ui.activity_table(snaps, width=console.width, title=title, latencies=lat, decimals=dps)
+            return ui.activity_table(snaps, width=console.width, title=title, latencies=lat, decimals=dps,
+                                     firing=alerts.firing(monitor.symbols) if alerts else None)
 
         if pace is not None and console.is_terminal:
             with Live(render(), console=console, auto_refresh=False, transient=False) as live:
-                Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms,
+                Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms, alerts=alerts,
                        on_tick=lambda: live.update(render(), refresh=True)).run(frames)
         else:
-            Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms).run(frames)
+            Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms, alerts=alerts).run(frames)
             console.print(render())
+    if alerts is not None:
+        alerts.close()
+        if alerts_out and not json_:
+            print(f"{alerts.events} alert events written to {alerts_out}", file=sys.stderr)
     _report(monitor, reader)
 
 
@@ -286,6 +293,9 @@ def watch(
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long (default: until Ctrl-C)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
+    bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
 ) -> None:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
     import asyncio
@@ -300,6 +310,13 @@ def watch(
     opts.interval_ms = parse_window(interval)
     opts.record = record
     opts.ladder = ladder
+    from .alerts import parse_alert
+
+    for rule in alert:
+        parse_alert(rule)  # validated up front: one line for a bad rule
+    opts.alerts = list(alert)
+    opts.alerts_out = alerts_out
+    opts.bell = bell
     asyncio.run(run_watch(opts))
 
 
@@ -371,6 +388,26 @@ def serve(
         asyncio.run(run())
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def export(
+    file: str = typer.Argument(..., help="Recording, NDJSON capture or tardis raw file."),
+    to: Optional[str] = typer.Option(None, "--to", help="Trades table (Parquet)."),
+    book: Optional[str] = typer.Option(None, "--book", help="Book metrics sampled every --every (Parquet)."),
+    densities: Optional[str] = typer.Option(None, "--densities", help="Ended densities with their fate (Parquet)."),
+    every: str = typer.Option("100ms", "--every", help="Book sampling interval on the pipeline clock."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse."),
+    window: str = typer.Option("60s", "--window", help="Trade window for the sampled activity columns."),
+    bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
+) -> None:
+    """Export a recording to Parquet tables for DuckDB / Polars / pandas (needs bybitmon[export])."""
+    from .export import export_file
+
+    category = parse_category(category)
+    rows = export_file(file, category=category, trades_out=to, book_out=book, densities_out=densities,
+                       every_ms=parse_window(every), window_ms=parse_window(window), bps=bps)
+    print(", ".join(f"{n} {name} rows" for name, n in rows.items()), file=sys.stderr)
 
 
 def _report(monitor: Monitor, reader) -> None:

@@ -80,6 +80,7 @@ class SubscribeReply:
     ret_msg: str
     req_id: str | int | None
     conn_id: str | None
+    ts_ms: int | None = None    # acks carry no "ts" on Bybit; kept if one does
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class Pong:
     recv_ns: int
     conn_id: str | None
     req_id: str | int | None
+    ts_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,13 +27,62 @@ __all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"
 SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
 
 
+class AlertSink:
+    """Evaluates alert rules on snapshots (pipeline clock) and writes the events.
+
+    Each event is an NDJSON ``{"type":"alert",...}`` line to ``out`` (the ``--alerts-out`` file,
+    and stdout with ``--json``); ``bell`` rings the terminal once per firing.
+    """
+
+    def __init__(self, rules: list[str], *, path: str | None = None, to_stdout: bool = False,
+                 bell: bool = False) -> None:
+        from .alerts import AlertEngine
+
+        self.engine = AlertEngine(rules)
+        self.to_stdout = to_stdout
+        self.bell = bell
+        self.events = 0
+        self._file = None
+        if path:
+            try:
+                self._file = open(path, "ab")
+            except OSError as exc:
+                raise RecordingError(f"{path}: cannot write alerts ({exc.strerror})") from None
+
+    def check(self, monitor: Monitor) -> list[dict]:
+        out: list[dict] = []
+        for sym in monitor.symbols:
+            out.extend(self.engine.evaluate(monitor.snapshot(sym)))
+        if out:
+            data = b"".join(orjson.dumps(e) + b"\n" for e in out)
+            if self._file is not None:
+                self._file.write(data)
+                self._file.flush()
+            if self.to_stdout:
+                sys.stdout.buffer.write(data)
+            if self.bell and any(e["state"] == "firing" for e in out) and sys.stderr.isatty():
+                sys.stderr.write("\a")
+                sys.stderr.flush()
+            self.events += len(out)
+        return out
+
+    def firing(self, symbols: list[str]) -> set[str]:
+        return {s for s in symbols if self.engine.firing(s)}
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class JsonEmitter:
     """Version-1 snapshot lines every ``interval_ms`` of pipeline clock, and on demand."""
 
-    def __init__(self, monitor: Monitor, interval_ms: int, out: Callable[[bytes], None]) -> None:
+    def __init__(self, monitor: Monitor, interval_ms: int, out: Callable[[bytes], None] | None,
+                 alerts: AlertSink | None = None) -> None:
         self.monitor = monitor
         self.interval_ms = interval_ms
         self.out = out
+        self.alerts = alerts
         self.next_ms: int | None = None
 
     def maybe_emit(self) -> None:
@@ -48,7 +97,10 @@ class JsonEmitter:
 
     def emit_all(self) -> None:
         m = self.monitor
-        self.out(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in m.symbols))
+        if self.out is not None:
+            self.out(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in m.symbols))
+        if self.alerts is not None:
+            self.alerts.check(m)
 
 
 @dataclass
@@ -69,6 +121,9 @@ class WatchOptions:
     ladder: bool = False
     duration_s: float | None = None
     refresh_s: float = 0.25
+    alerts: list[str] = field(default_factory=list)
+    alerts_out: str | None = None
+    bell: bool = False
     client_kwargs: dict = field(default_factory=dict)
 
 
@@ -121,10 +176,13 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     messages: deque[tuple[float, str]] = deque(maxlen=5)
     handler = _ListHandler(messages)
     logging.getLogger("bybitmon").addHandler(handler)
+    alerts = AlertSink(opts.alerts, path=opts.alerts_out, to_stdout=opts.json, bell=opts.bell) if opts.alerts else None
     emitter = None
     if opts.json:
         out = sys.stdout.buffer
-        emitter = JsonEmitter(monitor, opts.interval_ms, lambda b: (out.write(b), out.flush()))
+        emitter = JsonEmitter(monitor, opts.interval_ms, lambda b: (out.write(b), out.flush()), alerts)
+    elif alerts is not None:
+        emitter = JsonEmitter(monitor, opts.interval_ms, None, alerts)
     feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
                     on_frame=(lambda *_: emitter.maybe_emit()) if emitter else None, **opts.client_kwargs)
     if opts.record:
@@ -170,7 +228,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         else:
             body = ui.activity_table(sort_snapshots(snaps, opts.sort), width=console.width, statuses=statuses(),
                                      latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks,
-                                     decimals=dps)
+                                     decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None)
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
     status = 0
@@ -201,8 +259,10 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
         _close_recording(feed)
-    if emitter is not None:
+    if emitter is not None and opts.json:
         emitter.emit_all()
+    if alerts is not None:
+        alerts.close()
     if feed.fatal is not None:
         raise feed.fatal
     return status

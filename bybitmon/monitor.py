@@ -16,7 +16,7 @@ import orjson
 from .activity import TradeWindow, WindowStats
 from .book import Applied, OrderBook
 from .densities import DensityTracker
-from .events import BadFrame, BookUpdate, Event, Level, OtherTopic, Trade, TradeBatch, UnknownFrame
+from .events import BadFrame, BookUpdate, Event, Level, Trade, TradeBatch
 from .protocol import book_fields, parse_frame, topic_symbol, trade_fields
 
 __all__ = ["Monitor", "SymbolState", "SNAPSHOT_VERSION"]
@@ -137,9 +137,8 @@ class Monitor:
         elif cls is BadFrame:
             self.bad_frames += 1
             self.bad_reasons[ev.reason] = self.bad_reasons.get(ev.reason, 0) + 1
-        elif cls is OtherTopic or cls is UnknownFrame:
-            if ev.ts_ms is not None:
-                self._clock(ev.ts_ms)
+        elif ev.ts_ms is not None:  # other topics, acks, pongs, unknown objects: the clock only
+            self._clock(ev.ts_ms)
 
     def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
               seq: int | None, is_snapshot: bool, bids: Sequence[Level], asks: Sequence[Level]) -> None:

@@ -108,9 +108,7 @@ def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
     if type(msg) is not dict:
         return BadFrame(recv_ns, "not a JSON object", _excerpt(raw))
     topic = msg.get("topic")
-    if topic is not None:
-        if type(topic) is not str:
-            return BadFrame(recv_ns, "topic is not a string", _excerpt(raw))
+    if type(topic) is str:
         try:
             if topic.startswith("orderbook."):
                 return _parse_book(msg, topic, recv_ns, raw)
@@ -121,22 +119,23 @@ def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
         ts = msg.get("ts")
         return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
     op = msg.get("op")
+    ts = msg.get("ts")
+    ts = ts if type(ts) is int else None
     if msg.get("ret_msg") == "pong" or op == "pong":
-        return Pong(recv_ns, _str_or_none(msg.get("conn_id")), msg.get("req_id"))
+        return Pong(recv_ns, _str_or_none(msg.get("conn_id")), msg.get("req_id"), ts)
     if op in ("subscribe", "unsubscribe") and "success" in msg:
         return SubscribeReply(
             recv_ns, op, msg.get("success") is True, str(msg.get("ret_msg", "")),
-            msg.get("req_id"), _str_or_none(msg.get("conn_id")),
+            msg.get("req_id"), _str_or_none(msg.get("conn_id")), ts,
         )
     if msg.get("type") == "COMMAND_RESP":  # option-style ack
         data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
         fail = data.get("failTopics") or []
         return SubscribeReply(
             recv_ns, "subscribe", msg.get("success") is True and not fail,
-            ",".join(map(str, fail)), msg.get("req_id"), _str_or_none(msg.get("conn_id")),
+            ",".join(map(str, fail)), msg.get("req_id"), _str_or_none(msg.get("conn_id")), ts,
         )
-    ts = msg.get("ts")
-    return UnknownFrame(recv_ns, ts if type(ts) is int else None)
+    return UnknownFrame(recv_ns, ts)
 
 
 def _str_or_none(value: object) -> str | None:

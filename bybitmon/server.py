@@ -19,9 +19,11 @@ only what goes on the wire, never the true book, so a test can compare a client'
 :meth:`BybitServer.true_book` after any fault.
 
 Fan-out is built for hundreds of symbols: frames are routed by topic through a dict of
-subscriber sets and written with :func:`websockets.asyncio.server.broadcast` (one encode per
-frame, no await, no per-connection task), so a slow client never blocks the others; a client
-whose write buffer passes ``max_buffer_bytes`` is dropped, as the exchange would.
+subscriber sets, encoded once, framed by each connection's sans-I/O protocol and written with
+one transport write per connection per source tick (no await, no per-connection task, as
+:func:`websockets.asyncio.server.broadcast` does, minus its write per frame). A slow client
+therefore never blocks the others; one whose write buffer passes ``max_buffer_bytes`` is
+dropped, as the exchange would.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from http import HTTPStatus
 from typing import Any, Callable, Sequence
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.http11 import Request, Response
 
 from .errors import UsageError
@@ -684,6 +686,23 @@ class _Connection(ServerConnection):
         super().data_received(data)
 
 
+def _flush(conn: _Connection) -> None:
+    """Write everything queued in ``conn``'s protocol in one transport write (no await: a slow
+    client's bytes pile up in its own transport buffer, which housekeeping bounds)."""
+    chunks = conn.protocol.data_to_send()
+    if not chunks:
+        return
+    if not all(chunks):
+        # An empty chunk is websockets' "half-close now" marker; keep its order.
+        for chunk in chunks:
+            if chunk:
+                conn.transport.write(chunk)
+            elif conn.transport.can_write_eof():
+                conn.transport.write_eof()
+        return
+    conn.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
 class BybitServer:
     """Bybit v5 compatible public WebSocket server on ``websockets.asyncio.server``.
 
@@ -846,9 +865,13 @@ class BybitServer:
             self._clear_fault(conn, topic)
 
     def _send(self, conn: _Connection, text: str) -> None:
-        # broadcast() writes without awaiting, so a reply or snapshot is ordered exactly
-        # among the fan-out frames (an await here could let a delta overtake a snapshot).
-        broadcast((conn,), text)
+        # Written synchronously, so a reply or snapshot is ordered exactly among the fan-out
+        # frames (an await here, as in connection.send(), could let a delta overtake a snapshot).
+        try:
+            conn.protocol.send_text(text.encode())
+        except InvalidState:
+            return
+        _flush(conn)
         conn.last_tx = conn.loop.time()
 
     def _reply(self, conn: _Connection, success: bool, ret_msg: str, req_id: Any, op: str) -> None:
@@ -951,6 +974,11 @@ class BybitServer:
         tx = self._topic_tx[category]
         now = self._loop.time() if self._loop is not None else 0.0
         plan_total = self._plan_total
+        # Frames are queued in each connection's protocol and written once per connection
+        # per call: one socket write for a whole tick instead of one per frame.
+        dirty: set[_Connection] = set()
+        dirty_add = dirty.add
+        deferred: list[tuple[str, str]] = []
         for topic, raw in frames:
             subs = routes.get(topic)
             if not subs:
@@ -961,17 +989,31 @@ class BybitServer:
                 if r < plan_total:
                     for edge, kind in self._plan_cum:
                         if r < edge:
-                            self._inject_topic(category, topic, kind)
+                            if kind in _NEXT_DELTA_KINDS:
+                                self._inject_topic(category, topic, kind)  # hits this very delta
+                            else:
+                                # The source's state is already past the whole batch: send
+                                # snapshots and crossed deltas after the batch, so their u
+                                # follows what the client has received.
+                                deferred.append((topic, kind))
                             break
             odd = special.get(topic)
-            if not odd:
-                broadcast(subs, raw)
-                continue
-            plain = subs - odd
-            if plain:
-                broadcast(plain, raw)
-            for conn in list(odd):
-                self._deliver_faulty(conn, topic, raw)
+            targets = subs - odd if odd else subs
+            if targets:
+                data = raw.encode()
+                for conn in targets:
+                    try:
+                        conn.protocol.send_text(data)
+                    except InvalidState:
+                        continue  # closing: its handler will forget it
+                    dirty_add(conn)
+            if odd:
+                for conn in list(odd):
+                    self._deliver_faulty(conn, topic, raw)
+        for conn in dirty:
+            _flush(conn)
+        for topic, kind in deferred:
+            self._inject_topic(category, topic, kind)
 
     def _deliver_faulty(self, conn: _Connection, topic: str, raw: str) -> None:
         st = conn.faults.get(topic)

@@ -10,23 +10,24 @@ from rich.text import Text
 
 __all__ = ["fmt_num", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
 
-# (key, header, priority): lower priority numbers survive narrow terminals.
-COLUMNS: list[tuple[str, str, int]] = [
-    ("symbol", "symbol", 0),
-    ("last", "last", 1),
-    ("mid", "mid", 5),
-    ("spread", "spr bps", 2),
-    ("tps", "TPS", 0),
-    ("tpm", "TPM", 4),
-    ("spark", "TPS trend", 9),
-    ("vdelta", "vol Δ", 1),
-    ("ratio", "B/S", 3),
-    ("imb", "imb", 2),
-    ("depth", "depth ±bps", 6),
-    ("density", "density", 3),
-    ("ended", "last ended", 7),
-    ("latency", "lat ms", 8),
-    ("health", "health", 0),
+# (key, header, priority, width): lower priority numbers survive narrow terminals; width is
+# what the column typically needs on screen, borders included.
+COLUMNS: list[tuple[str, str, int, int]] = [
+    ("symbol", "symbol", 0, 10),
+    ("last", "last", 1, 10),
+    ("mid", "mid", 7, 11),
+    ("spread", "spr bps", 2, 10),
+    ("tps", "TPS", 0, 8),
+    ("tpm", "TPM", 3, 6),
+    ("spark", "TPS trend", 6, 12),
+    ("vdelta", "vol Δ", 1, 9),
+    ("ratio", "B/S", 4, 8),
+    ("imb", "imb", 2, 9),
+    ("depth", "depth ±bps", 4, 13),
+    ("density", "density", 3, 17),
+    ("ended", "last ended", 5, 21),
+    ("latency", "lat ms", 8, 9),
+    ("health", "health", 0, 10),
 ]
 
 
@@ -129,27 +130,28 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
                    statuses: dict[str, str] | None = None,
                    latencies: dict[str, tuple[float, float] | None] | None = None,
                    sparks: dict[str, Sequence[float]] | None = None,
-                   decimals: dict[str, int | None] | None = None) -> Table:
+                   decimals: dict[str, int | None] | None = None,
+                   firing: set[str] | None = None) -> Table:
     """One row per symbol; columns dropped by priority so the table fits ``width``."""
-    budget = {0: 10, 1: 10, 2: 8, 3: 18, 4: 8, 5: 11, 6: 16, 7: 22, 8: 9, 9: 19}
-    cols, used = [], 0
-    for key, header, prio in sorted(COLUMNS, key=lambda c: c[2]):
-        need = max(budget.get(prio, 10), len(header) + 3)
-        if key == "density":
-            need = 22
+    used = 1
+    keep_keys: set[str] = set()
+    for key, header, prio, need in sorted(COLUMNS, key=lambda c: c[2]):
         if used + need <= width or prio == 0:
-            cols.append(key)
+            keep_keys.add(key)
             used += need
-    keep = [c for c in COLUMNS if c[0] in cols]
+        else:
+            break  # strictly by priority: no small low-priority column jumps the queue
+    keep = [c for c in COLUMNS if c[0] in keep_keys]
     table = Table(title=title, expand=False, pad_edge=False, header_style="bold cyan")
-    for key, header, _ in keep:
+    for key, header, _, _ in keep:
         table.add_column(header, justify="left" if key in ("symbol", "density", "ended", "health") else "right",
                          no_wrap=True)
     for snap in snaps:
         sym = snap["symbol"]
         cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym), (sparks or {}).get(sym, ()),
                           (decimals or {}).get(sym))
-        table.add_row(*(cells[k] for k, _, _ in keep))
+        table.add_row(*(cells[k] for k, _, _, _ in keep),
+                      style="bold on dark_red" if firing and sym in firing else None)
     return table
 
 

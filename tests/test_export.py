@@ -14,6 +14,7 @@ from bybitmon.errors import RecordingError, UsageError
 from bybitmon.export import BOOK_COLUMNS, DENSITY_COLUMNS, TRADE_COLUMNS, export_file
 from bybitmon.recording import RecordingWriter
 
+from frames import book, trades
 from paths import fixture_lines, fixture_path
 
 REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
@@ -135,6 +136,24 @@ def test_book_rows_equal_replay_json_snapshots_at_another_interval(tmp_path):
     snaps = replay_json(fixture_path(REAL), "1s")
     assert counts["book"] == len(tables["book"]) == len(snaps) > 2
     assert tables["book"] == [book_row(s) for s in snaps]
+
+
+def test_book_rows_are_taken_at_frames_landing_exactly_on_a_boundary(tmp_path):
+    """A frame whose clock is exactly on a boundary samples; the end of input adds a final row."""
+    lines = [
+        book("BTCUSDT", 1, [(100.0, 1.0)], [(101.0, 1.0)], snapshot=True, ts=1000),
+        book("BTCUSDT", 2, [(100.0, 2.0)], ts=1100),
+        trades("BTCUSDT", [(1150, "Buy", 101.0, 0.5, "t1")], ts=1199),
+        book("BTCUSDT", 3, [(100.5, 1.0)], ts=1200),
+        trades("BTCUSDT", [(1250, "Sell", 100.5, 0.25, "t2")], ts=1300),
+    ]
+    src = tmp_path / "boundary.ndjson"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    counts, tables = export_all(src, tmp_path)
+    assert [r["ts"] for r in tables["book"]] == [1100, 1200, 1300, 1300]
+    assert [r["best_bid"] for r in tables["book"]] == [100.0, 100.5, 100.5, 100.5]
+    assert [r["buy_sell_ratio"] for r in tables["book"]] == [None, None, 2.0, 2.0]
+    assert tables["book"] == [book_row(s) for s in replay_json(src, "100ms")]
 
 
 def test_book_last_row_per_symbol_equals_final_replay_snapshot(real_export, replay_100ms):

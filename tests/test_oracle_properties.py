@@ -10,7 +10,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from oracle import Oracle, compare
@@ -279,6 +279,57 @@ def test_bad_frames_counted_pipeline_wide(impl):
     assert r.snapshot("ETHUSDT")["trades"]["count"] == 1
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_acks_and_pongs_with_int_ts_move_the_clock(impl):
+    """SPEC: acks, pongs, tickers, kline, ... advance the clock when they carry a top-level int ts."""
+    for frame in ['{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping","ts":%d}',
+                  '{"args":["1"],"op":"pong","ts":%d}',
+                  '{"success":true,"ret_msg":"","conn_id":"c","req_id":"","op":"subscribe","ts":%d}',
+                  '{"hello":"world","ts":%d}']:
+        r = _Runner(impl, window_ms=1_000)
+        r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "10", "a")]))
+        r.feed(frame % (T0 + 1_000))
+        snap = r.snapshot("BTCUSDT")
+        assert snap["ts"] == T0 + 1_000, frame
+        assert snap["trades"]["count"] == 0, frame
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_object_with_non_string_topic_is_not_a_bad_frame(impl):
+    """SPEC: only non-objects and malformed book/trade frames are bad; {"topic": 7} is neither."""
+    r = _Runner(impl)
+    r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "10", "a")]))
+    r.feed('{"topic": 7, "ts": %d}' % (T0 + 5))
+    snap = r.snapshot("BTCUSDT")
+    assert snap["health"]["bad_frames"] == 0
+    assert snap["ts"] == T0 + 5
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trade_id_seen_outside_the_window_still_deduplicates(impl):
+    """SPEC: dedup over all trades ever fed, first occurrence wins, even one already outside the window."""
+    r = _Runner(impl, window_ms=1_000)
+    r.feed(trade_frame("BTCUSDT", T0, [(T0 - 1_000, "Buy", "1", "100", "x"),  # == now - W: outside
+                                       (T0, "Buy", "1", "101", "x")]))          # duplicate id
+    t = r.snapshot("BTCUSDT")["trades"]
+    assert t["count"] == 0
+    assert t["last_price"] == approx(100.0)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trade_id_deduplicates_after_the_original_left_the_window(impl):
+    """SPEC: a trade id that left the window is still known; snapshot() calls change nothing."""
+    for call_snapshot_between in (False, True):
+        r = _Runner(impl, window_ms=1_000)
+        r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "100", "x")]))
+        r.feed(ticker_frame("BTCUSDT", T0 + 1_000))  # x leaves the window
+        if call_snapshot_between:
+            r.snapshot("BTCUSDT")
+        r.feed(trade_frame("BTCUSDT", T0 + 1_000, [(T0 + 1_000, "Buy", "1", "101", "x")]))
+        t = r.snapshot("BTCUSDT")["trades"]
+        assert (t["count"], t["last_price"]) == (0, approx(100.0)), call_snapshot_between
+
+
 # ------------------------------------------------------------------ generated streams
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT"]
@@ -317,6 +368,7 @@ def streams(draw, malformed: bool = False):
     clock = T0
     gen_u = {s: None for s in syms}
     center = {s: 0 for s in syms}
+    used_ids = {s: [] for s in syms}
     seq = 1000
     frames = []
 
@@ -367,8 +419,13 @@ def streams(draw, malformed: bool = False):
                     clock - 2 * window_ms, clock - draw(st.integers(0, 2 * window_ms)),
                     ts + draw(st.integers(-500, 500)),
                 ]))
+                if used_ids[sym] and draw(st.booleans()):
+                    tid = draw(st.sampled_from(used_ids[sym]))  # a replayed or conflicting duplicate
+                else:
+                    tid = f"t{draw(st.integers(0, 25))}"
+                    used_ids[sym].append(tid)
                 trades.append((T, draw(st.sampled_from(["Buy", "Sell"])), draw(st.sampled_from(TRADE_SIZES)),
-                               px(sym, draw(st.integers(c - 3, c + 3))), f"t{draw(st.integers(0, 25))}"))
+                               px(sym, draw(st.integers(c - 3, c + 3))), tid))
             frames.append(trade_frame(sym, ts, trades))
         elif action == "junk":
             frames.append(draw(st.sampled_from(JUNK)))
@@ -496,6 +553,50 @@ def test_generated_streams_match_oracle(stream):
 def test_generated_streams_with_malformed_frames_match_oracle(stream):
     """As above, plus wrongly typed book/trade frames and non-int ts on other frames."""
     run_stream(*stream)
+
+
+def _end_states_differ(window_ms, bps, frames) -> str | None:
+    from bybitmon.monitor import Monitor
+
+    kw = dict(category="linear", window_ms=window_ms, bps=bps, density_x=5.0, density_min_notional=0.0)
+    busy, quiet = Monitor(**kw), Monitor(**kw)
+    for idx, raw in enumerate(frames):
+        busy.feed(idx, raw)
+        quiet.feed(idx, raw)
+        for sym in busy.symbols:
+            busy.snapshot(sym)
+    if busy.symbols != quiet.symbols:
+        return f"symbols {busy.symbols} != {quiet.symbols}"
+    for sym in quiet.symbols:
+        a, b = busy.snapshot(sym), quiet.snapshot(sym)
+        a.pop("densities", None), b.pop("densities", None)
+        if a != b:
+            return f"{sym}: with snapshot() after every frame {a} != snapshot() only at the end {b}"
+    return None
+
+
+# Shrinking this one is slow (two Monitors per call), so skip Hypothesis' shrinker and
+# report a greedily minimized frame list instead.
+@settings(max_examples=100, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams(malformed=True))
+def test_monitor_results_do_not_depend_on_snapshot_calls(stream):
+    """Metamorphic: asking for snapshots after every frame or only at the end gives the same end state."""
+    window_ms, bps, frames = stream
+    if _end_states_differ(window_ms, bps, frames) is None:
+        return
+    frames = list(frames)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(frames)):
+            candidate = frames[:i] + frames[i + 1:]
+            if _end_states_differ(window_ms, bps, candidate):
+                frames, changed = candidate, True
+                break
+    repro = "\n".join(f"  {f!r}" for f in frames)
+    raise AssertionError(f"minimal repro (Monitor(window_ms={window_ms}, bps={bps})):\n{repro}\n"
+                         f"-> {_end_states_differ(window_ms, bps, frames)}")
 
 
 # ------------------------------------------------------------------ the oracle on its own
