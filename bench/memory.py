@@ -40,18 +40,14 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 def cache_bytes_per_entry(n: int = 100_000) -> float:
     """RSS cost of one entry of bybitmon's validated-string caches (protocol._PRICES/_SIZES),
-    measured by pushing ``n`` fresh price strings through the same code path."""
+    measured by pushing ``n`` fresh price strings through the same code path in frame-sized
+    batches (the strings stay alive as the cache's keys, as they do live)."""
     gc.collect()
     before = bu.rss_mb()
-    levels = [[f"{10_000_000 + i}.5", "1"] for i in range(n)]
-    base = bu.rss_mb()
-    protocol._levels(levels)
-    del levels
+    for start in range(0, n, 200):
+        protocol._levels([[f"{10_000_000 + i}.5", "1"] for i in range(start, start + 200)])
     gc.collect()
-    after = bu.rss_mb()
-    # The strings themselves are kept by the cache (keys), so count them: RSS after - before.
-    del base
-    return (after - before) * 1024 * 1024 / n
+    return (bu.rss_mb() - before) * 1024 * 1024 / n
 
 
 def long_run(args) -> None:
@@ -111,7 +107,7 @@ def long_run(args) -> None:
     if warm:
         lo, hi = min(r for _, r in warm), max(r for _, r in warm)
         print(f"\nRSS after warm-up: min {lo:.1f} MB, max {hi:.1f} MB, spread {hi - lo:.1f} MB; "
-              f"protocol caches at the end: {len(protocol._PRICES):,} prices, {len(protocol._SIZES):,} sizes "
+              f"protocol caches at the end: {samples[-1][4]:,} prices, {samples[-1][5]:,} sizes "
               f"(cleared at {protocol._CACHE_MAX:,})")
 
 

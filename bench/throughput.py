@@ -475,7 +475,16 @@ def main() -> None:
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--profile", type=int, metavar="TOP", default=0,
                     help="after timing, cProfile Monitor.feed over the simulated recording, print TOP rows")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="skip the timings: only the cProfile of Monitor.feed (top --profile rows, default 15)")
     args = ap.parse_args()
+    if args.profile_only:
+        args.profile = args.profile or 15
+        path = bu.sim_recording(args.frames, bu.sim_symbols(args.symbols), args.seed)
+        frames = bu.read_recording(path)
+        profile_bybitmon(Dataset(f"simulated {len(frames):,} frames, {args.symbols} symbols", "linear", frames, 1),
+                         args.profile)
+        return
 
     print(f"# bybitmon throughput\n\n{bu.machine_line()}")
     symbols = bu.sim_symbols(args.symbols)

@@ -18,8 +18,8 @@ from bybitmon.server import BybitServer, FaultPlan, SimulatedSource
 
 from paths import TIMEOUT_FACTOR
 
-PLAN = ("drop=4s,stall=7s,duplicate=0.004,gap=0.004,reorder=0.003,crossed=0.003,"
-        "reset=0.002,resend_snapshot=0.003,malformed=0.002")
+PLAN = ("drop=4s,stall=7s,duplicate=0.008,gap=0.008,reorder=0.006,crossed=0.006,"
+        "reset=0.004,resend_snapshot=0.006,malformed=0.004")
 
 
 async def soak(seconds: float, symbols: int, plan: str) -> dict:
@@ -33,7 +33,7 @@ async def soak(seconds: float, symbols: int, plan: str) -> dict:
     rng = random.Random(1)
     try:
         await feed.start(syms)
-        srv.apply_plan(FaultPlan.parse(plan, seed=3))
+        srv.apply_plan(FaultPlan.parse(plan, seed=4))
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             await asyncio.sleep(rng.uniform(0.001, 0.02))
@@ -95,7 +95,7 @@ def check(stats: dict, min_faults: int) -> None:
     assert stats["unrecovered"] == [], stats
     # every kind was seen by the client's counters
     assert d["stale"] > 0 and d["gaps"] > 0 and d["crossed"] > 0 and d["resets"] > 0
-    assert d["bad_frames"] > 0 and d["reconnects"] >= f["drop"] // max(1, f["drop"]) and d["stalls"] > 0
+    assert d["bad_frames"] > 0 and d["reconnects"] > 0 and d["stalls"] > 0
 
 
 def test_fault_soak_short():
