@@ -442,18 +442,21 @@ def report(title: str, rows: list[dict]) -> None:
 
 
 def profile_bybitmon(ds: Dataset, top: int) -> None:
+    """cProfile of Monitor.feed over ``ds`` (``ds.loops`` passes, a fresh Monitor each)."""
     import cProfile
     import pstats
 
-    m = Monitor(ds.category)
-    feed = m.feed
+    monitors = [Monitor(ds.category) for _ in range(ds.loops)]
     frames = ds.frames
     prof = cProfile.Profile()
     prof.enable()
-    for ns, raw in frames:
-        feed(ns, raw)
+    for m in monitors:
+        feed = m.feed
+        for ns, raw in frames:
+            feed(ns, raw)
     prof.disable()
-    print(f"\n### cProfile of Monitor.feed over {ds.name} ({len(frames):,} frames), top {top} by tottime\n")
+    print(f"\n### cProfile of Monitor.feed over {ds.name} ({len(frames):,} frames x {ds.loops}), "
+          f"top {top} by tottime\n")
     stats = pstats.Stats(prof, stream=sys.stdout)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
 
@@ -484,6 +487,9 @@ def main() -> None:
         frames = bu.read_recording(path)
         profile_bybitmon(Dataset(f"simulated {len(frames):,} frames, {args.symbols} symbols", "linear", frames, 1),
                          args.profile)
+        ds = load_fixture("cryptofeed_linear_BTCUSDT_ETHUSDT", "linear", 20)
+        profile_bybitmon(Dataset("real fixture cryptofeed_linear_BTCUSDT_ETHUSDT (orderbook.200)", "linear",
+                                 ds.frames, ds.loops), args.profile)
         return
 
     print(f"# bybitmon throughput\n\n{bu.machine_line()}")

@@ -171,9 +171,8 @@ class DensityTracker:
             return
         del self.active[d.side][d.price]
         self.n_active -= 1
+        # size/notional keep the last size it had as a density: what was eaten or pulled.
         d.decrease = d.last_size - size
-        d.size = size
-        d.notional = d.price * size
         d.ended_ms = ts_ms
         if d.decrease <= 0.0:
             d.state = "faded"
