@@ -241,6 +241,25 @@ def replay(
             with Live(render(), console=console, auto_refresh=False, transient=False) as live:
                 Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms, alerts=alerts,
                        on_tick=lambda: live.update(render(), refresh=True)).run(frames)
+        elif reader is not None and console.is_terminal:
+            # As fast as possible: a progress bar (bytes read, frames, frames/s, ETA), then the table.
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                          TextColumn("{task.fields[frames]:,} frames  {task.fields[fps]:,.0f} frames/s"),
+                          TimeRemainingColumn(), console=console, transient=True) as progress:
+                task = progress.add_task("replay", total=reader.total_bytes or None, frames=0, fps=0.0)
+                t0 = time.monotonic()
+                driver = Driver(monitor, speed=None, json_out=None, interval_ms=interval_ms, alerts=alerts)
+
+                def tick() -> None:
+                    dt = max(1e-9, time.monotonic() - t0)
+                    progress.update(task, completed=reader.bytes_read, frames=driver.frames,
+                                    fps=driver.frames / dt, refresh=True)
+
+                driver.on_tick = tick
+                driver.run(frames)
+            console.print(render())
         else:
             Driver(monitor, speed=pace, json_out=None, interval_ms=interval_ms, alerts=alerts).run(frames)
             console.print(render())

@@ -19,6 +19,7 @@ is recognised by magic bytes.
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,8 +59,8 @@ class ReadReport:
     torn_tail: bool = False
 
 
-def _open_binary(path: str) -> Iterator[bytes]:
-    """Decompressed chunks of ``path`` (gzip and zstd recognised by magic bytes).
+def _open_binary(path: str) -> tuple[BinaryIO, Iterator[bytes]]:
+    """The open file and the decompressed chunks of ``path`` (gzip and zstd by magic bytes).
 
     Decompression is incremental on purpose: a file cut off by a crash yields everything up
     to the cut instead of failing at the end of the stream.
@@ -72,7 +73,7 @@ def _open_binary(path: str) -> Iterator[bytes]:
         raise RecordingError(f"{path}: is a directory, not a recording") from None
     except OSError as exc:
         raise RecordingError(f"{path}: cannot open ({exc.strerror})") from None
-    return _chunks(f, path)
+    return f, _chunks(f, path)
 
 
 def _chunks(f: BinaryIO, path: str, size: int = 1 << 16) -> Iterator[bytes]:
@@ -121,11 +122,28 @@ class FrameReader:
     def __init__(self, path: str) -> None:
         self.path = path
         self.report = ReadReport(path)
+        self._file: BinaryIO | None = None
+
+    @property
+    def total_bytes(self) -> int | None:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return None
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the file (compressed, if it is) consumed so far: for a progress bar."""
+        f = self._file
+        try:
+            return f.tell() if f is not None and not f.closed else (self.total_bytes or 0)
+        except (OSError, ValueError):
+            return 0
 
     def __iter__(self) -> Iterator[Frame]:
         path = self.path
         report = self.report
-        chunks = _open_binary(path)
+        self._file, chunks = _open_binary(path)
         fmt: str | None = None
         try:
             for line_no, line, complete in _lines(chunks, path):
