@@ -2,8 +2,10 @@
 
 Definition (all times exchange ms, from the frames):
 - Every ``scan_ms`` of book time (and on every snapshot) each side is scanned: a level is a
-  density when ``size >= x * median(size of that side's levels)`` and ``price * size >=
-  min_notional``. New ones are tracked from that frame (``since``).
+  density when ``size >= x * median`` and ``price * size >= min_notional``, where ``median`` is
+  the reference median of that side's level sizes: it is set on every snapshot and follows the
+  book's median whenever that drifts by more than 10 % (``MEDIAN_STEP``), so jitter of the
+  median does not make densities flicker. New ones are tracked from that frame (``since``).
 - Between scans, every book change at a tracked price is checked at once against the
   threshold of the last scan. While it still qualifies its size is updated and the trade
   tally restarts ("since its last size"). When it drops below the threshold or vanishes it
@@ -19,7 +21,6 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
@@ -27,7 +28,10 @@ from typing import Sequence
 from .book import Applied, OrderBook
 from .events import BookUpdate, Level, Trade
 
-__all__ = ["Density", "DensityTracker"]
+__all__ = ["Density", "DensityTracker", "MEDIAN_STEP"]
+
+MEDIAN_STEP = 0.1  # the reference median follows the book's median when it drifts by > 10 %
+MEDIAN_EVERY_MS = 1000  # how often (book time) the book's median is taken
 
 
 @dataclass(slots=True)
@@ -64,11 +68,15 @@ class DensityTracker:
 
     __slots__ = ("x", "min_notional", "scan_ms", "grace_ms", "keep_ended_ms", "active",
                  "ending", "ended", "thresholds", "medians", "next_scan_ms", "n_active", "n_ending",
-                 "next_decide_ms")
+                 "next_decide_ms", "list_max", "dirty_bid", "dirty_ask", "next_median_ms")
 
     def __init__(self, x: float = 5.0, min_notional: float = 0.0, *, scan_ms: int = 100,
-                 grace_ms: int = 500, keep_ended_ms: int = 30_000) -> None:
+                 grace_ms: int = 500, keep_ended_ms: int = 30_000, list_max: int = 20) -> None:
         self.x = x
+        self.list_max = list_max
+        self.dirty_bid: set[float] = set()
+        self.next_median_ms = -(2**62)
+        self.dirty_ask: set[float] = set()
         self.min_notional = min_notional
         self.scan_ms = scan_ms
         self.grace_ms = grace_ms
@@ -93,6 +101,12 @@ class DensityTracker:
                        applied: Applied) -> None:
         """:meth:`on_book` on the fields of a frame."""
         if applied is Applied.DELTA:
+            # Remember which prices changed: a scan with an unchanged (or rising) threshold
+            # only has to look at those for new densities.
+            if bids:
+                self.dirty_bid.update([p for p, _ in bids])
+            if asks:
+                self.dirty_ask.update([p for p, _ in asks])
             if self.n_active:
                 for side, changes in (("bid", bids), ("ask", asks)):
                     active = self.active[side]
@@ -107,7 +121,7 @@ class DensityTracker:
             for side, levels in (("bid", book.bids), ("ask", book.asks)):
                 for d in list(self.active[side].values()):
                     self._changed(d, levels.get(d.price, 0.0), ts_ms)
-            self._scan(book, ts_ms)
+            self._scan(book, ts_ms, full=True)
         elif applied is Applied.GAP or applied is Applied.CROSSED:
             self.lose_sync()
 
@@ -116,6 +130,7 @@ class DensityTracker:
         self.active["bid"].clear()
         self.active["ask"].clear()
         self.n_active = 0
+        self.next_scan_ms = -(2**62)
 
     def on_trades(self, trades: tuple[Trade, ...]) -> None:
         """Tally trades against tracked levels: a buy taker lifts asks, a sell taker hits bids."""
@@ -162,8 +177,6 @@ class DensityTracker:
         if self._qualifies(d.side, d.price, size):
             d.size = size
             d.notional = d.price * size
-            median = self.medians[d.side]
-            d.x_median = size / median if median else 0.0
             d.last_size = size
             d.traded = 0.0
             if size > d.peak_size:
@@ -174,6 +187,8 @@ class DensityTracker:
         # size/notional keep the last size it had as a density: what was eaten or pulled.
         d.decrease = d.last_size - size
         d.ended_ms = ts_ms
+        median = self.medians[d.side]
+        d.x_median = d.size / median if median else 0.0
         if d.decrease <= 0.0:
             d.state = "faded"
             self.ended.append(d)
@@ -192,47 +207,62 @@ class DensityTracker:
         d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
         self.ended.append(d)
 
-    def _scan(self, book: OrderBook, ts_ms: int) -> None:
+    def _scan(self, book: OrderBook, ts_ms: int, full: bool = False) -> None:
         self.next_scan_ms = ts_ms + self.scan_ms
+        median_due = full or ts_ms >= self.next_median_ms
+        if median_due:
+            self.next_median_ms = ts_ms + MEDIAN_EVERY_MS
         ended = self.ended
         while ended and ended[0].ended_ms + self.keep_ended_ms < ts_ms:
             ended.popleft()
-        for side, levels in (("bid", book.bids), ("ask", book.asks)):
+        min_notional = self.min_notional
+        for side, levels, dirty in (("bid", book.bids, self.dirty_bid), ("ask", book.asks, self.dirty_ask)):
             active = self.active[side]
             if not levels:
                 self.thresholds[side] = float("inf")
+                dirty.clear()
                 continue
-            sizes = sorted(levels.values())
-            n = len(sizes)
-            median = sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
-            moved = median != self.medians[side]
-            self.medians[side] = median
+            median = self.medians[side]
+            if median_due or not median:
+                # Sorting the sizes is the costly part of a scan, so the book's median is taken
+                # every MEDIAN_EVERY_MS of book time (and on snapshots), not at every scan.
+                sizes = sorted(levels.values())
+                n = len(sizes)
+                book_median = sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
+                # The median jitters on a real book; the reference (and so the threshold) only
+                # follows it when it drifts by more than MEDIAN_STEP, which keeps densities
+                # from flickering in and out at the threshold.
+                if full or not median or abs(book_median - median) > MEDIAN_STEP * median:
+                    median = self.medians[side] = book_median
+            old_threshold = self.thresholds[side]
             threshold = self.thresholds[side] = self.x * median
-            min_notional = self.min_notional
-            if moved:
-                for d in list(active.values()):
-                    if d.size < threshold or d.notional < min_notional:
-                        # The threshold moved past it. If it had shrunk over its life, judge
-                        # that whole decrease by the whole volume traded against it.
-                        del active[d.price]
-                        self.n_active -= 1
-                        d.ended_ms = ts_ms
-                        d.decrease = d.peak_size - d.size
-                        if d.decrease > 0.0:
-                            d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
-                        else:
-                            d.state = "faded"
-                        self.ended.append(d)
+            if threshold > old_threshold and active:
+                # Only a rising threshold can leave an active density behind (one that shrank
+                # below it ended at once, in _changed). If it had shrunk over its life, judge
+                # that whole decrease by the whole volume traded against it.
+                for d in [d for d in active.values() if d.size < threshold]:
+                    del active[d.price]
+                    self.n_active -= 1
+                    d.ended_ms = ts_ms
+                    d.x_median = d.size / median
+                    d.decrease = d.peak_size - d.size
+                    if d.decrease > 0.0:
+                        d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
                     else:
-                        d.x_median = d.size / median
-            qualifying = n - bisect_left(sizes, threshold)
-            # Every active density still qualifies (shrinks end them at once, threshold moves
-            # just above): when as many levels qualify by size as are active, none is new.
-            if qualifying and not (min_notional == 0.0 and qualifying == len(active)):
-                for p, s in levels.items():
-                    if s >= threshold and p not in active and p * s >= min_notional:
-                        active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
-                        self.n_active += 1
+                        d.state = "faded"
+                    self.ended.append(d)
+            # Unless the threshold fell, a new density can only be at a price that changed
+            # since the last scan.
+            if full or threshold < old_threshold:
+                candidates = levels.items()
+            else:
+                get = levels.get
+                candidates = [(p, get(p, 0.0)) for p in dirty]
+            for p, s in candidates:
+                if s >= threshold and p not in active and p * s >= min_notional:
+                    active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
+                    self.n_active += 1
+            dirty.clear()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -240,7 +270,9 @@ class DensityTracker:
         """The active density with the largest multiple of its side's median."""
         best = None
         for side in ("bid", "ask"):
+            median = self.medians[side]
             for d in self.active[side].values():
+                d.x_median = d.size / median if median else 0.0
                 if best is None or d.x_median > best.x_median:
                     best = d
         return best
@@ -250,17 +282,27 @@ class DensityTracker:
         for s in (side,) if side else ("bid", "ask"):
             d = self.active[s].get(price)
             if d is not None:
+                median = self.medians[s]
+                d.x_median = d.size / median if median else 0.0
                 return d
         return None
 
     def listing(self, now_ms: int) -> list[Density]:
-        """Active densities (largest multiple first), then ending, then those ended within
-        ``keep_ended_ms`` of ``now_ms`` (newest first)."""
-        active = sorted((d for s in ("bid", "ask") for d in self.active[s].values()),
-                        key=lambda d: (-d.x_median, d.side, d.price))
+        """What a snapshot shows: the ``list_max`` strongest active densities (largest multiple
+        of the median first), every ending one, and the ``list_max`` most recent of those
+        ended within ``keep_ended_ms`` of ``now_ms`` (newest first)."""
+        medians = self.medians
+        active = []
+        for side in ("bid", "ask"):
+            median = medians[side]
+            for d in self.active[side].values():
+                d.x_median = d.size / median if median else 0.0
+                active.append(d)
+        active.sort(key=lambda d: (-d.x_median, d.side, d.price))
         ending = [d for s in ("bid", "ask") for d in self.ending[s].values()]
-        keep_from = now_ms - self.keep_ended_ms
         ending.sort(key=lambda d: (-d.ended_ms, d.side, d.price))
+        keep_from = now_ms - self.keep_ended_ms
         ended = sorted((d for d in self.ended if d.ended_ms >= keep_from),
                        key=lambda d: (-d.ended_ms, d.side, d.price))
-        return active + ending + ended
+        n = self.list_max
+        return active[:n] + ending + ended[:n]

@@ -63,18 +63,21 @@ class Monitor:
         bps: depth band for depth/notional/imbalance, in basis points of mid.
         density_x: a level is a density when its size >= ``density_x`` x its side's median.
         density_min_notional: ... and its price x size is at least this (quote units).
+        density_list_max: a snapshot lists at most this many active and this many ended
+            densities (the strongest, the most recent).
         retention_ms: keep trades this long so longer windows can be asked for (default W).
     """
 
     def __init__(self, category: str = "linear", window_ms: int = 60_000, bps: float = 50.0,
                  density_x: float = 5.0, density_min_notional: float = 0.0,
-                 retention_ms: int | None = None) -> None:
+                 retention_ms: int | None = None, density_list_max: int = 20) -> None:
         self.category = category
         self.window_ms = window_ms
         self.retention_ms = retention_ms
         self.bps = bps
         self.density_x = density_x
         self.density_min_notional = density_min_notional
+        self.density_list_max = density_list_max
         self.now_ms: int | None = None
         self.states: dict[str, SymbolState] = {}
         self.frames = 0
@@ -91,7 +94,7 @@ class Monitor:
         if st is None:
             st = self.states[symbol] = SymbolState(
                 symbol, OrderBook(symbol), TradeWindow(self.window_ms, self.retention_ms),
-                DensityTracker(self.density_x, self.density_min_notional),
+                DensityTracker(self.density_x, self.density_min_notional, list_max=self.density_list_max),
             )
         return st
 
@@ -107,7 +110,10 @@ class Monitor:
         except _JSONDecodeError:
             self.feed_event(parse_frame(raw, recv_ns))
             return
-        topic = msg.get("topic") if type(msg) is dict else None
+        if type(msg) is not dict:
+            self.feed_event(parse_frame(raw, recv_ns))
+            return
+        topic = msg.get("topic")
         if type(topic) is str:
             try:
                 if topic.startswith("orderbook."):
@@ -122,8 +128,13 @@ class Monitor:
                     self._trades(recv_ns, topic_symbol(topic), ts, trades)
                     return
             except _MALFORMED:
-                pass
-        self.feed_event(parse_frame(raw, recv_ns))
+                self.feed_event(parse_frame(raw, recv_ns))  # counted as a bad frame
+                return
+        # Any other object (tickers, kline, acks, pongs, unknown): only the clock moves.
+        self.frames += 1
+        ts = msg.get("ts")
+        if type(ts) is int:
+            self._clock(ts)
 
     def feed_event(self, ev: Event) -> None:
         """Apply one parsed event."""
@@ -157,8 +168,7 @@ class Monitor:
         book = st.book
         applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
         if applied is _DELTA:
-            if dens.n_active or ts_ms >= dens.next_scan_ms:
-                dens.on_book_fields(book, ts_ms, bids, asks, applied)
+            dens.on_book_fields(book, ts_ms, bids, asks, applied)
         elif applied is not _STALE and applied is not _DROPPED:
             if applied is Applied.SNAPSHOT and st.price_decimals is None:
                 st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])

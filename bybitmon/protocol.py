@@ -45,6 +45,7 @@ CATEGORIES = ("spot", "linear", "inverse", "option", "spread")
 SPOT_ARGS_PER_REQUEST = 10
 _INF = float("inf")
 _req_ids = itertools.count(1)
+_MISSING: object = object()
 
 
 def book_topic(symbol: str, depth: int = 50) -> str:
@@ -184,6 +185,18 @@ def _levels_checked(side: list) -> list[tuple[float, float]]:
 BookFields = tuple  # (symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks)
 
 
+_BOOK_TOPICS: dict[str, tuple[str, int] | None] = {}
+
+
+def _book_topic(topic: str) -> tuple[str, int] | None:
+    parts = topic.split(".")
+    route = (parts[2], int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+    if len(_BOOK_TOPICS) > 100_000:
+        _BOOK_TOPICS.clear()
+    _BOOK_TOPICS[topic] = route
+    return route
+
+
 def book_fields(msg: dict, topic: str) -> BookFields | None:
     """Validate an ``orderbook.{depth}.{symbol}`` frame; None for book topics we don't interpret
     (``orderbook.rpi.*``, ``orderbook.full.*``).
@@ -191,8 +204,10 @@ def book_fields(msg: dict, topic: str) -> BookFields | None:
     Raises:
         KeyError, TypeError, ValueError: the frame is malformed (nothing of it may be applied).
     """
-    parts = topic.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    route = _BOOK_TOPICS.get(topic, _MISSING)
+    if route is _MISSING:
+        route = _book_topic(topic)
+    if route is None:
         return None
     kind = msg["type"]
     if kind == "delta":
@@ -208,7 +223,7 @@ def book_fields(msg: dict, topic: str) -> BookFields | None:
     if type(ts) is not int or type(u) is not int or type(seq) is not int:
         raise TypeError("ts, u and seq must be integers")
     cts = msg.get("cts")
-    return (parts[2], int(parts[1]), ts, cts if type(cts) is int else None, u, seq, is_snapshot,
+    return (route[0], route[1], ts, cts if type(cts) is int else None, u, seq, is_snapshot,  # type: ignore[index]
             _levels(data["b"]), _levels(data["a"]))
 
 

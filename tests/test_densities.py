@@ -132,7 +132,7 @@ def test_fates_match_the_simulators_ground_truth():
     for ts, raw in sim.frames(15 * 60_000):
         m.feed(ts * 1_000_000, raw)
         if ts >= next_look:
-            next_look = ts + 1000
+            next_look = ts + 500
             for s in symbols:
                 for d in m.snapshot(s)["densities"]:
                     if d["state"] in ("eaten", "pulled", "faded"):
