@@ -69,7 +69,7 @@ class OrderBook:
     """One symbol's book. ``bids``/``asks`` map price -> size; ``*_px`` are ascending price lists."""
 
     __slots__ = ("symbol", "bids", "asks", "bid_px", "ask_px", "ready", "has_snapshot",
-                 "update_id", "seq", "ts_ms", "cts_ms", "counters")
+                 "update_id", "seq", "ts_ms", "cts_ms", "counters", "touched_bid", "touched_ask")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -84,6 +84,9 @@ class OrderBook:
         self.ts_ms: int | None = None
         self.cts_ms: int | None = None
         self.counters = BookCounters()
+        # Prices changed by deltas since a reader (the density scan) last cleared them.
+        self.touched_bid: set[float] = set()
+        self.touched_ask: set[float] = set()
 
     def apply(self, ev: BookUpdate) -> Applied:
         """Apply one book frame and say what happened (see :class:`Applied`)."""
@@ -113,9 +116,9 @@ class OrderBook:
             return Applied.GAP
         else:
             if bids:
-                _update(self.bids, self.bid_px, bids)
+                _update(self.bids, self.bid_px, bids, self.touched_bid)
             if asks:
-                _update(self.asks, self.ask_px, asks)
+                _update(self.asks, self.ask_px, asks, self.touched_ask)
             result = Applied.DELTA
         self.update_id = u
         self.seq = seq
@@ -189,8 +192,9 @@ class OrderBook:
         return [(p, self.asks[p]) for p in self.ask_px]
 
 
-def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level]) -> None:
+def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float]) -> None:
     for p, s in changes:
+        touched.add(p)
         if s == 0.0:
             if p in levels:
                 del levels[p]

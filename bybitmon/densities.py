@@ -68,15 +68,13 @@ class DensityTracker:
 
     __slots__ = ("x", "min_notional", "scan_ms", "grace_ms", "keep_ended_ms", "active",
                  "ending", "ended", "thresholds", "medians", "next_scan_ms", "n_active", "n_ending",
-                 "next_decide_ms", "list_max", "dirty_bid", "dirty_ask", "next_median_ms")
+                 "next_decide_ms", "list_max", "next_median_ms")
 
     def __init__(self, x: float = 5.0, min_notional: float = 0.0, *, scan_ms: int = 100,
                  grace_ms: int = 500, keep_ended_ms: int = 30_000, list_max: int = 20) -> None:
         self.x = x
         self.list_max = list_max
-        self.dirty_bid: set[float] = set()
         self.next_median_ms = -(2**62)
-        self.dirty_ask: set[float] = set()
         self.min_notional = min_notional
         self.scan_ms = scan_ms
         self.grace_ms = grace_ms
@@ -101,12 +99,6 @@ class DensityTracker:
                        applied: Applied) -> None:
         """:meth:`on_book` on the fields of a frame."""
         if applied is Applied.DELTA:
-            # Remember which prices changed: a scan with an unchanged (or rising) threshold
-            # only has to look at those for new densities.
-            if bids:
-                self.dirty_bid.update([p for p, _ in bids])
-            if asks:
-                self.dirty_ask.update([p for p, _ in asks])
             if self.n_active:
                 for side, changes in (("bid", bids), ("ask", asks)):
                     active = self.active[side]
@@ -216,7 +208,8 @@ class DensityTracker:
         while ended and ended[0].ended_ms + self.keep_ended_ms < ts_ms:
             ended.popleft()
         min_notional = self.min_notional
-        for side, levels, dirty in (("bid", book.bids, self.dirty_bid), ("ask", book.asks, self.dirty_ask)):
+        # book.touched_*: the prices deltas changed since the last scan (the book records them).
+        for side, levels, dirty in (("bid", book.bids, book.touched_bid), ("ask", book.asks, book.touched_ask)):
             active = self.active[side]
             if not levels:
                 self.thresholds[side] = float("inf")

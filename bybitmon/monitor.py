@@ -168,7 +168,8 @@ class Monitor:
         book = st.book
         applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
         if applied is _DELTA:
-            dens.on_book_fields(book, ts_ms, bids, asks, applied)
+            if dens.n_active or ts_ms >= dens.next_scan_ms:
+                dens.on_book_fields(book, ts_ms, bids, asks, applied)
         elif applied is not _STALE and applied is not _DROPPED:
             if applied is Applied.SNAPSHOT and st.price_decimals is None:
                 st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])

@@ -8,8 +8,12 @@ The SPEC it implements (v1 snapshot):
 
 * Clock: ``now`` is the largest top-level integer ``ts`` (ms) of any frame
   parsed so far (any topic), never the wall clock.  Snapshot ``ts`` = now.
-* Trades (``publicTrade.{SYMBOL}``): all trades ever fed for a symbol,
-  deduplicated by ``i`` (first occurrence wins).  Window ``W`` ms:
+* Trades (``publicTrade.{SYMBOL}``): all trades fed for a symbol, deduplicated
+  by ``i`` with memory bounded by the window: a trade is a duplicate when an
+  earlier non-duplicate trade with the same ``i`` has ``T > now - W`` (``now``
+  taken after the frame's own ``ts``).  A genuine re-send carries its original
+  ``T``, so a repeat of a trade that already left the window would not count
+  anyway; forgetting older ids is what keeps memory bounded.  Window ``W`` ms:
   ``now - W < T <= now``.  ``last_price`` is the price of the most recently fed
   non-duplicate trade, whatever its ``T``.
 * Book (``orderbook.{depth}.{SYMBOL}``): snapshot (or delta with ``u == 1``)
@@ -146,7 +150,7 @@ class SymbolState:
     seq: int | None = None
     # trades
     trades: list[Trade] = field(default_factory=list)
-    trade_ids: set[str] = field(default_factory=set)
+    trade_ids: dict[str, int] = field(default_factory=dict)  # id -> latest T accepted with it
     last_price: Decimal | None = None
     # health
     frames: int = 0
@@ -293,9 +297,10 @@ class Oracle:
         st = self.states.setdefault(symbol, SymbolState())
         st.frames += 1
         for tr in parsed:
-            if tr.i in st.trade_ids:
+            seen_t = st.trade_ids.get(tr.i)
+            if seen_t is not None and seen_t > self.now - self.window_ms:
                 continue
-            st.trade_ids.add(tr.i)
+            st.trade_ids[tr.i] = tr.T if seen_t is None else max(seen_t, tr.T)
             st.trades.append(tr)
             st.last_price = tr.p
         return symbol

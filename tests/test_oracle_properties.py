@@ -306,28 +306,43 @@ def test_object_with_non_string_topic_is_not_a_bad_frame(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_trade_id_seen_outside_the_window_still_deduplicates(impl):
-    """SPEC: dedup over all trades ever fed, first occurrence wins, even one already outside the window."""
+def test_trade_id_of_a_trade_outside_the_window_is_not_remembered(impl):
+    """Memory is bounded by the window: an id whose trade was already outside the window is
+    not kept, so a later trade with that id (necessarily a different fill: a re-send keeps its
+    T) counts."""
     r = _Runner(impl, window_ms=1_000)
     r.feed(trade_frame("BTCUSDT", T0, [(T0 - 1_000, "Buy", "1", "100", "x"),  # == now - W: outside
-                                       (T0, "Buy", "1", "101", "x")]))          # duplicate id
+                                       (T0, "Buy", "1", "101", "x")]))
     t = r.snapshot("BTCUSDT")["trades"]
-    assert t["count"] == 0
-    assert t["last_price"] == approx(100.0)
+    assert t["count"] == 1
+    assert t["last_price"] == approx(101.0)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_trade_id_deduplicates_after_the_original_left_the_window(impl):
-    """SPEC: a trade id that left the window is still known; snapshot() calls change nothing."""
+def test_resent_trade_inside_the_window_counts_once(impl):
+    r = _Runner(impl, window_ms=1_000)
+    r.feed(trade_frame("BTCUSDT", T0, [(T0 - 500, "Buy", "1", "100", "x")]))
+    r.feed(trade_frame("BTCUSDT", T0 + 400, [(T0 - 500, "Buy", "1", "100", "x"), (T0 + 400, "Sell", "2", "99", "y")]))
+    t = r.snapshot("BTCUSDT")["trades"]
+    assert (t["count"], t["buy_volume"], t["sell_volume"]) == (2, approx(1.0), approx(2.0))
+    assert t["last_price"] == approx(99.0)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trade_id_is_forgotten_once_its_trade_left_the_window(impl):
+    """Bounded memory: once the original left the window its id is forgotten (a re-send with
+    its original T would be outside the window too); snapshot() calls change nothing."""
     for call_snapshot_between in (False, True):
         r = _Runner(impl, window_ms=1_000)
         r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "100", "x")]))
         r.feed(ticker_frame("BTCUSDT", T0 + 1_000))  # x leaves the window
         if call_snapshot_between:
             r.snapshot("BTCUSDT")
+        r.feed(trade_frame("BTCUSDT", T0 + 1_000, [(T0, "Buy", "1", "100", "x")]))  # re-sent: still outside
+        assert r.snapshot("BTCUSDT")["trades"]["count"] == 0, call_snapshot_between
         r.feed(trade_frame("BTCUSDT", T0 + 1_000, [(T0 + 1_000, "Buy", "1", "101", "x")]))
         t = r.snapshot("BTCUSDT")["trades"]
-        assert (t["count"], t["last_price"]) == (0, approx(100.0)), call_snapshot_between
+        assert (t["count"], t["last_price"]) == (1, approx(101.0)), call_snapshot_between
 
 
 # ------------------------------------------------------------------ generated streams
@@ -617,6 +632,9 @@ def test_oracle_invariants_on_generated_streams(stream):
                 assert max(st_.bids) < min(st_.asks)
                 assert b["best_bid"] < b["mid"] < b["best_ask"]
             assert all(v != 0 for v in list(st_.bids.values()) + list(st_.asks.values()))
-            assert len(st_.trade_ids) == len(st_.trades)
+            assert set(st_.trade_ids) == {x.i for x in st_.trades}
+            # within the window, an id is never counted twice
+            ids = [x.i for x in o.window_trades(sym)]
+            assert len(ids) == len(set(ids))
             assert t["count"] == len(o.window_trades(sym)) <= len(st_.trades)
             assert all(o.now - window_ms < x.T <= o.now for x in o.window_trades(sym))
