@@ -79,7 +79,8 @@ def main() -> None:
     table = build(snaps, kw)
     render(table)
     text = buf.getvalue()
-    print(f"table: {len(table.columns)} columns, {table.row_count} rows, {len(text.splitlines())} lines, "
+    header = next(line for line in text.splitlines() if "symbol" in line)
+    print(f"table: {header.count('┃') - 1} columns, {len(snaps)} rows, {len(text.splitlines())} lines, "
           f"{len(text):,} characters of output per refresh (console color system: {console.color_system}); "
           f"keyword args passed: {sorted(kw)}")
 

@@ -228,10 +228,13 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         else:
             body = ui.activity_table(sort_snapshots(snaps, opts.sort), width=console.width, statuses=statuses(),
                                      latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks,
-                                     decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None)
+                                     decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
+                                     max_rows=max(1, console.height - 8))
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
     status = 0
+    # Drawing costs grow with the rows: many symbols refresh twice a second, not four times.
+    refresh_s = opts.refresh_s if len(opts.symbols) <= 20 else max(opts.refresh_s, 0.5)
     try:
         await feed.start(opts.symbols)
         deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
@@ -247,7 +250,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                 while not stop.is_set() and not feed.failed.is_set():
                     if deadline and time.monotonic() >= deadline:
                         break
-                    await _wait(stop, feed, opts.refresh_s)
+                    await _wait(stop, feed, refresh_s)
                     _flush_recording(feed)
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0

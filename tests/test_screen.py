@@ -80,7 +80,8 @@ def cell(txt: str, symbol: str, col: str) -> str | None:
 
 
 def sane_mid(txt: str, symbol: str, lo: float, hi: float) -> bool:
-    v = cell(txt, symbol, "mid")
+    """The price shown: the mid when the terminal is wide enough to show it, else the last trade."""
+    v = cell(txt, symbol, "mid") if "mid" in header_cols(txt) else cell(txt, symbol, "last")
     try:
         return v is not None and lo < float(v) < hi
     except ValueError:
@@ -104,9 +105,11 @@ def test_watch_screen_shows_symbols_reconnects_and_recovers():
         server.wait(10)
         txt = scr.wait_for(lambda t: (cell(t, "BTCUSDT", "health") or "").startswith("reconnecting"),
                            "reconnecting after the server went away")
-        assert cell(txt, "BTCUSDT", "mid") == "-"  # no stale book shown as live
+        assert cell(txt, "BTCUSDT", "spr bps") == "-"  # no stale book shown as live
+        assert cell(txt, "BTCUSDT", "imb") == "-"
         server, _ = start_server(int(port))
-        scr.wait_for(lambda t: cell(t, "BTCUSDT", "health") == "ok" and sane_mid(t, "BTCUSDT", 50_000, 80_000),
+        scr.wait_for(lambda t: cell(t, "BTCUSDT", "health") == "ok" and sane_mid(t, "BTCUSDT", 50_000, 80_000)
+                     and (cell(t, "BTCUSDT", "spr bps") or "-") != "-",
                      "recovered after the server came back")
         scr.keys("C-c")
         txt = scr.wait_for(lambda t: "EXITED" in t, "a clean exit on Ctrl-C")
