@@ -151,8 +151,9 @@ class Monitor:
         elif ev.ts_ms is not None:  # other topics, acks, pongs, unknown objects: the clock only
             self._clock(ev.ts_ms)
 
-    def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
-              seq: int | None, is_snapshot: bool, bids: Sequence[Level], asks: Sequence[Level]) -> None:
+    def _arrive(self, recv_ns: int, symbol: str, ts_ms: int) -> SymbolState:
+        """What every book or trade frame does first: move the clock, count the frame, note
+        its latency, and settle densities whose grace period is over."""
         now = self.now_ms
         if now is None or ts_ms > now:
             self.now_ms = now = ts_ms
@@ -165,6 +166,12 @@ class Monitor:
         dens = st.densities
         if dens.n_ending and now >= dens.next_decide_ms:
             dens.tick(now)
+        return st
+
+    def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
+              seq: int | None, is_snapshot: bool, bids: Sequence[Level], asks: Sequence[Level]) -> None:
+        st = self._arrive(recv_ns, symbol, ts_ms)
+        dens = st.densities
         book = st.book
         applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
         if applied is _DELTA:
@@ -178,18 +185,9 @@ class Monitor:
                 self.needs_resync.add(symbol)
 
     def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades: Sequence[Trade]) -> None:
-        now = self.now_ms
-        if now is None or ts_ms > now:
-            self.now_ms = now = ts_ms
-        st = self.states.get(symbol)
-        if st is None:
-            st = self.state(symbol)
-        st.frames += 1
-        if recv_ns:
-            st.latency_ms.append(recv_ns / 1e6 - ts_ms)
+        st = self._arrive(recv_ns, symbol, ts_ms)
         dens = st.densities
-        if dens.n_ending and now >= dens.next_decide_ms:
-            dens.tick(now)
+        now = self.now_ms
         add = st.trades.add
         fresh = [t for t in trades if add(t, now)]
         if fresh and (dens.n_active or dens.n_ending):

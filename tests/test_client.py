@@ -15,18 +15,12 @@ from bybitmon.feed import LiveFeed
 from bybitmon.monitor import Monitor
 from bybitmon.server import BybitServer, SimulatedSource
 
+from helpers import eventually, run
 from paths import TIMEOUT_FACTOR
 
 T = 10.0 * TIMEOUT_FACTOR
 FAST = dict(quiet_s=0.4, pong_timeout_s=0.4, backoff_initial_s=0.05, backoff_max_s=0.5)
 
-
-async def eventually(cond, timeout: float = T, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def book_equals_truth(m: Monitor, srv: BybitServer, sym: str) -> bool:
@@ -37,9 +31,6 @@ def book_equals_truth(m: Monitor, srv: BybitServer, sym: str) -> bool:
     return (st.book.bids == {float(p): float(s) for p, s in bids.items()}
             and st.book.asks == {float(p): float(s) for p, s in asks.items()})
 
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60 * TIMEOUT_FACTOR))
 
 
 async def started(symbols=("BTCUSDT", "ETHUSDT"), **kw):

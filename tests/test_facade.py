@@ -14,12 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from bybitmon import BybitWebSocketClient, OrderBookManager, TradesAggregator
 from bybitmon.events import BookUpdate, TradeBatch
 from bybitmon.server import BybitServer, SimulatedSource
 
+from helpers import eventually, run
 from paths import TIMEOUT_FACTOR
 
 T = 15 * TIMEOUT_FACTOR
@@ -27,16 +27,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = dict(quiet_s=0.5, pong_timeout_s=0.5, backoff_initial_s=0.05, backoff_max_s=0.5)
 
 
-async def eventually(cond, timeout: float = T, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60 * TIMEOUT_FACTOR))
 
 
 def test_callbacks_get_typed_events_sync_and_async():

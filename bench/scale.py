@@ -1,0 +1,118 @@
+"""Many symbols live: `bybitmon serve --simulate --symbols N` in one process at Bybit's push
+rates (orderbook.50 every 20 ms, trades bursting), the client + pipeline (headless) in this one.
+
+Run:  python bench/scale.py                      # N = 50, 200, 500; 20 s each
+      python bench/scale.py --symbols 500 --seconds 60
+
+For each N it prints: frames/s received, the client's CPU (% of one core, from getrusage),
+lag p50/p99 of (processing done - local receive time) per frame, the end-to-end age of each
+frame when processed (done - exchange ts, which includes the simulator's own delay), and
+whether that age grows from the first half of the run to the second (a growing backlog).
+No assertions: a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import resource
+import subprocess
+import sys
+import time
+
+import _benchutil as bu
+
+from bybitmon.feed import LiveFeed
+from bybitmon.monitor import Monitor
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def run_client(url: str, symbols: list[str], seconds: float, warmup: float) -> dict:
+    m = Monitor("linear")
+    lags: list[float] = []
+    ages: list[tuple[float, float]] = []
+    counting = False
+    frames = 0
+    feed_ref: list[LiveFeed] = []
+
+    def on_frame(recv_ns: int, conn: str, raw: str) -> None:
+        nonlocal frames
+        if not counting:
+            return
+        done = time.time_ns()
+        frames += 1
+        if frames % 7 == 0:  # sample: keep the bookkeeping off the hot path
+            lags.append((done - recv_ns) / 1e6)
+            now_ms = m.now_ms
+            if now_ms is not None:
+                ages.append((time.monotonic(), done / 1e6 - now_ms))
+
+    feed = LiveFeed(m, url=url, on_frame=on_frame)
+    feed_ref.append(feed)
+    await feed.start(symbols)
+    t_end = time.monotonic() + warmup
+    while time.monotonic() < t_end:
+        await asyncio.sleep(0.1)
+    ready = sum(1 for s in symbols if m.states.get(s) and m.states[s].book.ready)
+    counting = True
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+    await asyncio.sleep(seconds)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    t1 = time.monotonic()
+    counting = False
+    await feed.stop()
+    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / (t1 - t0) * 100
+    mid = t0 + (t1 - t0) / 2
+    first = [a for t, a in ages if t < mid]
+    second = [a for t, a in ages if t >= mid]
+    return {"ready": ready, "fps": frames / (t1 - t0), "cpu": cpu,
+            "lag50": pct(lags, 0.5), "lag99": pct(lags, 0.99),
+            "age50_1": pct(first, 0.5), "age50_2": pct(second, 0.5), "age99": pct([a for _, a in ages], 0.99),
+            "conns": len(feed.client.conns)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--symbols", type=int, nargs="*", default=[50, 200, 500])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--uvloop", action="store_true", help="run the client on uvloop (pip install uvloop)")
+    args = ap.parse_args()
+    runner = asyncio.run
+    if args.uvloop:
+        import uvloop
+
+        runner = uvloop.run
+    print(f"# bybitmon live scale: server and client in separate processes (client loop: "
+          f"{'uvloop' if args.uvloop else 'asyncio'})\n")
+    print(bu.machine_line() if hasattr(bu, "machine_line") else f"python {sys.version.split()[0]}")
+    print()
+    print("| symbols | conns | books ready | frames/s | client CPU % | lag p50 ms | lag p99 ms | age p50 1st half | age p50 2nd half | age p99 ms |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for n in args.symbols:
+        symbols = bu.sim_symbols(n)
+        srv = subprocess.Popen([sys.executable, "-m", "bybitmon", "serve", "--simulate", "--port", "0",
+                                "--symbols", ",".join(symbols)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            url = re.search(r"(ws://127\.0\.0\.1:\d+)", srv.stdout.readline()).group(1)
+            r = runner(run_client(url, symbols, args.seconds, args.warmup))
+        finally:
+            srv.terminate()
+            srv.wait(10)
+        print(f"| {n} | {r['conns']} | {r['ready']} | {r['fps']:,.0f} | {r['cpu']:.0f} | {r['lag50']:.2f} | "
+              f"{r['lag99']:.2f} | {r['age50_1']:.0f} | {r['age50_2']:.0f} | {r['age99']:.0f} |", flush=True)
+    print("\nlag = processing done - local receive time (time spent in this process per frame);")
+    print("age = processing done - exchange ts (includes the simulated server's own delay on a shared 2-core box).")
+
+
+if __name__ == "__main__":
+    main()
