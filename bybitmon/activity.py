@@ -96,9 +96,12 @@ class WindowStats:
         return self.buy_volume / self.sell_volume
 
 
-# Heap entry: (T ms, arrival number, size units, is_buy, trade id). The arrival number keeps
-# tuple comparison off the later fields.
-_Entry = tuple[int, int, int, bool, str]
+# Heap entry: (T ms, size units, is_buy, hash of the trade id). Ties on T compare the later
+# fields, which is harmless. The id is held as its hash, not the string: a trade id is a
+# 36-character UUID on linear, and with ~6,000 trades per busy symbol in a 60 s window the
+# strings were a third of the memory. Two different ids of one symbol sharing a 64-bit hash
+# within one window is beyond any practical chance.
+_Entry = tuple[int, int, bool, int]
 
 
 class TradeWindow:
@@ -111,7 +114,7 @@ class TradeWindow:
     """
 
     __slots__ = ("window_ms", "retention_ms", "_future", "_active", "_retained", "_ids",
-                 "count", "_buy_units", "_sell_units", "last_price", "_arrivals", "now_ms")
+                 "count", "_buy_units", "_sell_units", "last_price", "now_ms")
 
     def __init__(self, window_ms: int = 60_000, retention_ms: int | None = None) -> None:
         self.window_ms = window_ms
@@ -124,7 +127,6 @@ class TradeWindow:
         self._buy_units = 0
         self._sell_units = 0
         self.last_price: float | None = None
-        self._arrivals = 0
         self.now_ms = -(2**62)
 
     def add(self, trade: Trade, now_ms: int) -> bool:
@@ -136,15 +138,14 @@ class TradeWindow:
         falls outside the window just as its first copy did.
         """
         self.advance(now_ms)
-        tid = trade.trade_id
+        tid = hash(trade.trade_id)
         if tid in self._ids:
             return False
         self.last_price = trade.price
         t = trade.ts_ms
         if t <= now_ms - self.retention_ms:
             return True  # too old to matter for any window we answer
-        self._arrivals += 1
-        entry = (t, self._arrivals, size_units(trade.size_str), trade.is_buy, tid)
+        entry = (t, size_units(trade.size_str), trade.is_buy, tid)
         self._ids.add(tid)
         if t > now_ms:
             heapq.heappush(self._future, entry)
@@ -157,10 +158,10 @@ class TradeWindow:
 
     def _count_in(self, entry: _Entry) -> None:
         self.count += 1
-        if entry[3]:
-            self._buy_units += entry[2]
+        if entry[2]:
+            self._buy_units += entry[1]
         else:
-            self._sell_units += entry[2]
+            self._sell_units += entry[1]
 
     def advance(self, now_ms: int) -> None:
         """Move the window's end to ``now_ms`` (never backwards)."""
@@ -179,14 +180,14 @@ class TradeWindow:
         while active and active[0][0] <= start:
             entry = heapq.heappop(active)
             self.count -= 1
-            if entry[3]:
-                self._buy_units -= entry[2]
+            if entry[2]:
+                self._buy_units -= entry[1]
             else:
-                self._sell_units -= entry[2]
+                self._sell_units -= entry[1]
             heapq.heappush(retained, entry)
         keep_from = now_ms - self.retention_ms
         while retained and retained[0][0] <= keep_from:
-            self._ids.discard(heapq.heappop(retained)[4])
+            self._ids.discard(heapq.heappop(retained)[3])
 
     def stats(self, now_ms: int, window_ms: int | None = None) -> WindowStats:
         """Activity over ``window_ms`` (default: the primary window) ending at ``now_ms``.
@@ -205,7 +206,7 @@ class TradeWindow:
         start = now_ms - window_ms
         count = buy = sell = 0
         for heap in (self._active, self._retained):
-            for t, _, units, is_buy, _ in heap:
+            for t, units, is_buy, _ in heap:
                 if t > start:
                     count += 1
                     if is_buy:
