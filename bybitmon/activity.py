@@ -96,12 +96,12 @@ class WindowStats:
         return self.buy_volume / self.sell_volume
 
 
-# Heap entry: (T ms, size units, is_buy, hash of the trade id). Ties on T compare the later
-# fields, which is harmless. The id is held as its hash, not the string: a trade id is a
+# Heap entry: (T ms, signed size units: + taker buy, - taker sell, hash of the trade id). Ties
+# on T compare the later fields, which is harmless. The id is held as its hash, not the string: a trade id is a
 # 36-character UUID on linear, and with ~6,000 trades per busy symbol in a 60 s window the
 # strings were a third of the memory. Two different ids of one symbol sharing a 64-bit hash
 # within one window is beyond any practical chance.
-_Entry = tuple[int, int, bool, int]
+_Entry = tuple[int, int, int]
 
 
 class TradeWindow:
@@ -145,7 +145,8 @@ class TradeWindow:
         t = trade.ts_ms
         if t <= now_ms - self.retention_ms:
             return True  # too old to matter for any window we answer
-        entry = (t, size_units(trade.size_str), trade.is_buy, tid)
+        units = size_units(trade.size_str)
+        entry = (t, units if trade.is_buy else -units, tid)
         self._ids.add(tid)
         if t > now_ms:
             heapq.heappush(self._future, entry)
@@ -158,10 +159,11 @@ class TradeWindow:
 
     def _count_in(self, entry: _Entry) -> None:
         self.count += 1
-        if entry[2]:
-            self._buy_units += entry[1]
+        units = entry[1]
+        if units > 0:
+            self._buy_units += units
         else:
-            self._sell_units += entry[1]
+            self._sell_units -= units
 
     def advance(self, now_ms: int) -> None:
         """Move the window's end to ``now_ms`` (never backwards)."""
@@ -180,14 +182,15 @@ class TradeWindow:
         while active and active[0][0] <= start:
             entry = heapq.heappop(active)
             self.count -= 1
-            if entry[2]:
-                self._buy_units -= entry[1]
+            units = entry[1]
+            if units > 0:
+                self._buy_units -= units
             else:
-                self._sell_units -= entry[1]
+                self._sell_units += units
             heapq.heappush(retained, entry)
         keep_from = now_ms - self.retention_ms
         while retained and retained[0][0] <= keep_from:
-            self._ids.discard(heapq.heappop(retained)[3])
+            self._ids.discard(heapq.heappop(retained)[2])
 
     def stats(self, now_ms: int, window_ms: int | None = None) -> WindowStats:
         """Activity over ``window_ms`` (default: the primary window) ending at ``now_ms``.
@@ -206,13 +209,13 @@ class TradeWindow:
         start = now_ms - window_ms
         count = buy = sell = 0
         for heap in (self._active, self._retained):
-            for t, units, is_buy, _ in heap:
+            for t, units, _ in heap:
                 if t > start:
                     count += 1
-                    if is_buy:
+                    if units > 0:
                         buy += units
                     else:
-                        sell += units
+                        sell -= units
         return WindowStats(now_ms, window_ms, count, buy / UNITS_PER_BASE, sell / UNITS_PER_BASE,
                            self.last_price)
 

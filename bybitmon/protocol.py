@@ -149,7 +149,7 @@ def _str_or_none(value: object) -> str | None:
 # Clearing them when they grow keeps memory bounded and changes no result.
 _PRICES: dict[str, float] = {}
 _SIZES: dict[str, float] = {}
-_CACHE_MAX = 200_000
+_CACHE_MAX = 50_000
 
 
 def _levels(side: list) -> list[tuple[float, float]]:
