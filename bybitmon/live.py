@@ -189,7 +189,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         from .recording import RecordingWriter
         feed.recorder = RecordingWriter(opts.record, header=_recording_header(opts, feed))
     console = console or Console()
-    sparks: dict[str, deque] = {s: deque(maxlen=60) for s in opts.symbols}
+    sparks: dict[str, deque] = {s: deque(maxlen=180) for s in opts.symbols}  # TPS, 1 sample/s, 3 min
     rate = deque(maxlen=2)
 
     def statuses() -> dict[str, str]:

@@ -215,8 +215,13 @@ _SPARK = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: Sequence[float], width: int = 20) -> str:
-    """Unicode sparkline of the last ``width`` values, scaled to their own maximum."""
-    vals = list(values)[-width:]
+    """Unicode sparkline of ``values`` in at most ``width`` cells (longer series are averaged
+    into ``width`` buckets, oldest first), scaled to their own maximum."""
+    vals = list(values)
+    if len(vals) > width:
+        n = len(vals)
+        vals = [sum(vals[i * n // width:(i + 1) * n // width]) / max(1, (i + 1) * n // width - i * n // width)
+                for i in range(width)]
     if not vals:
         return ""
     top = max(vals)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from bybitmon import ui
+from bybitmon.monitor import Monitor
+from bybitmon.simulate import MarketSimulator
+
+
+def snaps(n: int = 3) -> tuple[Monitor, list[dict]]:
+    syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT"][:n]
+    m = Monitor("linear")
+    for ts, raw in MarketSimulator(syms, seed=3).frames(20_000):
+        m.feed(ts * 1_000_000, raw)
+    return m, [m.snapshot(s) for s in syms]
+
+
+def render(renderable, width: int) -> str:
+    c = Console(width=width, file=io.StringIO(), color_system=None)
+    c.print(renderable)
+    return c.file.getvalue()
+
+
+def test_table_fits_the_terminal_and_drops_columns_by_priority():
+    m, ss = snaps()
+    for width in (80, 100, 132, 200):
+        text = render(ui.activity_table(ss, width=width), width)
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert "symbol" in text and "TPS" in text and "health" in text  # never dropped
+    narrow = render(ui.activity_table(ss, width=80), 80)
+    wide = render(ui.activity_table(ss, width=200), 200)
+    assert "mid" not in narrow.splitlines()[1] and "mid" in wide.splitlines()[1]
+    assert len(narrow.splitlines()) == len(wide.splitlines()) == 3 + 4
+
+
+def test_row_cells_show_the_snapshot_numbers():
+    m, ss = snaps(1)
+    cells = ui.row_cells(ss[0], dp=m.price_decimals("BTCUSDT"))
+    assert cells["last"] == f"{ss[0]['trades']['last_price']:.1f}"
+    assert float(str(cells["spread"])) == float(ui.fmt_num(ss[0]["book"]["spread_bps"], 3))
+    assert str(cells["health"]) == "ok"
+
+
+def test_not_ready_book_shows_dashes_and_status():
+    m, ss = snaps(1)
+    m.invalidate("BTCUSDT")
+    cells = ui.row_cells(m.snapshot("BTCUSDT"), status="reconnecting 2")
+    assert cells["mid"] == "-" and cells["spread"] == "-" and str(cells["imb"]) == "-"
+    assert str(cells["health"]) == "reconnecting 2"
+
+
+def test_rows_beyond_the_screen_are_counted_not_drawn():
+    m, ss = snaps()
+    text = render(ui.activity_table(ss, width=120, max_rows=2), 120)
+    assert "SOLUSDT" not in text and "1 more symbols" in text
+
+
+def test_sparkline_and_numbers():
+    assert ui.sparkline([1, 2, 3, 4, 5, 6, 7, 8], 16) == "▁▂▃▄▅▆▇█"
+    assert len(ui.sparkline(list(range(180)), 16)) == 16
+    assert ui.fmt_num(None) == "-" and ui.fmt_num(0.0154, 3) == "0.0154" and ui.fmt_num(1_234_567.0) == "1.23M"
+    assert ui.fmt_price(65114.3, 2) == "65114.30"
