@@ -174,7 +174,12 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     stop = asyncio.Event()
     _install_stop(stop)
     messages: deque[tuple[float, str]] = deque(maxlen=5)
-    handler = _ListHandler(messages)
+    # The table shows warnings in its header; with --json they go to stderr as lines.
+    handler: logging.Handler = _ListHandler(messages)
+    if opts.json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logging.getLogger("bybitmon").addHandler(handler)
     alerts = AlertSink(opts.alerts, path=opts.alerts_out, to_stdout=opts.json, bell=opts.bell) if opts.alerts else None
     emitter = None
