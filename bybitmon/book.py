@@ -185,12 +185,6 @@ class OrderBook:
             math.fsum([p * s for p, s in zip(ask_prices, ask_sizes)]),
         )
 
-    def side_levels(self, side: str) -> list[Level]:
-        """Levels of ``"bid"`` (best first, descending) or ``"ask"`` (best first, ascending)."""
-        if side == "bid":
-            return [(p, self.bids[p]) for p in reversed(self.bid_px)]
-        return [(p, self.asks[p]) for p in self.ask_px]
-
 
 def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float]) -> None:
     for p, s in changes:

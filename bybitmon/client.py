@@ -25,7 +25,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from .errors import UsageError
-from .protocol import CATEGORIES, SPOT_ARGS_PER_REQUEST, ping_message, subscribe_message, topic_symbol, unsubscribe_message
+from .protocol import CATEGORIES, SPOT_ARGS_PER_REQUEST, ping_message, subscribe_message, unsubscribe_message
 
 __all__ = ["MAINNET", "TESTNET", "resolve_url", "ConnHealth", "BybitClient"]
 
@@ -391,6 +391,3 @@ class BybitClient:
         except websockets.exceptions.ConnectionClosed:
             return
 
-
-def topic_symbols(topics: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(topic_symbol(t) for t in topics))

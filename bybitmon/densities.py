@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .book import Applied, OrderBook
-from .events import BookUpdate, Level, Trade
+from .events import Level, Trade
 
 __all__ = ["Density", "DensityTracker", "MEDIAN_STEP"]
 
@@ -91,13 +91,10 @@ class DensityTracker:
 
     # -- feeding --------------------------------------------------------------------------
 
-    def on_book(self, book: OrderBook, ev: BookUpdate, applied: Applied) -> None:
-        """Follow the book after ``book.apply(ev)`` returned ``applied``."""
-        self.on_book_fields(book, ev.ts_ms, ev.bids, ev.asks, applied)
-
     def on_book_fields(self, book: OrderBook, ts_ms: int, bids: Sequence[Level], asks: Sequence[Level],
                        applied: Applied) -> None:
-        """:meth:`on_book` on the fields of a frame."""
+        """Follow the book after ``book.apply_fields(...)`` returned ``applied`` for a frame
+        with these levels."""
         if applied is Applied.DELTA:
             if self.n_active:
                 for side, changes in (("bid", bids), ("ask", asks)):
@@ -258,17 +255,6 @@ class DensityTracker:
             dirty.clear()
 
     # -- reading --------------------------------------------------------------------------
-
-    def strongest(self) -> Density | None:
-        """The active density with the largest multiple of its side's median."""
-        best = None
-        for side in ("bid", "ask"):
-            median = self.medians[side]
-            for d in self.active[side].values():
-                d.x_median = d.size / median if median else 0.0
-                if best is None or d.x_median > best.x_median:
-                    best = d
-        return best
 
     def at_price(self, price: float, side: str | None = None) -> Density | None:
         """The active density at ``price`` (either side unless ``side`` is given)."""

@@ -53,7 +53,6 @@ class BybitWebSocketClient:
         self.category = category
         self.monitor = Monitor(category, 60_000, retention_ms=_RETENTION_MS)
         self.feed = LiveFeed(self.monitor, url=url, testnet=testnet, on_event=self._dispatch, **client_kwargs)
-        self._listeners: list[Callable[[Any], Any]] = []
         self._reported: set[tuple[str, str]] = set()
         self._started = False
         self._users = 0
