@@ -98,9 +98,7 @@ class Driver:
 
         self.monitor = monitor
         self.speed = speed
-        self.json_out = json_out
         self.emitter = JsonEmitter(monitor, interval_ms, json_out, alerts) if (json_out or alerts) else None
-        self.interval_ms = interval_ms
         self.on_tick = on_tick
         self.tick_s = tick_s
         self.clock = clock
