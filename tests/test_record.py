@@ -167,3 +167,32 @@ def test_recorder_without_a_server_warns_and_fails_at_the_end(tmp_path):
     assert p.returncode != 0
     assert "warning" in p.stderr.lower()
     assert p.stderr.strip().splitlines()[-1].startswith("error: nothing was recorded")
+
+
+def test_watch_records_and_alerts_while_printing_json(tmp_path):
+    """`watch --json --record F --alert R --alerts-out A`: snapshots on stdout, every frame in F,
+    alert events in A; the recording replays to the same final book."""
+    srv, url = serve("--simulate", "--symbols", "BTCUSDT,ETHUSDT", "--speed", "3")
+    rec, alerts = tmp_path / "w.ndjson.gz", tmp_path / "alerts.ndjson"
+    try:
+        p = subprocess.run([*BM, "watch", "BTCUSDT", "ETHUSDT", "--url", url, "--json", "--duration", "4s",
+                            "--record", str(rec), "--alert", "tpm>0", "--alerts-out", str(alerts)],
+                           capture_output=True, text=True, timeout=60 * TIMEOUT_FACTOR)
+    finally:
+        stop(srv)
+    assert p.returncode == 0, p.stderr
+    lines = [orjson.loads(l) for l in p.stdout.splitlines()]
+    snaps = [l for l in lines if l["type"] == "snapshot"]
+    assert {s["symbol"] for s in snaps} == {"BTCUSDT", "ETHUSDT"}
+    fired = [orjson.loads(l) for l in alerts.read_text().splitlines()]
+    assert {a["symbol"] for a in fired} == {"BTCUSDT", "ETHUSDT"}
+    assert all(a["type"] == "alert" and a["rule"] == "tpm>0" and a["state"] == "firing" for a in fired)
+    assert [l for l in lines if l["type"] == "alert"] == fired  # with --json they go to stdout too
+    frames = list(FrameReader(str(rec)))
+    assert len(frames) > 100
+    r = subprocess.run([*BM, "replay", str(rec), "--json"], capture_output=True, timeout=60)
+    final = {orjson.loads(l)["symbol"]: orjson.loads(l) for l in r.stdout.splitlines()}
+    last_watch = {s["symbol"]: s for s in snaps}
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        assert final[sym]["book"] == last_watch[sym]["book"], sym
+        assert final[sym]["trades"] == last_watch[sym]["trades"], sym
