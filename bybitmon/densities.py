@@ -97,13 +97,18 @@ class DensityTracker:
         with these levels."""
         if applied is Applied.DELTA:
             if self.n_active:
-                for side, changes in (("bid", bids), ("ask", asks)):
-                    active = self.active[side]
-                    if active:
-                        for p, s in changes:
-                            d = active.get(p)
-                            if d is not None:
-                                self._changed(d, s, ts_ms)
+                # Runs for most book frames: kept to membership tests in C for the usual case
+                # where no tracked price changed.
+                active = self.active["bid"]
+                if active and bids:
+                    for p, s in bids:
+                        if p in active:
+                            self._changed(active[p], s, ts_ms)
+                active = self.active["ask"]
+                if active and asks:
+                    for p, s in asks:
+                        if p in active:
+                            self._changed(active[p], s, ts_ms)
             if ts_ms >= self.next_scan_ms:
                 self._scan(book, ts_ms)
         elif applied is Applied.SNAPSHOT:
