@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from .errors import UsageError
 from .events import Trade
 
-__all__ = ["parse_window", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity"]
+__all__ = ["parse_window", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]
 
 UNITS_PER_BASE = 10**12
 _POW10 = [10 ** (12 - n) for n in range(13)]
@@ -223,7 +223,35 @@ class TradeWindow:
         return len(self._future) + len(self._active) + len(self._retained)
 
 
-class TradeActivity:
+class SeedTradeGetters:
+    """The seed's getters (``get_tpm(symbol, "60s")``, ...) over a ``stats(symbol, window,
+    now_ms)`` method, shared by the sans-I/O :class:`TradeActivity` and the async facade."""
+
+    def stats(self, symbol: str, window: str | int | None = None, now_ms: int | None = None) -> WindowStats | None:
+        raise NotImplementedError
+
+    def get_tpm(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Trades per minute over ``window`` (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.tpm if s else 0.0
+
+    def get_tps(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Trades per second over ``window`` (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.tps if s else 0.0
+
+    def get_vol_delta(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+        """Taker buy minus sell volume over ``window``, base units (0.0 for an unknown symbol)."""
+        s = self.stats(symbol, window, now_ms)
+        return s.volume_delta if s else 0.0
+
+    def get_buy_sell_ratio(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float | None:
+        """Buy volume / sell volume over ``window``; None without sell volume."""
+        s = self.stats(symbol, window, now_ms)
+        return s.buy_sell_ratio if s else None
+
+
+class TradeActivity(SeedTradeGetters):
     """Trade windows for many symbols, with the seed's getters. Sans-I/O.
 
     Every getter reads at ``now_ms`` (exchange ms); by default the latest clock fed, never
@@ -256,23 +284,3 @@ class TradeActivity:
             return None
         window_ms = parse_window(window) if isinstance(window, str) else window
         return w.stats(self.now_ms if now_ms is None else now_ms, window_ms)
-
-    def get_tpm(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
-        """Trades per minute over ``window`` (0.0 for an unknown symbol)."""
-        s = self.stats(symbol, window, now_ms)
-        return s.tpm if s else 0.0
-
-    def get_tps(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
-        """Trades per second over ``window`` (0.0 for an unknown symbol)."""
-        s = self.stats(symbol, window, now_ms)
-        return s.tps if s else 0.0
-
-    def get_vol_delta(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
-        """Taker buy minus sell volume over ``window``, base units (0.0 for an unknown symbol)."""
-        s = self.stats(symbol, window, now_ms)
-        return s.volume_delta if s else 0.0
-
-    def get_buy_sell_ratio(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float | None:
-        """Buy volume / sell volume over ``window``; None without sell volume."""
-        s = self.stats(symbol, window, now_ms)
-        return s.buy_sell_ratio if s else None

@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .activity import parse_window
+from .activity import SeedTradeGetters, WindowStats, parse_window
+from .errors import UsageError
 from .events import BookUpdate, TradeBatch
 from .feed import LiveFeed
 from .monitor import Monitor
@@ -200,7 +201,7 @@ async def _first_connect(ws: BybitWebSocketClient, wait_s: float = 5.0) -> None:
         log.warning("not connected to %s yet; retrying in the background (no simulated data is shown)", ws.url)
 
 
-class TradesAggregator(_Facade):
+class TradesAggregator(_Facade, SeedTradeGetters):
     """Trade activity per symbol (the seed's ``TradesAggregator``), fed by the live stream.
 
     Getters read at the pipeline clock (latest exchange ``ts`` received); windows up to 15 min.
@@ -212,32 +213,19 @@ class TradesAggregator(_Facade):
     async def _unsubscribe(self, symbol: str) -> None:
         await self.bybit_ws.unsubscribe_trades(symbol)  # type: ignore[union-attr]
 
-    def _stats(self, symbol: str, window: str | int):
+    def stats(self, symbol: str, window: str | int | None = "60s", now_ms: int | None = None) -> WindowStats | None:
+        """Activity over ``window`` at the pipeline clock (None before any data).
+
+        Raises:
+            UsageError: ``now_ms`` given: the live pipeline reads at its own clock.
+        """
+        if now_ms is not None:
+            raise UsageError("the live aggregator reads at its own pipeline clock: now_ms is not supported")
         m = self._monitor
         if m is None:
             return None
-        window_ms = parse_window(window) if isinstance(window, str) else int(window)
+        window_ms = parse_window(window) if isinstance(window, str) else window
         return m.trade_stats(symbol.upper(), window_ms)
-
-    def get_tpm(self, symbol: str, window: str | int = "60s") -> float:
-        """Trades per minute over ``window`` (0.0 before any data)."""
-        s = self._stats(symbol, window)
-        return s.tpm if s else 0.0
-
-    def get_tps(self, symbol: str, window: str | int = "60s") -> float:
-        """Trades per second over ``window`` (0.0 before any data)."""
-        s = self._stats(symbol, window)
-        return s.tps if s else 0.0
-
-    def get_vol_delta(self, symbol: str, window: str | int = "60s") -> float:
-        """Taker buy minus sell volume over ``window``, base units (0.0 before any data)."""
-        s = self._stats(symbol, window)
-        return s.volume_delta if s else 0.0
-
-    def get_buy_sell_ratio(self, symbol: str, window: str | int = "60s") -> float | None:
-        """Buy volume / sell volume over ``window``; None without sell volume."""
-        s = self._stats(symbol, window)
-        return s.buy_sell_ratio if s else None
 
 
 @dataclass(frozen=True, slots=True)
