@@ -8,6 +8,9 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
+MID_RULE = "── mid ──"
+LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
+
 __all__ = ["fmt_num", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
 
 # (key, header, priority, width): lower priority numbers survive narrow terminals; width is
@@ -257,32 +260,42 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
     """Depth ladder: asks above, bids below the mid, size bars, densities highlighted.
 
     ``levels`` is ``{"bids": [(price, size), ...] best first, "asks": [...] best first}``.
+    The bars take what the terminal leaves after prices, sizes and density marks, so the
+    ladder fits ``width`` and prices are never cut.
     """
     bids = levels["bids"][:rows]
     asks = levels["asks"][:rows]
     dens = {(d["side"], d["price"]): d for d in snap["densities"] if d["state"] in ("active", "ending")}
     top = max([s for _, s in bids + asks] or [1.0])
-    bar_w = max(8, min(40, width - 45))
-    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap['book']['mid'], None if dp is None else dp + 1, 7)}  spread "
-                    f"{fmt_num(snap['book']['spread_bps'], 3)} bps", header_style="bold cyan", pad_edge=False)
-    t.add_column("bid size", justify="right", no_wrap=True)
-    t.add_column("price", justify="right", no_wrap=True)
-    t.add_column("ask size", justify="left", no_wrap=True)
-    t.add_column("", no_wrap=True)
+
+    def mark(side: str, p: float) -> Text:
+        d = dens.get((side, p))
+        return Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
+
+    ask_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark("ask", p)) for p, s in reversed(asks)]
+    bid_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark("bid", p)) for p, s in bids]
+    every = ask_rows + bid_rows
+    price_w = max([len(r[0]) for r in every] + [len(MID_RULE)])
+    size_w = max([len(r[2]) for r in every] or [1])
+    mark_w = max([r[3].cell_len for r in every] or [0])
+    spare = width - LADDER_FRAME - price_w - mark_w - 2 * (size_w + 1)
+    bar_w = max(1, min(40, spare // 2))
 
     def bar(size: float, style: str) -> Text:
         n = max(1, int(size / top * bar_w)) if size > 0 else 0
         return Text("█" * n, style=style)
 
-    for p, s in reversed(asks):
-        d = dens.get(("ask", p))
-        mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
-        t.add_row("", Text(fmt_price(p, dp, 7), style="red"), Text.assemble(bar(s, "red" if not d else "bold yellow"), f" {fmt_num(s, 4)}"), mark)
-    t.add_row("", Text("── mid ──", style="dim"), "", "")
-    for p, s in bids:
-        d = dens.get(("bid", p))
-        mark = Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
-        t.add_row(Text.assemble(f"{fmt_num(s, 4)} ", bar(s, "green" if not d else "bold yellow")), Text(fmt_price(p, dp, 7), style="green"), "", mark)
+    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap['book']['mid'], None if dp is None else dp + 1, 7)}  spread "
+                    f"{fmt_num(snap['book']['spread_bps'], 3)} bps", header_style="bold cyan", pad_edge=False)
+    t.add_column("bid size", justify="right", no_wrap=True)
+    t.add_column("price", justify="right", no_wrap=True, min_width=price_w)
+    t.add_column("ask size", justify="left", no_wrap=True)
+    t.add_column("", no_wrap=True)
+    for price, s, size, m in ask_rows:
+        t.add_row("", Text(price, style="red"), Text.assemble(bar(s, "bold yellow" if m else "red"), f" {size}"), m)
+    t.add_row("", Text(MID_RULE, style="dim"), "", "")
+    for price, s, size, m in bid_rows:
+        t.add_row(Text.assemble(f"{size} ", bar(s, "bold yellow" if m else "green")), Text(price, style="green"), "", m)
     return t
 
 

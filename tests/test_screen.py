@@ -35,8 +35,10 @@ def start_server(port: int = 0) -> tuple[subprocess.Popen, str]:
 class Screen:
     def __init__(self, cmd: str, width: int = 150, height: int = 40) -> None:
         self.name = f"bm{uuid.uuid4().hex[:8]}"
+        # Rich takes COLUMNS/LINES over the terminal's size; a CI runner may export them.
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-                        f"{cmd}; echo EXITED $?; sleep 60"], check=True)
+                        f"env -u COLUMNS -u LINES {cmd}; echo EXITED $?; sleep 60"], check=True)
+        self.width = width
 
     def text(self) -> str:
         return subprocess.run(["tmux", "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True).stdout
@@ -120,12 +122,14 @@ def test_watch_screen_shows_symbols_reconnects_and_recovers():
         server.wait(10)
 
 
-def test_ladder_screen_shows_levels_around_mid():
+@pytest.mark.parametrize("width", [80, 150])
+def test_ladder_screen_shows_levels_around_mid(width):
     server, url = start_server()
-    scr = Screen(f"{sys.executable} -m bybitmon watch BTCUSDT --ladder --url {url}", height=50)
+    scr = Screen(f"{sys.executable} -m bybitmon watch BTCUSDT --ladder --url {url}", width=width, height=50)
     try:
         txt = scr.wait_for(lambda t: "ladder" in t and "── mid ──" in t and t.count("█") > 10, "the ladder")
         lines = txt.splitlines()
+        assert max(len(l) for l in lines) <= width
         mid_line = next(i for i, l in enumerate(lines) if "── mid ──" in l)
         prices = []
         for l in lines[mid_line - 6: mid_line + 7]:

@@ -62,3 +62,27 @@ def test_sparkline_and_numbers():
     assert len(ui.sparkline(list(range(180)), 16)) == 16
     assert ui.fmt_num(None) == "-" and ui.fmt_num(0.0154, 3) == "0.0154" and ui.fmt_num(1_234_567.0) == "1.23M"
     assert ui.fmt_price(65114.3, 2) == "65114.30"
+
+
+def test_ladder_fits_the_terminal_and_never_cuts_a_price():
+    m = Monitor("linear")
+    sim = MarketSimulator(["BTCUSDT"], seed=5)
+    for ts, raw in sim.frames(30_000):
+        m.feed(ts * 1_000_000, raw)
+    snap = m.snapshot("BTCUSDT")
+    dp = m.price_decimals("BTCUSDT")
+    levels = m.ladder_levels("BTCUSDT", 12)
+    shown = [ui.fmt_price(p, dp, 7) for p, _ in levels["asks"][:12] + levels["bids"][:12]]
+    assert len(shown) == 24
+    bars = {}
+    for width in (60, 80, 100, 150, 220):
+        text = render(ui.ladder("BTCUSDT", snap, levels, width=width, dp=dp), width)
+        assert max(len(line) for line in text.splitlines()) <= width, width
+        body = [line for line in text.splitlines() if line.startswith("│")]
+        cells = [[c.strip() for c in line.strip("│").split("│")] for line in body]
+        prices = [c[1] for c in cells if c[1] != ui.MID_RULE]
+        assert prices == [ui.fmt_price(p, dp, 7) for p, _ in reversed(levels["asks"][:12])] + \
+            [ui.fmt_price(p, dp, 7) for p, _ in levels["bids"][:12]], width
+        bars[width] = max(c.count("█") for line in body for c in [line])
+    # wider terminals get longer bars, up to a cap
+    assert bars[60] < bars[100] <= bars[150] and bars[220] <= 40
