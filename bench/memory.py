@@ -76,7 +76,8 @@ def long_run(args) -> None:
             snaps = [m.snapshot(s) for s in symbols]
             tps = sum(sn["trades"]["tps"] for sn in snaps) / len(snaps)
             held = sum(len(m.states[s].trades._ids) for s in symbols)
-            samples.append((minute, bu.rss_mb(), tps, held, len(protocol._PRICES), len(protocol._SIZES)))
+            samples.append((minute, bu.rss_mb(), tps, held, len(protocol._PRICES) + len(protocol._OLD_PRICES),
+                            len(protocol._SIZES) + len(protocol._OLD_SIZES)))
             next_min += 60_000
         m.feed(ts * 1_000_000 + 5_000_000, raw)
         frames += 1
@@ -108,7 +109,7 @@ def long_run(args) -> None:
         lo, hi = min(r for _, r in warm), max(r for _, r in warm)
         print(f"\nRSS after warm-up: min {lo:.1f} MB, max {hi:.1f} MB, spread {hi - lo:.1f} MB; "
               f"protocol caches at the end: {samples[-1][4]:,} prices, {samples[-1][5]:,} sizes "
-              f"(cleared at {protocol._CACHE_MAX:,})")
+              f"(young + old generation, each at most {protocol._CACHE_MAX:,})")
 
 
 def per_symbol(args) -> None:

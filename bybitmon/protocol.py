@@ -143,13 +143,19 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# float(str) costs ~0.3 us here, more than orjson spends on a whole small frame, and the same
-# price and size strings come back frame after frame. These caches map a string that was
-# already validated to its float; a miss (or anything odd) takes the checked slow path.
-# Clearing them when they grow keeps memory bounded and changes no result.
+# float(str) costs ~0.17 us here, a dict lookup 0.015 us, and the same price and size strings
+# come back frame after frame. These caches map a string that was already validated to its
+# float; a miss (or anything odd) takes the checked slow path. They are generational so that
+# memory stays bounded without dropping the working set: when the young generation is full
+# it becomes the old one, and a string found only in the old generation is validated again
+# cheaply (a lookup) and moved back to the young one. With hundreds of symbols the strings in
+# use at any moment exceed one generation; clearing everything at the cap, as before, sent a
+# quarter of all levels down the slow path at 500 symbols. No result depends on the caches.
 _PRICES: dict[str, float] = {}
 _SIZES: dict[str, float] = {}
-_CACHE_MAX = 50_000
+_OLD_PRICES: dict[str, float] = {}
+_OLD_SIZES: dict[str, float] = {}
+_CACHE_MAX = 100_000
 
 
 def _levels(side: list) -> list[tuple[float, float]]:
@@ -161,24 +167,38 @@ def _levels(side: list) -> list[tuple[float, float]]:
 
 
 def _levels_checked(side: list) -> list[tuple[float, float]]:
+    global _PRICES, _SIZES, _OLD_PRICES, _OLD_SIZES
     if type(side) is not list:
         raise TypeError("levels are not a list")
     if len(_PRICES) > _CACHE_MAX:
-        _PRICES.clear()
+        _OLD_PRICES, _PRICES = _PRICES, {}
     if len(_SIZES) > _CACHE_MAX:
-        _SIZES.clear()
+        _OLD_SIZES, _SIZES = _SIZES, {}
+    prices, sizes = _PRICES, _SIZES
     out = []
     for p, s in side:
         if type(p) is not str or type(s) is not str:
             raise TypeError("price and size must be strings")
-        price = float(p)
-        size = float(s)
-        # NaN fails both comparisons, so one test rejects NaN, inf, zero prices and negatives.
-        if not (0.0 < price < _INF and 0.0 <= size < _INF):
-            raise ValueError(f"bad level [{p!r}, {s!r}]")
-        _PRICES[p] = price
-        _SIZES[s] = size
+        price = prices.get(p)
+        if price is None:
+            price = _OLD_PRICES.get(p)
+            if price is None:
+                price = float(p)
+                # NaN fails the comparison, so one test rejects NaN, inf, zero and negatives.
+                if not 0.0 < price < _INF:
+                    raise ValueError(f"bad level [{p!r}, {s!r}]")
+        size = sizes.get(s)
+        if size is None:
+            size = _OLD_SIZES.get(s)
+            if size is None:
+                size = float(s)
+                if not 0.0 <= size < _INF:
+                    raise ValueError(f"bad level [{p!r}, {s!r}]")
         out.append((price, size))
+    # Only a side that is valid as a whole is remembered.
+    for (p, s), (price, size) in zip(side, out):
+        prices[p] = price
+        sizes[s] = size
     return out
 
 
