@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass
+from typing import Sequence
 from decimal import Decimal, InvalidOperation
 
 from .errors import UsageError
@@ -130,7 +131,11 @@ class TradeWindow:
         self.now_ms = -(2**62)
 
     def add(self, trade: Trade, now_ms: int) -> bool:
-        """Add one trade; returns False when it is a duplicate (ignored).
+        """Add one trade; returns False when it is a duplicate (ignored). See :meth:`add_many`."""
+        return bool(self.add_many((trade,), now_ms))
+
+    def add_many(self, trades: Sequence[Trade], now_ms: int) -> list[Trade]:
+        """Add a frame's trades at ``now_ms``; returns those that were not duplicates.
 
         A trade is a duplicate when an earlier trade with the same id is still held, i.e. its
         fill time is after ``now - retention``. Older ids are forgotten, which is what keeps
@@ -138,32 +143,35 @@ class TradeWindow:
         falls outside the window just as its first copy did.
         """
         self.advance(now_ms)
-        tid = hash(trade.trade_id)
-        if tid in self._ids:
-            return False
-        self.last_price = trade.price
-        t = trade.ts_ms
-        if t <= now_ms - self.retention_ms:
-            return True  # too old to matter for any window we answer
-        units = size_units(trade.size_str)
-        entry = (t, units if trade.is_buy else -units, tid)
-        self._ids.add(tid)
-        if t > now_ms:
-            heapq.heappush(self._future, entry)
-        elif t > now_ms - self.window_ms:
-            heapq.heappush(self._active, entry)
-            self._count_in(entry)
-        else:
-            heapq.heappush(self._retained, entry)
-        return True
-
-    def _count_in(self, entry: _Entry) -> None:
-        self.count += 1
-        units = entry[1]
-        if units > 0:
-            self._buy_units += units
-        else:
-            self._sell_units -= units
+        ids = self._ids
+        oldest = now_ms - self.retention_ms
+        start = now_ms - self.window_ms
+        fresh = []
+        for trade in trades:
+            tid = hash(trade.trade_id)
+            if tid in ids:
+                continue
+            fresh.append(trade)
+            self.last_price = trade.price
+            t = trade.ts_ms
+            if t <= oldest:
+                continue  # too old to matter for any window we answer
+            units = size_units(trade.size_str)
+            if not trade.is_buy:
+                units = -units
+            ids.add(tid)
+            if t > now_ms:
+                heapq.heappush(self._future, (t, units, tid))
+            elif t > start:
+                heapq.heappush(self._active, (t, units, tid))
+                self.count += 1
+                if units > 0:
+                    self._buy_units += units
+                else:
+                    self._sell_units -= units
+            else:
+                heapq.heappush(self._retained, (t, units, tid))
+        return fresh
 
     def advance(self, now_ms: int) -> None:
         """Move the window's end to ``now_ms`` (never backwards)."""
@@ -176,7 +184,12 @@ class TradeWindow:
             entry = heapq.heappop(future)
             if entry[0] > start:
                 heapq.heappush(active, entry)
-                self._count_in(entry)
+                self.count += 1
+                units = entry[1]
+                if units > 0:
+                    self._buy_units += units
+                else:
+                    self._sell_units -= units
             else:
                 heapq.heappush(retained, entry)
         while active and active[0][0] <= start:
@@ -275,8 +288,7 @@ class TradeActivity(SeedTradeGetters):
         """Add a batch; returns how many were new (not duplicates)."""
         if now_ms > self.now_ms:
             self.now_ms = now_ms
-        w = self.window(symbol)
-        return sum(w.add(t, now_ms) for t in trades)
+        return len(self.window(symbol).add_many(trades, now_ms))
 
     def stats(self, symbol: str, window: str | int | None = None, now_ms: int | None = None) -> WindowStats | None:
         w = self.windows.get(symbol)

@@ -38,6 +38,11 @@ class Applied(enum.Enum):
     CROSSED = "crossed"     # applied, but the result is crossed: book now not ready
 
 
+# Reading a member through the class costs ~80 ns in Python 3.11; the hot paths use these.
+_SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
+    Applied.SNAPSHOT, Applied.DELTA, Applied.STALE, Applied.DROPPED, Applied.GAP, Applied.CROSSED)
+
+
 @dataclass(slots=True)
 class BookCounters:
     stale: int = 0
@@ -103,23 +108,23 @@ class OrderBook:
             self.bid_px = sorted(levels)
             self.asks = levels = {p: s for p, s in asks if s != 0.0}
             self.ask_px = sorted(levels)
-            result = Applied.SNAPSHOT
+            result = _SNAPSHOT
         elif not self.ready:
             self.counters.dropped += 1
-            return Applied.DROPPED
-        elif u <= self.update_id:  # type: ignore[operator]
-            self.counters.stale += 1
-            return Applied.STALE
+            return _DROPPED
         elif u != self.update_id + 1:  # type: ignore[operator]
+            if u <= self.update_id:  # type: ignore[operator]
+                self.counters.stale += 1
+                return _STALE
             self.counters.gaps += 1
             self.ready = False
-            return Applied.GAP
+            return _GAP
         else:
             if bids:
                 _update(self.bids, self.bid_px, bids, self.touched_bid)
             if asks:
                 _update(self.asks, self.ask_px, asks, self.touched_ask)
-            result = Applied.DELTA
+            result = _DELTA
         self.update_id = u
         self.seq = seq
         self.ts_ms = ts_ms
@@ -129,7 +134,7 @@ class OrderBook:
         if bid_px and ask_px and bid_px[-1] >= ask_px[0]:
             self.counters.crossed += 1
             self.ready = False
-            return Applied.CROSSED
+            return _CROSSED
         self.ready = True
         return result
 

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
-from .book import Applied, OrderBook
+from .book import _CROSSED, _DELTA, _GAP, _SNAPSHOT, Applied, OrderBook
 from .events import Level, Trade
 
 __all__ = ["Density", "DensityTracker", "MEDIAN_STEP"]
@@ -95,7 +95,7 @@ class DensityTracker:
                        applied: Applied) -> None:
         """Follow the book after ``book.apply_fields(...)`` returned ``applied`` for a frame
         with these levels."""
-        if applied is Applied.DELTA:
+        if applied is _DELTA:
             if self.n_active:
                 # Runs for most book frames: kept to membership tests in C for the usual case
                 # where no tracked price changed.
@@ -111,12 +111,12 @@ class DensityTracker:
                             self._changed(active[p], s, ts_ms)
             if ts_ms >= self.next_scan_ms:
                 self._scan(book, ts_ms)
-        elif applied is Applied.SNAPSHOT:
+        elif applied is _SNAPSHOT:
             for side, levels in (("bid", book.bids), ("ask", book.asks)):
                 for d in list(self.active[side].values()):
                     self._changed(d, levels.get(d.price, 0.0), ts_ms)
             self._scan(book, ts_ms, full=True)
-        elif applied is Applied.GAP or applied is Applied.CROSSED:
+        elif applied is _GAP or applied is _CROSSED:
             self.lose_sync()
 
     def lose_sync(self) -> None:
@@ -248,12 +248,8 @@ class DensityTracker:
                     self.ended.append(d)
             # Unless the threshold fell, a new density can only be at a price that changed
             # since the last scan.
-            if full or threshold < old_threshold:
-                candidates = levels.items()
-            else:
-                get = levels.get
-                candidates = [(p, get(p, 0.0)) for p in dirty]
-            for p, s in candidates:
+            for p in levels if full or threshold < old_threshold else levels.keys() & dirty:
+                s = levels[p]
                 if s >= threshold and p not in active and p * s >= min_notional:
                     active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
                     self.n_active += 1

@@ -14,7 +14,7 @@ from typing import Sequence
 import orjson
 
 from .activity import TradeWindow, WindowStats
-from .book import Applied, OrderBook
+from .book import _CROSSED, _DELTA, _DROPPED, _GAP, _SNAPSHOT, _STALE, OrderBook
 from .densities import DensityTracker
 from .events import BadFrame, BookUpdate, Event, Level, Trade, TradeBatch
 from .protocol import book_fields, parse_frame, topic_symbol, trade_fields
@@ -25,8 +25,6 @@ SNAPSHOT_VERSION = 1
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
-_DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (Applied.DELTA, Applied.STALE, Applied.DROPPED, Applied.GAP,
-                                            Applied.CROSSED)
 
 
 @dataclass(slots=True)
@@ -178,7 +176,7 @@ class Monitor:
             if dens.n_active or ts_ms >= dens.next_scan_ms:
                 dens.on_book_fields(book, ts_ms, bids, asks, applied)
         elif applied is not _STALE and applied is not _DROPPED:
-            if applied is Applied.SNAPSHOT and st.price_decimals is None:
+            if applied is _SNAPSHOT and st.price_decimals is None:
                 st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])
             dens.on_book_fields(book, ts_ms, bids, asks, applied)
             if applied is _GAP or applied is _CROSSED:
@@ -187,9 +185,7 @@ class Monitor:
     def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades: Sequence[Trade]) -> None:
         st = self._arrive(recv_ns, symbol, ts_ms)
         dens = st.densities
-        now = self.now_ms
-        add = st.trades.add
-        fresh = [t for t in trades if add(t, now)]
+        fresh = st.trades.add_many(trades, self.now_ms)
         if fresh and (dens.n_active or dens.n_ending):
             dens.on_trades(fresh)
 
