@@ -74,7 +74,8 @@ class OrderBook:
     """One symbol's book. ``bids``/``asks`` map price -> size; ``*_px`` are ascending price lists."""
 
     __slots__ = ("symbol", "bids", "asks", "bid_px", "ask_px", "ready", "has_snapshot",
-                 "update_id", "seq", "ts_ms", "cts_ms", "counters", "touched_bid", "touched_ask")
+                 "update_id", "seq", "ts_ms", "cts_ms", "counters", "touched_bid", "touched_ask",
+                 "touch_min_bid", "touch_min_ask")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -89,9 +90,13 @@ class OrderBook:
         self.ts_ms: int | None = None
         self.cts_ms: int | None = None
         self.counters = BookCounters()
-        # Prices changed by deltas since a reader (the density scan) last cleared them.
+        # Prices that deltas set to a size >= touch_min_* since a reader (the density scan) last
+        # cleared them. The scan only needs prices that may qualify, so it raises the minimum
+        # to its threshold and the book skips the set for the many small levels.
         self.touched_bid: set[float] = set()
         self.touched_ask: set[float] = set()
+        self.touch_min_bid = 0.0
+        self.touch_min_ask = 0.0
 
     def apply(self, ev: BookUpdate) -> Applied:
         """Apply one book frame and say what happened (see :class:`Applied`)."""
@@ -121,9 +126,9 @@ class OrderBook:
             return _GAP
         else:
             if bids:
-                _update(self.bids, self.bid_px, bids, self.touched_bid)
+                _update(self.bids, self.bid_px, bids, self.touched_bid, self.touch_min_bid)
             if asks:
-                _update(self.asks, self.ask_px, asks, self.touched_ask)
+                _update(self.asks, self.ask_px, asks, self.touched_ask, self.touch_min_ask)
             result = _DELTA
         self.update_id = u
         self.seq = seq
@@ -191,14 +196,16 @@ class OrderBook:
         )
 
 
-def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float]) -> None:
+def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float],
+            touch_min: float) -> None:
     for p, s in changes:
-        touched.add(p)
         if s == 0.0:
             if p in levels:
                 del levels[p]
                 del prices[bisect_left(prices, p)]
         else:
+            if s >= touch_min:
+                touched.add(p)
             if p not in levels:
                 insort(prices, p)
             levels[p] = s

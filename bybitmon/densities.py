@@ -210,10 +210,12 @@ class DensityTracker:
         while ended and ended[0].ended_ms + self.keep_ended_ms < ts_ms:
             ended.popleft()
         min_notional = self.min_notional
-        # book.touched_*: the prices deltas changed since the last scan (the book records them).
+        # book.touched_*: the prices deltas set to a size >= the threshold of the last scan (the
+        # book records them; book.touch_min_* is that threshold).
         for side, levels, dirty in (("bid", book.bids, book.touched_bid), ("ask", book.asks, book.touched_ask)):
             active = self.active[side]
             if not levels:
+                # The next scan with levels sees the threshold fall and checks every level.
                 self.thresholds[side] = float("inf")
                 dirty.clear()
                 continue
@@ -246,14 +248,18 @@ class DensityTracker:
                     else:
                         d.state = "faded"
                     self.ended.append(d)
-            # Unless the threshold fell, a new density can only be at a price that changed
-            # since the last scan.
+            # Unless the threshold fell, a new density can only be at a price that a delta set
+            # to a size at or above the old threshold since the last scan.
             for p in levels if full or threshold < old_threshold else levels.keys() & dirty:
                 s = levels[p]
                 if s >= threshold and p not in active and p * s >= min_notional:
                     active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
                     self.n_active += 1
             dirty.clear()
+            if side == "bid":
+                book.touch_min_bid = threshold
+            else:
+                book.touch_min_ask = threshold
 
     # -- reading --------------------------------------------------------------------------
 

@@ -154,3 +154,41 @@ def test_fates_match_the_simulators_ground_truth():
         if matches and max(matches, key=lambda d: d["ended"])["state"] == p.fate:
             right += 1
     assert right / len(planted) >= 0.95, f"{right}/{len(planted)} fates right"
+
+
+def _check_after_scan(m: Monitor, symbol: str) -> int:
+    """Brute force: right after a scan, the active densities of each side are exactly the levels
+    with size >= the threshold (and the notional floor), found by looking at every level."""
+    st = m.states[symbol]
+    tr, book = st.densities, st.book
+    for side, levels in (("bid", book.bids), ("ask", book.asks)):
+        thr = tr.thresholds[side]
+        want = {p for p, s in levels.items() if s >= thr and p * s >= tr.min_notional}
+        assert set(tr.active[side]) == want, (symbol, side, sorted(set(tr.active[side]) ^ want))
+        for p, d in tr.active[side].items():
+            assert d.size == levels[p]
+    return len(tr.active["bid"]) + len(tr.active["ask"])
+
+
+def test_incremental_scans_find_what_a_full_scan_finds():
+    """The scan looks only at prices set to large sizes since the last scan; after every scan
+    its densities must equal a scan of every level, on a simulated market and on real frames."""
+    from bybitmon.simulate import MarketSimulator
+
+    from paths import fixture_lines
+
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    runs = [("linear", ((ts * 1_000_000, raw) for ts, raw in MarketSimulator(symbols, seed=4).frames(120_000))),
+            ("linear", ((0, raw) for raw in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")))]
+    for category, frames in runs:
+        m = Monitor(category, density_x=3.0)
+        scans = found = 0
+        last_scan = {}
+        for recv_ns, raw in frames:
+            m.feed(recv_ns, raw)
+            for s, st in m.states.items():
+                if st.book.ready and st.densities.next_scan_ms != last_scan.get(s):
+                    last_scan[s] = st.densities.next_scan_ms
+                    scans += 1
+                    found += _check_after_scan(m, s)
+        assert scans > 50 and found > 0
