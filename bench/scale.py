@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import resource
 import subprocess
@@ -34,7 +35,13 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def run_client(url: str, symbols: list[str], seconds: float, warmup: float) -> dict:
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_client(url: str, symbols: list[str], seconds: float, warmup: float, server_pid: int) -> dict:
     m = Monitor("linear")
     lags: list[float] = []
     ages: list[tuple[float, float]] = []
@@ -63,9 +70,11 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
     ready = sum(1 for s in symbols if m.states.get(s) and m.states[s].book.ready)
     counting = True
     r0 = resource.getrusage(resource.RUSAGE_SELF)
+    s0 = proc_cpu_s(server_pid)
     t0 = time.monotonic()
     await asyncio.sleep(seconds)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
+    s1 = proc_cpu_s(server_pid)
     t1 = time.monotonic()
     counting = False
     await feed.stop()
@@ -73,7 +82,7 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
     mid = t0 + (t1 - t0) / 2
     first = [a for t, a in ages if t < mid]
     second = [a for t, a in ages if t >= mid]
-    return {"ready": ready, "fps": frames / (t1 - t0), "cpu": cpu,
+    return {"ready": ready, "fps": frames / (t1 - t0), "cpu": cpu, "server_cpu": (s1 - s0) / (t1 - t0) * 100,
             "lag50": pct(lags, 0.5), "lag99": pct(lags, 0.99),
             "age50_1": pct(first, 0.5), "age50_2": pct(second, 0.5), "age99": pct([a for _, a in ages], 0.99),
             "conns": len(feed.client.conns)}
@@ -95,8 +104,8 @@ def main() -> None:
           f"{'uvloop' if args.uvloop else 'asyncio'})\n")
     print(bu.machine_line() if hasattr(bu, "machine_line") else f"python {sys.version.split()[0]}")
     print()
-    print("| symbols | conns | books ready | frames/s | client CPU % | lag p50 ms | lag p99 ms | age p50 1st half | age p50 2nd half | age p99 ms |")
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| symbols | conns | books ready | frames/s | client CPU % | server CPU % | lag p50 ms | lag p99 ms | age p50 1st half | age p50 2nd half | age p99 ms |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for n in args.symbols:
         symbols = bu.sim_symbols(n)
         srv = subprocess.Popen([sys.executable, "-m", "bybitmon", "serve", "--simulate", "--port", "0",
@@ -104,14 +113,15 @@ def main() -> None:
                                text=True)
         try:
             url = re.search(r"(ws://127\.0\.0\.1:\d+)", srv.stdout.readline()).group(1)
-            r = runner(run_client(url, symbols, args.seconds, args.warmup))
+            r = runner(run_client(url, symbols, args.seconds, args.warmup, srv.pid))
         finally:
             srv.terminate()
             srv.wait(10)
-        print(f"| {n} | {r['conns']} | {r['ready']} | {r['fps']:,.0f} | {r['cpu']:.0f} | {r['lag50']:.2f} | "
+        print(f"| {n} | {r['conns']} | {r['ready']} | {r['fps']:,.0f} | {r['cpu']:.0f} | {r['server_cpu']:.0f} | {r['lag50']:.2f} | "
               f"{r['lag99']:.2f} | {r['age50_1']:.0f} | {r['age50_2']:.0f} | {r['age99']:.0f} |", flush=True)
     print("\nlag = processing done - local receive time (time spent in this process per frame);")
-    print("age = processing done - exchange ts (includes the simulated server's own delay on a shared 2-core box).")
+    print("age = processing done - exchange ts (includes the simulated server's own delay on a shared 2-core box);")
+    print("server CPU near 100 % means the simulated server, not the client, sets the frame rate.")
 
 
 if __name__ == "__main__":
