@@ -22,10 +22,14 @@ import subprocess
 import sys
 import time
 
+import orjson
+
 import _benchutil as bu
 
+from bybitmon.client import BybitClient
 from bybitmon.feed import LiveFeed
 from bybitmon.monitor import Monitor
+from bybitmon.protocol import book_topic, trade_topic
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -41,13 +45,16 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run_client(url: str, symbols: list[str], seconds: float, warmup: float, server_pid: int) -> dict:
+async def run_client(url: str, symbols: list[str], seconds: float, warmup: float, server_pid: int,
+                     pipeline: bool = True) -> dict:
+    """Receive ``symbols`` from the server at ``url``: through LiveFeed + Monitor, or with
+    ``pipeline=False`` through the bare client only (frames are received and dropped), which
+    measures what the server and the transport alone cost in age."""
     m = Monitor("linear")
     lags: list[float] = []
     ages: list[tuple[float, float]] = []
     counting = False
     frames = 0
-    feed_ref: list[LiveFeed] = []
 
     def on_frame(recv_ns: int, conn: str, raw: str) -> None:
         nonlocal frames
@@ -57,17 +64,27 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
         frames += 1
         if frames % 7 == 0:  # sample: keep the bookkeeping off the hot path
             lags.append((done - recv_ns) / 1e6)
-            now_ms = m.now_ms
+            if pipeline:
+                now_ms = m.now_ms
+            else:
+                ts = orjson.loads(raw).get("ts")
+                now_ms = ts if type(ts) is int else None
             if now_ms is not None:
                 ages.append((time.monotonic(), done / 1e6 - now_ms))
 
-    feed = LiveFeed(m, url=url, on_frame=on_frame)
-    feed_ref.append(feed)
-    await feed.start(symbols)
+    if pipeline:
+        feed = LiveFeed(m, url=url, on_frame=on_frame)
+        client = feed.client
+        await feed.start(symbols)
+    else:
+        feed = None
+        client = BybitClient("linear", url=url, on_frame=on_frame)
+        await client.start()
+        await client.subscribe([t for s in symbols for t in (book_topic(s, 50), trade_topic(s))])
     t_end = time.monotonic() + warmup
     while time.monotonic() < t_end:
         await asyncio.sleep(0.1)
-    ready = sum(1 for s in symbols if m.states.get(s) and m.states[s].book.ready)
+    ready = sum(1 for s in symbols if m.states.get(s) and m.states[s].book.ready) if pipeline else None
     counting = True
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     s0 = proc_cpu_s(server_pid)
@@ -77,7 +94,10 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
     s1 = proc_cpu_s(server_pid)
     t1 = time.monotonic()
     counting = False
-    await feed.stop()
+    if feed is not None:
+        await feed.stop()
+    else:
+        await client.stop()
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / (t1 - t0) * 100
     mid = t0 + (t1 - t0) / 2
     first = [a for t, a in ages if t < mid]
@@ -85,7 +105,7 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
     return {"ready": ready, "fps": frames / (t1 - t0), "cpu": cpu, "server_cpu": (s1 - s0) / (t1 - t0) * 100,
             "lag50": pct(lags, 0.5), "lag99": pct(lags, 0.99),
             "age50_1": pct(first, 0.5), "age50_2": pct(second, 0.5), "age99": pct([a for _, a in ages], 0.99),
-            "conns": len(feed.client.conns)}
+            "conns": len(client.conns)}
 
 
 def main() -> None:
@@ -94,6 +114,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--uvloop", action="store_true", help="run the client on uvloop (pip install uvloop)")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="receive and drop the frames (no Monitor): the age the server and transport alone add")
     args = ap.parse_args()
     runner = asyncio.run
     if args.uvloop:
@@ -101,7 +123,7 @@ def main() -> None:
 
         runner = uvloop.run
     print(f"# bybitmon live scale: server and client in separate processes (client loop: "
-          f"{'uvloop' if args.uvloop else 'asyncio'})\n")
+          f"{'uvloop' if args.uvloop else 'asyncio'}; {'bare client, no pipeline' if args.no_pipeline else 'LiveFeed + Monitor'})\n")
     print(bu.machine_line() if hasattr(bu, "machine_line") else f"python {sys.version.split()[0]}")
     print()
     print("| symbols | conns | books ready | frames/s | client CPU % | server CPU % | lag p50 ms | lag p99 ms | age p50 1st half | age p50 2nd half | age p99 ms |")
@@ -113,11 +135,11 @@ def main() -> None:
                                text=True)
         try:
             url = re.search(r"(ws://127\.0\.0\.1:\d+)", srv.stdout.readline()).group(1)
-            r = runner(run_client(url, symbols, args.seconds, args.warmup, srv.pid))
+            r = runner(run_client(url, symbols, args.seconds, args.warmup, srv.pid, pipeline=not args.no_pipeline))
         finally:
             srv.terminate()
             srv.wait(10)
-        print(f"| {n} | {r['conns']} | {r['ready']} | {r['fps']:,.0f} | {r['cpu']:.0f} | {r['server_cpu']:.0f} | {r['lag50']:.2f} | "
+        print(f"| {n} | {r['conns']} | {'-' if r['ready'] is None else r['ready']} | {r['fps']:,.0f} | {r['cpu']:.0f} | {r['server_cpu']:.0f} | {r['lag50']:.2f} | "
               f"{r['lag99']:.2f} | {r['age50_1']:.0f} | {r['age50_2']:.0f} | {r['age99']:.0f} |", flush=True)
     print("\nlag = processing done - local receive time (time spent in this process per frame);")
     print("age = processing done - exchange ts (includes the simulated server's own delay on a shared 2-core box);")
