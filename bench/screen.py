@@ -116,7 +116,7 @@ def main() -> None:
     ]
     bu.print_table(["step", "ms per refresh", f"% of one core at {hz:g} Hz"],
                    [(name, f"{v * 1e3:.2f}", f"{v * hz * 100:.1f}") for name, v in rows], align="lrr")
-    print(f"\n(the parts are each their own best sample, so they need not add up exactly to the whole)")
+    print("\n(the parts are each their own best sample, so they need not add up exactly to the whole)")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass
-from typing import Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Sequence
 
 from .errors import UsageError
 from .events import Trade

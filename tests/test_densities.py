@@ -178,10 +178,10 @@ def test_incremental_scans_find_what_a_full_scan_finds():
     from paths import fixture_lines
 
     symbols = ["BTCUSDT", "ETHUSDT"]
-    runs = [("linear", ((ts * 1_000_000, raw) for ts, raw in MarketSimulator(symbols, seed=4).frames(120_000))),
-            ("linear", ((0, raw) for raw in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")))]
-    for category, frames in runs:
-        m = Monitor(category, density_x=3.0)
+    runs = [((ts * 1_000_000, raw) for ts, raw in MarketSimulator(symbols, seed=4).frames(120_000)),
+            ((0, raw) for raw in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"))]
+    for frames in runs:
+        m = Monitor("linear", density_x=3.0)
         scans = found = 0
         last_scan = {}
         for recv_ns, raw in frames:

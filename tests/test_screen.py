@@ -38,7 +38,6 @@ class Screen:
         # Rich takes COLUMNS/LINES over the terminal's size; a CI runner may export them.
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
                         f"env -u COLUMNS -u LINES {cmd}; echo EXITED $?; sleep 60"], check=True)
-        self.width = width
 
     def text(self) -> str:
         return subprocess.run(["tmux", "capture-pane", "-t", self.name, "-p"], capture_output=True, text=True).stdout

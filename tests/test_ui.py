@@ -83,6 +83,6 @@ def test_ladder_fits_the_terminal_and_never_cuts_a_price():
         prices = [c[1] for c in cells if c[1] != ui.MID_RULE]
         assert prices == [ui.fmt_price(p, dp, 7) for p, _ in reversed(levels["asks"][:12])] + \
             [ui.fmt_price(p, dp, 7) for p, _ in levels["bids"][:12]], width
-        bars[width] = max(c.count("█") for line in body for c in [line])
+        bars[width] = max(line.count("█") for line in body)
     # wider terminals get longer bars, up to a cap
     assert bars[60] < bars[100] <= bars[150] and bars[220] <= 40
