@@ -21,7 +21,7 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,6 +63,18 @@ class Density:
         }
 
 
+def _ended_ms(d: Density) -> int:
+    return d.ended_ms  # type: ignore[return-value]
+
+
+def _ended_order(d: Density) -> tuple[int, str, float]:
+    return d.ended_ms, d.side, d.price  # type: ignore[return-value]
+
+
+def _recent_first(d: Density) -> tuple[int, str, float]:
+    return -d.ended_ms, d.side, d.price  # type: ignore[operator]
+
+
 class DensityTracker:
     """Densities of one symbol's book."""
 
@@ -81,7 +93,9 @@ class DensityTracker:
         self.keep_ended_ms = keep_ended_ms
         self.active: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
         self.ending: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
-        self.ended: deque[Density] = deque()
+        # Ended densities kept for keep_ended_ms, in (ended_ms, side, price) order, so that old
+        # ones are cut off the front and a snapshot reads the most recent off the back.
+        self.ended: list[Density] = []
         self.thresholds = {"bid": float("inf"), "ask": float("inf")}
         self.medians = {"bid": 0.0, "ask": 0.0}
         self.next_scan_ms = -(2**62)
@@ -149,9 +163,7 @@ class DensityTracker:
                     elif d.ended_ms + grace < nxt:
                         nxt = d.ended_ms + grace
             self.next_decide_ms = nxt
-        ended = self.ended
-        while ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
-            ended.popleft()
+        self._forget_ended(now_ms)
 
     def finish(self) -> None:
         """Decide every ending density now (end of input)."""
@@ -185,7 +197,7 @@ class DensityTracker:
         d.x_median = d.size / median if median else 0.0
         if d.decrease <= 0.0:
             d.state = "faded"
-            self.ended.append(d)
+            insort(self.ended, d, key=_ended_order)
             return
         d.state = "ending"
         previous = self.ending[d.side].pop(d.price, None)
@@ -197,18 +209,22 @@ class DensityTracker:
         if ts_ms + self.grace_ms < self.next_decide_ms:
             self.next_decide_ms = ts_ms + self.grace_ms
 
+    def _forget_ended(self, now_ms: int) -> None:
+        """Drop ended densities older than ``keep_ended_ms``."""
+        ended = self.ended
+        if ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
+            del ended[:bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms)]
+
     def _decide(self, d: Density) -> None:
         d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
-        self.ended.append(d)
+        insort(self.ended, d, key=_ended_order)
 
     def _scan(self, book: OrderBook, ts_ms: int, full: bool = False) -> None:
         self.next_scan_ms = ts_ms + self.scan_ms
         median_due = full or ts_ms >= self.next_median_ms
         if median_due:
             self.next_median_ms = ts_ms + MEDIAN_EVERY_MS
-        ended = self.ended
-        while ended and ended[0].ended_ms + self.keep_ended_ms < ts_ms:
-            ended.popleft()
+        self._forget_ended(ts_ms)
         min_notional = self.min_notional
         # book.touched_*: the prices deltas set to a size >= the threshold of the last scan (the
         # book records them; book.touch_min_* is that threshold).
@@ -247,7 +263,7 @@ class DensityTracker:
                         d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
                     else:
                         d.state = "faded"
-                    self.ended.append(d)
+                    insort(self.ended, d, key=_ended_order)
             # Unless the threshold fell, a new density can only be at a price that a delta set
             # to a size at or above the old threshold since the last scan.
             for p in levels if full or threshold < old_threshold else levels.keys() & dirty:
@@ -286,9 +302,13 @@ class DensityTracker:
                 active.append(d)
         active.sort(key=lambda d: (-d.x_median, d.side, d.price))
         ending = [d for s in ("bid", "ask") for d in self.ending[s].values()]
-        ending.sort(key=lambda d: (-d.ended_ms, d.side, d.price))
-        keep_from = now_ms - self.keep_ended_ms
-        ended = sorted((d for d in self.ended if d.ended_ms >= keep_from),
-                       key=lambda d: (-d.ended_ms, d.side, d.price))
+        ending.sort(key=_recent_first)
         n = self.list_max
-        return active[:n] + ending + ended[:n]
+        # The n most recent within keep_ended_ms: the back of the ordered list, widened to every
+        # density that ended at the same ms as the oldest of them (ties are listed by side, price).
+        ended = self.ended
+        start = max(bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms), len(ended) - n)
+        if start < len(ended):
+            start = bisect_left(ended, ended[start].ended_ms, key=_ended_ms)
+        recent = sorted(ended[start:], key=_recent_first)
+        return active[:n] + ending + recent[:n]

@@ -231,10 +231,13 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                          ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width, dp=dps[sym]),
                          ui.fates(snap, dp=dps[sym]))
         else:
-            body = ui.activity_table(sort_snapshots(snaps, opts.sort), width=console.width, statuses=statuses(),
-                                     latencies={s: monitor.latency(s) for s in opts.symbols}, sparks=sparks,
-                                     decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
-                                     max_rows=max(1, console.height - 8))
+            ordered = sort_snapshots(snaps, opts.sort)
+            max_rows = max(1, console.height - 8)
+            # Latency percentiles sort each symbol's recent samples: only for the rows drawn.
+            latencies = {snap["symbol"]: monitor.latency(snap["symbol"]) for snap in ordered[:max_rows]}
+            body = ui.activity_table(ordered, width=console.width, statuses=statuses(), latencies=latencies,
+                                     sparks=sparks, decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
+                                     max_rows=max_rows)
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
     status = 0

@@ -192,3 +192,29 @@ def test_incremental_scans_find_what_a_full_scan_finds():
                     scans += 1
                     found += _check_after_scan(m, s)
         assert scans > 50 and found > 0
+
+
+def test_listing_of_ended_densities_matches_a_full_sort():
+    """The snapshot lists the most recent ended densities off the back of an ordered list; a
+    full filter-and-sort of everything held must give the same list, and nothing older than
+    the keep period is held."""
+    from bybitmon.simulate import MarketSimulator
+
+    m = Monitor("linear", density_x=3.0, density_list_max=5)
+    checks = 0
+    for ts, raw in MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=9).frames(240_000):
+        m.feed(ts * 1_000_000, raw)
+        if ts % 997 == 0:
+            for st in m.states.values():
+                tr = st.densities
+                tr.tick(m.now_ms)
+                keep_from = m.now_ms - tr.keep_ended_ms
+                held = tr.ended
+                assert held == sorted(held, key=lambda d: (d.ended_ms, d.side, d.price))
+                assert all(d.ended_ms >= keep_from for d in held)
+                want = sorted((d for d in held if d.ended_ms >= keep_from),
+                              key=lambda d: (-d.ended_ms, d.side, d.price))[:5]
+                got = [d for d in tr.listing(m.now_ms) if d.state in ("eaten", "pulled", "faded")]
+                assert got == want
+                checks += len(held) > 5
+    assert checks > 20
