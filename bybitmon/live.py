@@ -145,19 +145,43 @@ def _install_stop(stop: asyncio.Event) -> None:
             pass
 
 
-def sort_snapshots(snaps: list[dict], key: str) -> list[dict]:
+def _trade_value(pick):
+    def value(monitor: Monitor, symbol: str) -> float:
+        st = monitor.trade_stats(symbol)
+        return pick(st) if st is not None else 0.0
+    return value
+
+
+def _book_value(pick):
+    def value(monitor: Monitor, symbol: str) -> float:
+        st = monitor.states.get(symbol)
+        book = st.book if st is not None else None
+        if book is None or not book.ready or book.mid is None:
+            return -1.0  # not ready: shown as "-", sorted last
+        v = pick(book, monitor.bps)
+        return -1.0 if v is None else v
+    return value
+
+
+# What each --sort key orders by (largest first), read from the pipeline directly: the table
+# sorts every symbol at every refresh, and a whole snapshot per symbol cost 60+ ms at 500 symbols.
+# The values are the ones the snapshot shows (tests/test_ui.py checks the order against them).
+_SORT_VALUES = {
+    "tps": _trade_value(lambda st: st.tps),
+    "tpm": _trade_value(lambda st: st.tpm),
+    "vdelta": _trade_value(lambda st: abs(st.volume_delta)),
+    "volume": _trade_value(lambda st: st.buy_volume + st.sell_volume),
+    "spread": _book_value(lambda book, bps: book.spread_bps),
+    "imbalance": _book_value(lambda book, bps: None if (imb := book.depth(bps).imbalance) is None else abs(imb)),
+}
+
+
+def order_symbols(monitor: Monitor, symbols: list[str], key: str) -> list[str]:
+    """``symbols`` in the table's row order for ``--sort key``: largest value first, then by name."""
     if key == "symbol":
-        return sorted(snaps, key=lambda s: s["symbol"])
-    getters = {
-        "tps": lambda s: s["trades"]["tps"],
-        "tpm": lambda s: s["trades"]["tpm"],
-        "spread": lambda s: s["book"]["spread_bps"] if s["book"]["spread_bps"] is not None else -1.0,
-        "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
-        "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
-        "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
-    }
-    g = getters[key]
-    return sorted(snaps, key=lambda s: (-g(s), s["symbol"]))
+        return sorted(symbols)
+    value = _SORT_VALUES[key]
+    return sorted(symbols, key=lambda s: (-value(monitor, s), s))
 
 
 def _recording_header(opts: WatchOptions, feed: LiveFeed) -> dict:
@@ -221,23 +245,23 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         recent = [m for t, m in messages if down or now - t < 15]
         errs = list(feed.errors[-2:]) + recent[-1:]
         head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
-        snaps = [monitor.snapshot(s) for s in opts.symbols]
         dps = {s: monitor.price_decimals(s) for s in opts.symbols}
         if opts.ladder:
             sym = opts.symbols[0]
-            snap = snaps[0]
-            body = Group(ui.activity_table(snaps[:1], width=console.width, statuses=statuses(),
+            snap = monitor.snapshot(sym)
+            body = Group(ui.activity_table([snap], width=console.width, statuses=statuses(),
                                            latencies={sym: monitor.latency(sym)}, sparks=sparks, decimals=dps),
                          ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width, dp=dps[sym]),
                          ui.fates(snap, dp=dps[sym]))
         else:
-            ordered = sort_snapshots(snaps, opts.sort)
+            # Snapshots and latency percentiles only for the rows that fit; the rest are counted.
             max_rows = max(1, console.height - 8)
-            # Latency percentiles sort each symbol's recent samples: only for the rows drawn.
-            latencies = {snap["symbol"]: monitor.latency(snap["symbol"]) for snap in ordered[:max_rows]}
-            body = ui.activity_table(ordered, width=console.width, statuses=statuses(), latencies=latencies,
+            ordered = order_symbols(monitor, opts.symbols, opts.sort)
+            drawn = [monitor.snapshot(s) for s in ordered[:max_rows]]
+            latencies = {s: monitor.latency(s) for s in ordered[:max_rows]}
+            body = ui.activity_table(drawn, width=console.width, statuses=statuses(), latencies=latencies,
                                      sparks=sparks, decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
-                                     max_rows=max_rows)
+                                     max_rows=max_rows, n_symbols=len(ordered))
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
     status = 0

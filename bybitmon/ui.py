@@ -137,13 +137,15 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
                    latencies: dict[str, tuple[float, float] | None] | None = None,
                    sparks: dict[str, Sequence[float]] | None = None,
                    decimals: dict[str, int | None] | None = None,
-                   firing: set[str] | None = None, max_rows: int | None = None) -> Text:
+                   firing: set[str] | None = None, max_rows: int | None = None,
+                   n_symbols: int | None = None) -> Text:
     """One row per symbol; columns dropped by priority so the table fits ``width``.
 
     Drawn as one styled :class:`~rich.text.Text` with box characters rather than a
     ``rich.table.Table``: the table's layout pass measured ~2 ms per row, too slow for 50+
     symbols refreshed several times a second; this costs a small fraction of that.
-    ``max_rows`` keeps only the first rows (the rest would not fit the screen anyway).
+    ``max_rows`` keeps only the first rows (the rest would not fit the screen anyway);
+    ``n_symbols`` is how many symbols there are when ``snaps`` holds only those to draw.
     """
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
@@ -209,8 +211,9 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
             out.append("│")
         out.append("\n")
     out.append(border("└", "┴", "┘", "─"))
-    if max_rows is not None and len(snaps) > max_rows:
-        out.append(f"\n… {len(snaps) - max_rows} more symbols (enlarge the terminal or --sort)", style="dim")
+    hidden = (len(snaps) if n_symbols is None else n_symbols) - len(shown)
+    if hidden > 0:
+        out.append(f"\n… {hidden} more symbols (enlarge the terminal or --sort)", style="dim")
     return out
 
 

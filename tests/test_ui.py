@@ -86,3 +86,34 @@ def test_ladder_fits_the_terminal_and_never_cuts_a_price():
         bars[width] = max(line.count("█") for line in body)
     # wider terminals get longer bars, up to a cap
     assert bars[60] < bars[100] <= bars[150] and bars[220] <= 40
+
+
+def test_row_order_matches_the_snapshot_values_for_every_sort_key():
+    """watch orders rows from values read off the pipeline (cheap) and snapshots only the rows
+    it draws; the order must be the one the snapshots' own numbers give."""
+    from bybitmon.live import SORT_KEYS, order_symbols
+
+    syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
+    m = Monitor("linear")
+    for ts, raw in MarketSimulator(syms[:4], seed=8).frames(30_000):
+        m.feed(ts * 1_000_000, raw)
+    m.invalidate("SOLUSDT")      # a book that is not ready sorts last on book keys
+    full = {s: m.snapshot(s) for s in syms}   # DOGEUSDT: never seen, zeros and dashes
+    reference = {
+        "tps": lambda s: s["trades"]["tps"],
+        "tpm": lambda s: s["trades"]["tpm"],
+        "spread": lambda s: s["book"]["spread_bps"] if s["book"]["spread_bps"] is not None else -1.0,
+        "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
+        "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
+        "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
+    }
+    assert set(SORT_KEYS) == set(reference) | {"symbol"}
+    for key, get in reference.items():
+        want = sorted(syms, key=lambda s: (-get(full[s]), s))
+        assert order_symbols(m, syms, key) == want, key
+        assert order_symbols(Monitor("linear"), syms, key) == sorted(syms)  # nothing seen yet
+    assert order_symbols(m, syms, "symbol") == sorted(syms)
+    assert order_symbols(m, syms, "spread")[-2:] == ["DOGEUSDT", "SOLUSDT"]
+    drawn = [full[s] for s in order_symbols(m, syms, "tps")[:2]]
+    text = render(ui.activity_table(drawn, width=120, max_rows=2, n_symbols=len(syms)), 120)
+    assert "3 more symbols" in text
