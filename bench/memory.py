@@ -2,6 +2,8 @@
 
 Run:  /work/venv/bin/python bench/memory.py               (1 simulated hour of 3 symbols, then 50 symbols)
       /work/venv/bin/python bench/memory.py --minutes 10  (shorter)
+      /work/venv/bin/python bench/memory.py --only cli    (the command itself: RSS of
+          `bybitmon replay --simulate --duration 60m --speed max --json` sampled from outside)
 
 Settings as a live monitor would run: orderbook.50 (a delta every 20 ms), trade window 60 s,
 about 100 trades/s per symbol (MarketSimulator trade_rate 45 gives ~100 fills/s on average with
@@ -17,7 +19,10 @@ import argparse
 import gc
 import subprocess
 import sys
+import threading
 import time
+
+import orjson
 
 import _benchutil as bu
 
@@ -112,6 +117,61 @@ def long_run(args) -> None:
               f"(young + old generation, each at most {protocol._CACHE_MAX:,})")
 
 
+def process_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cli_run(args) -> None:
+    """RSS of the real command over a long simulated run, sampled from outside the process,
+    against the simulated clock read from the snapshots it prints. The simulator's own trade
+    rate (5 fills/s per symbol) is lower than the in-process run's; this checks the command's
+    whole path (driver, JSON emitter), not the per-trade cost."""
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"][:max(1, min(3, args.symbols))]
+    cmd = [sys.executable, "-m", "bybitmon", "replay", "--simulate", "--symbols", ",".join(symbols),
+           "--duration", f"{args.minutes}m", "--speed", "max", "--json", "--interval", "1s"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    clock = {"first": None, "last": None, "lines": 0}
+
+    def read() -> None:
+        for line in p.stdout:  # type: ignore[union-attr]
+            ts = orjson.loads(line).get("ts")
+            if isinstance(ts, int):
+                clock["first"] = clock["first"] or ts
+                clock["last"] = ts
+            clock["lines"] += 1
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    samples: list[tuple[float, float]] = []  # simulated minute, RSS MB
+    t0 = time.perf_counter()
+    while p.poll() is None:
+        time.sleep(0.25)
+        try:
+            rss = process_rss_mb(p.pid)
+        except (OSError, RuntimeError):
+            break
+        if clock["last"] is not None:
+            samples.append(((clock["last"] - clock["first"]) / 60_000, rss))
+    p.wait()
+    reader.join(5)
+    wall = time.perf_counter() - t0
+    print(f"\n### `{' '.join(cmd[2:])}`: RSS sampled from outside\n")
+    print(f"{clock['lines']:,} snapshot lines in {wall:.0f} s wall; exit status {p.returncode}\n")
+    every = max(1, len(samples) // 12)
+    rows = [(f"{m:.1f}", f"{r:.1f}") for i, (m, r) in enumerate(samples) if i % every == 0 or i == len(samples) - 1]
+    bu.print_table(["sim minute", "RSS MB"], rows)
+    warm = [(m, r) for m, r in samples if m >= args.warmup_min]
+    if warm:
+        half = warm[len(warm) // 2:]
+        print(f"\nafter {args.warmup_min} simulated min: RSS min {min(r for _, r in warm):.1f} MB, max "
+              f"{max(r for _, r in warm):.1f} MB; slope {slope(warm):+.4f} MB per simulated minute "
+              f"(second half {slope(half):+.4f})")
+
+
 def per_symbol(args) -> None:
     n = args.n_symbols
     symbols = bu.sim_symbols(n)
@@ -156,13 +216,16 @@ def main() -> None:
     ap.add_argument("--window-s", type=int, default=60)
     ap.add_argument("--depth", type=int, default=50)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--only", choices=["long", "per-symbol"], help="run one part in this process")
+    ap.add_argument("--only", choices=["long", "per-symbol", "cli"], help="run one part in this process")
     args = ap.parse_args()
     if args.only == "long":
         long_run(args)
         return
     if args.only == "per-symbol":
         per_symbol(args)
+        return
+    if args.only == "cli":
+        cli_run(args)
         return
     print(f"# bybitmon memory\n\n{bu.machine_line()}\ndepth {args.depth}, window {args.window_s} s, "
           f"MarketSimulator trade_rate {TRADE_RATE:g}", flush=True)
