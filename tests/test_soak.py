@@ -24,15 +24,19 @@ PLAN = ("drop=4s,stall=7s,duplicate=0.008,gap=0.008,reorder=0.006,crossed=0.006,
 
 async def soak(seconds: float, symbols: int, plan: str) -> dict:
     syms = [f"C{i:02d}USDT" for i in range(symbols)]
-    srv = BybitServer(SimulatedSource(syms, seed=5))
+    # One more symbol the market has but the server refuses: its refusal must be reported once,
+    # across every reconnect, and must not hold up the symbols batched with it.
+    refused = "REFUSEDUSDT"
+    srv = BybitServer(SimulatedSource(syms + [refused], seed=5))
     await srv.start()
+    srv.reject(refused)
     m = Monitor("linear")
     feed = LiveFeed(m, url=srv.url, quiet_s=0.5, pong_timeout_s=0.5, backoff_initial_s=0.05,
                     backoff_max_s=0.3, resync_retry_s=0.5)
     stats = {"checks": 0, "equal": 0, "mismatch": 0, "ready_samples": 0, "not_ready_samples": 0}
     rng = random.Random(1)
     try:
-        await feed.start(syms)
+        await feed.start(syms + [refused])
         srv.apply_plan(FaultPlan.parse(plan, seed=4))
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -70,6 +74,9 @@ async def soak(seconds: float, symbols: int, plan: str) -> dict:
                         and st.book.asks == {float(p): float(q) for p, q in asks.items()}):
                     pending.discard(s)
         stats["unrecovered"] = sorted(pending)
+        stats["refused_topics"] = sorted(feed.client.failed)
+        stats["refusals_reported"] = sum(refused in e for e in feed.errors)
+        stats["refused_book_ready"] = m.states[refused].book.ready if refused in m.states else False
         stats["faults"] = dict(srv.fault_counts)
         health = [m.snapshot(s)["health"] for s in syms]
         stats["detected"] = {
@@ -88,8 +95,11 @@ def check(stats: dict, min_faults: int) -> None:
     f, d = stats["faults"], stats["detected"]
     total = sum(f.values())
     assert total >= min_faults, stats
-    for kind in ("drop", "stall", "duplicate", "gap", "reorder", "crossed", "reset", "resend_snapshot", "malformed"):
+    for kind in ("drop", "stall", "reject", "duplicate", "gap", "reorder", "crossed", "reset", "resend_snapshot",
+                 "malformed"):
         assert f[kind] > 0, f"no {kind} fault injected: {f}"
+    assert stats["refused_topics"] == ["orderbook.50.REFUSEDUSDT", "publicTrade.REFUSEDUSDT"], stats
+    assert stats["refusals_reported"] == 2 and not stats["refused_book_ready"], stats
     assert stats["mismatch"] == 0, stats
     assert stats["checks"] > 100, stats
     assert stats["unrecovered"] == [], stats
