@@ -75,7 +75,7 @@ class OrderBook:
 
     __slots__ = ("symbol", "bids", "asks", "bid_px", "ask_px", "ready", "has_snapshot",
                  "update_id", "seq", "ts_ms", "cts_ms", "counters", "touched_bid", "touched_ask",
-                 "touch_min_bid", "touch_min_ask")
+                 "touch_min_bid", "touch_min_ask", "topic_depth")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -97,6 +97,9 @@ class OrderBook:
         self.touched_ask: set[float] = set()
         self.touch_min_bid = 0.0
         self.touch_min_ask = 0.0
+        # Levels per side the subscribed topic carries (orderbook.50 -> 50), when known: a level
+        # pushed beyond them is deleted from the stream although it still rests in the market.
+        self.topic_depth: int | None = None
 
     def apply(self, ev: BookUpdate) -> Applied:
         """Apply one book frame and say what happened (see :class:`Applied`)."""

@@ -13,6 +13,9 @@ Definition (all times exchange ms, from the frames):
   that arrive during ``grace_ms`` still count, because the trade frame and the book frame
   that shows its effect travel separately. Then the fate is ``eaten`` when the volume traded
   against it since its last size covers at least half of the decrease, else ``pulled``.
+- A density whose level is deleted while its side still holds the topic's full depth
+  (``book.topic_depth`` levels) and all of them are nearer the mid was pushed out of the depth
+  window (Bybit deletes the farthest level when a new one enters): ``out_of_depth``, fate unknown.
 - A density that no longer qualifies at a scan because the threshold moved (the median grew)
   is judged over its whole life: ``eaten`` if the volume traded against it covers at least
   half of its fall from its peak size, ``pulled`` if it fell otherwise, ``faded`` if it never fell.
@@ -28,7 +31,12 @@ from typing import Sequence
 from .book import _CROSSED, _DELTA, _GAP, _SNAPSHOT, Applied, OrderBook
 from .events import Level, Trade
 
-__all__ = ["Density", "DensityTracker", "MEDIAN_STEP"]
+__all__ = ["Density", "DensityTracker", "MEDIAN_STEP", "ENDED_STATES"]
+
+# How an ended density ended. "out_of_depth": the topic's depth window moved away from its price
+# (orderbook.50 carries 50 levels a side, and a level pushed out of them arrives as a delete), so
+# whether it was eaten or pulled cannot be seen.
+ENDED_STATES = ("eaten", "pulled", "faded", "out_of_depth")
 
 MEDIAN_STEP = 0.1  # the reference median follows the book's median when it drifts by > 10 %
 MEDIAN_EVERY_MS = 1000  # how often (book time) the book's median is taken
@@ -61,6 +69,17 @@ class Density:
             "state": self.state,
             "ended": self.ended_ms,
         }
+
+
+def _beyond_depth(book: OrderBook, d: Density) -> bool:
+    """Whether a deleted level at ``d.price`` left the topic's depth window rather than the
+    market: the side still holds the topic's full depth and every level is nearer the mid."""
+    n = book.topic_depth
+    if not n:
+        return False
+    if d.side == "bid":
+        return len(book.bid_px) >= n and d.price < book.bid_px[0]
+    return len(book.ask_px) >= n and d.price > book.ask_px[-1]
 
 
 def _ended_ms(d: Density) -> int:
@@ -117,18 +136,18 @@ class DensityTracker:
                 if active and bids:
                     for p, s in bids:
                         if p in active:
-                            self._changed(active[p], s, ts_ms)
+                            self._changed(active[p], s, ts_ms, book)
                 active = self.active["ask"]
                 if active and asks:
                     for p, s in asks:
                         if p in active:
-                            self._changed(active[p], s, ts_ms)
+                            self._changed(active[p], s, ts_ms, book)
             if ts_ms >= self.next_scan_ms:
                 self._scan(book, ts_ms)
         elif applied is _SNAPSHOT:
             for side, levels in (("bid", book.bids), ("ask", book.asks)):
                 for d in list(self.active[side].values()):
-                    self._changed(d, levels.get(d.price, 0.0), ts_ms)
+                    self._changed(d, levels.get(d.price, 0.0), ts_ms, book)
             self._scan(book, ts_ms, full=True)
         elif applied is _GAP or applied is _CROSSED:
             self.lose_sync()
@@ -179,7 +198,7 @@ class DensityTracker:
     def _qualifies(self, side: str, price: float, size: float) -> bool:
         return size > 0.0 and size >= self.thresholds[side] and price * size >= self.min_notional
 
-    def _changed(self, d: Density, size: float, ts_ms: int) -> None:
+    def _changed(self, d: Density, size: float, ts_ms: int, book: OrderBook) -> None:
         if self._qualifies(d.side, d.price, size):
             d.size = size
             d.notional = d.price * size
@@ -195,6 +214,10 @@ class DensityTracker:
         d.ended_ms = ts_ms
         median = self.medians[d.side]
         d.x_median = d.size / median if median else 0.0
+        if size == 0.0 and _beyond_depth(book, d):
+            d.state = "out_of_depth"
+            insort(self.ended, d, key=_ended_order)
+            return
         if d.decrease <= 0.0:
             d.state = "faded"
             insort(self.ended, d, key=_ended_order)

@@ -25,6 +25,7 @@ import heapq
 import os
 from typing import Any, Callable
 
+from .densities import ENDED_STATES
 from .errors import UsageError
 from .events import TradeBatch
 from .monitor import Monitor
@@ -35,7 +36,6 @@ __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_
 
 DEDUPE_MS = 600_000       # remember trade ids this long (exchange time) after their fill
 ROW_GROUP_ROWS = 50_000   # rows buffered per table before a row group is written
-_ENDED = ("eaten", "pulled", "faded")
 _FORGET_ENDED_MS = 300_000
 
 TRADE_COLUMNS = ("ts", "symbol", "side", "price", "size", "id", "recv_ns")
@@ -194,7 +194,7 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
                           *[t[k] for k in _TRADE_FIELDS]))
             if dens is not None:
                 for d in snap["densities"]:
-                    if d["state"] in _ENDED:
+                    if d["state"] in ENDED_STATES:
                         key = (sym, d["side"], d["price"], d["since"])
                         if key not in ended_keys:
                             ended_keys[key] = d["ended"]

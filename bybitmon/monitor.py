@@ -176,8 +176,10 @@ class Monitor:
             if dens.n_active or ts_ms >= dens.next_scan_ms:
                 dens.on_book_fields(book, ts_ms, bids, asks, applied)
         elif applied is not _STALE and applied is not _DROPPED:
-            if applied is _SNAPSHOT and st.price_decimals is None:
-                st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])
+            if applied is _SNAPSHOT:
+                book.topic_depth = depth
+                if st.price_decimals is None:
+                    st.price_decimals = _decimals(book.bid_px[-50:] + book.ask_px[:50])
             dens.on_book_fields(book, ts_ms, bids, asks, applied)
             if applied is _GAP or applied is _CROSSED:
                 self.needs_resync.add(symbol)

@@ -8,6 +8,8 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
+from .densities import ENDED_STATES
+
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
 
@@ -96,7 +98,7 @@ def _density(d: dict | None, dp: int | None) -> Text:
 def _ended(d: dict | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
-    style = {"eaten": "bold yellow", "pulled": "magenta", "faded": "dim"}.get(d["state"], "")
+    style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
     return Text(f"{d['side']} {fmt_price(d['price'], dp)} {d['state']}", style=style)
 
 
@@ -106,7 +108,7 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
     t, b = snap["trades"], snap["book"]
     dens = snap["densities"]
     active = [d for d in dens if d["state"] == "active"]
-    ended = [d for d in dens if d["state"] in ("eaten", "pulled", "faded")]
+    ended = [d for d in dens if d["state"] in ENDED_STATES]
     stale = not b["ready"]
     depth = "-" if b["bid_depth"] is None else f"{fmt_num(b['bid_depth'], 3)}/{fmt_num(b['ask_depth'], 3)}"
     cells: dict[str, Text | str] = {
@@ -307,7 +309,7 @@ def fates(snap: dict, limit: int = 6, dp: int | None = None) -> Table:
     t = Table(title="densities ended (30 s)", header_style="bold cyan", pad_edge=False)
     for h in ("side", "price", "size", "×med", "fate"):
         t.add_column(h, no_wrap=True)
-    for d in [d for d in snap["densities"] if d["state"] in ("eaten", "pulled", "faded")][:limit]:
+    for d in [d for d in snap["densities"] if d["state"] in ENDED_STATES][:limit]:
         style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
         t.add_row(d["side"], fmt_price(d["price"], dp, 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}", Text(d["state"], style=style))
     return t

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from bybitmon.densities import ENDED_STATES
 from bybitmon.monitor import Monitor
 
 from frames import book, trades
@@ -135,12 +136,12 @@ def test_fates_match_the_simulators_ground_truth():
             next_look = ts + 500
             for s in symbols:
                 for d in m.snapshot(s)["densities"]:
-                    if d["state"] in ("eaten", "pulled", "faded"):
+                    if d["state"] in ENDED_STATES:
                         seen[(s, d["side"], d["price"], d["since"])] = d
     m.finish()
     for s in symbols:
         for d in m.snapshot(s)["densities"]:
-            if d["state"] in ("eaten", "pulled", "faded"):
+            if d["state"] in ENDED_STATES:
                 seen[(s, d["side"], d["price"], d["since"])] = d
     planted = [p for p in sim.planted if p.ended_ms is not None]
     assert len(planted) >= 60 and {p.fate for p in planted} == {"eaten", "pulled"}
@@ -214,7 +215,40 @@ def test_listing_of_ended_densities_matches_a_full_sort():
                 assert all(d.ended_ms >= keep_from for d in held)
                 want = sorted((d for d in held if d.ended_ms >= keep_from),
                               key=lambda d: (-d.ended_ms, d.side, d.price))[:5]
-                got = [d for d in tr.listing(m.now_ms) if d.state in ("eaten", "pulled", "faded")]
+                got = [d for d in tr.listing(m.now_ms) if d.state in ENDED_STATES]
                 assert got == want
                 checks += len(held) > 5
     assert checks > 20
+
+
+def _edge_setup(depth: int) -> Monitor:
+    """Five bid levels, the farthest (97.0) a density, on an orderbook.<depth> topic."""
+    m = Monitor("linear", density_x=5.0)
+    bids = [("99.0", "1"), ("98.5", "1"), ("98.0", "1"), ("97.5", "1"), ("97.0", "20")]
+    m.feed(0, book("X", 1, bids, ASKS[:5], snapshot=True, ts=1000, depth=depth))
+    assert [(d["price"], d["state"]) for d in active(m)] == [(97.0, "active")]
+    return m
+
+
+def test_density_pushed_out_of_the_topic_depth_is_not_called_pulled():
+    """orderbook.N carries N levels a side: when a new level enters nearer the mid, the farthest
+    is deleted from the stream although it still rests in the market."""
+    m = _edge_setup(depth=5)
+    m.feed(0, book("X", 2, [("99.5", "1"), ("97.0", "0")], [], ts=1100, depth=5))
+    m.feed(0, book("X", 3, [("99.4", "1"), ("97.5", "0")], [], ts=2000, depth=5))
+    assert states(m) == [(97.0, "out_of_depth")]
+
+
+def test_density_cancelled_at_the_edge_of_a_full_depth_is_pulled():
+    """Cancelled at the far edge: the next deeper level enters the window, so it was inside."""
+    m = _edge_setup(depth=5)
+    m.feed(0, book("X", 2, [("97.0", "0"), ("96.5", "1")], [], ts=1100, depth=5))
+    m.feed(0, book("X", 3, [("98.9", "1.1")], [], ts=2000, depth=5))
+    assert states(m) == [(97.0, "pulled")]
+
+
+def test_density_removed_from_a_book_thinner_than_the_depth_is_pulled():
+    m = _edge_setup(depth=50)
+    m.feed(0, book("X", 2, [("99.5", "1"), ("97.0", "0")], [], ts=1100, depth=50))
+    m.feed(0, book("X", 3, [("98.9", "1.1")], [], ts=2000, depth=50))
+    assert states(m) == [(97.0, "pulled")]

@@ -10,6 +10,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from bybitmon.densities import ENDED_STATES
 from bybitmon.errors import RecordingError, UsageError
 from bybitmon.export import BOOK_COLUMNS, DENSITY_COLUMNS, TRADE_COLUMNS, export_file
 from bybitmon.recording import RecordingWriter
@@ -19,7 +20,6 @@ from paths import fixture_lines, fixture_path
 
 REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
 BOOK_ONLY = "nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson"
-ENDED = ("eaten", "pulled", "faded")
 
 
 def export_all(src: Path | str, out: Path, **kwargs) -> tuple[dict[str, int], dict[str, list[dict]]]:
@@ -202,13 +202,13 @@ def test_densities_are_the_ended_ones_replay_shows_once_each(real_export, replay
     expected: dict[tuple, dict] = {}
     for s in replay_100ms:
         for d in s["densities"]:
-            if d["state"] in ENDED:
+            if d["state"] in ENDED_STATES:
                 expected.setdefault((s["symbol"], d["side"], d["price"], d["since"]), {"symbol": s["symbol"], **d})
     rows = tables["densities"]
     assert counts["densities"] == len(rows) == len(expected) > 0
     assert {(r["symbol"], r["side"], r["price"], r["since"]): r for r in rows} == {
         k: {c: v[c] for c in DENSITY_COLUMNS} for k, v in expected.items()}
-    assert {r["state"] for r in rows} <= set(ENDED)
+    assert {r["state"] for r in rows} <= set(ENDED_STATES)
     assert all(r["ended"] >= r["since"] for r in rows)
 
 
