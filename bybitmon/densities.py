@@ -216,11 +216,11 @@ class DensityTracker:
         d.x_median = d.size / median if median else 0.0
         if size == 0.0 and _beyond_depth(book, d):
             d.state = "out_of_depth"
-            insort(self.ended, d, key=_ended_order)
+            self._record_ended(d)
             return
         if d.decrease <= 0.0:
             d.state = "faded"
-            insort(self.ended, d, key=_ended_order)
+            self._record_ended(d)
             return
         d.state = "ending"
         previous = self.ending[d.side].pop(d.price, None)
@@ -232,6 +232,9 @@ class DensityTracker:
         if ts_ms + self.grace_ms < self.next_decide_ms:
             self.next_decide_ms = ts_ms + self.grace_ms
 
+    def _record_ended(self, d: Density) -> None:
+        insort(self.ended, d, key=_ended_order)
+
     def _forget_ended(self, now_ms: int) -> None:
         """Drop ended densities older than ``keep_ended_ms``."""
         ended = self.ended
@@ -240,7 +243,7 @@ class DensityTracker:
 
     def _decide(self, d: Density) -> None:
         d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
-        insort(self.ended, d, key=_ended_order)
+        self._record_ended(d)
 
     def _scan(self, book: OrderBook, ts_ms: int, full: bool = False) -> None:
         self.next_scan_ms = ts_ms + self.scan_ms
@@ -286,7 +289,7 @@ class DensityTracker:
                         d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
                     else:
                         d.state = "faded"
-                    insort(self.ended, d, key=_ended_order)
+                    self._record_ended(d)
             # Unless the threshold fell, a new density can only be at a price that a delta set
             # to a size at or above the old threshold since the last scan.
             for p in levels if full or threshold < old_threshold else levels.keys() & dirty:

@@ -95,11 +95,15 @@ def _density(d: dict | None, dp: int | None) -> Text:
     return Text(f"{d['side']} {fmt_price(d['price'], dp)} ×{d['x_median']:.0f}", style=style)
 
 
+def _fate_style(d: dict) -> str:
+    """Eaten stands out, pulled is marked, the rest (faded, out_of_depth) is dim."""
+    return {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
+
+
 def _ended(d: dict | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
-    style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
-    return Text(f"{d['side']} {fmt_price(d['price'], dp)} {d['state']}", style=style)
+    return Text(f"{d['side']} {fmt_price(d['price'], dp)} {d['state']}", style=_fate_style(d))
 
 
 def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float] | None = None,
@@ -310,6 +314,6 @@ def fates(snap: dict, limit: int = 6, dp: int | None = None) -> Table:
     for h in ("side", "price", "size", "×med", "fate"):
         t.add_column(h, no_wrap=True)
     for d in [d for d in snap["densities"] if d["state"] in ENDED_STATES][:limit]:
-        style = {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
-        t.add_row(d["side"], fmt_price(d["price"], dp, 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}", Text(d["state"], style=style))
+        t.add_row(d["side"], fmt_price(d["price"], dp, 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}",
+                  Text(d["state"], style=_fate_style(d)))
     return t
