@@ -91,7 +91,7 @@ def sim_recording(n_frames: int | None, symbols: Sequence[str], seed: int = 7, *
     path = CACHE_DIR / key
     if path.exists():
         return path
-    from bybitmon.simulate import MarketSimulator
+    from bybitmon.sim.market import MarketSimulator
 
     if not quiet:
         what = f"{n_frames:,} frames" if n_frames is not None else f"{duration_ms / 60_000:g} simulated minutes"

@@ -26,8 +26,8 @@ import orjson
 
 import _benchutil as bu
 
-from bybitmon import protocol
-from bybitmon.monitor import Monitor
+from bybitmon.core import protocol
+from bybitmon.core.monitor import Monitor
 
 TRADE_RATE = 45.0  # MarketSimulator trade_rate giving ~100 trades/s per symbol (bursts included)
 

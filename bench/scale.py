@@ -26,10 +26,10 @@ import orjson
 
 import _benchutil as bu
 
-from bybitmon.client import BybitClient
-from bybitmon.feed import LiveFeed
-from bybitmon.monitor import Monitor
-from bybitmon.protocol import book_topic, trade_topic
+from bybitmon.transport.client import BybitClient
+from bybitmon.transport.feed import LiveFeed
+from bybitmon.core.monitor import Monitor
+from bybitmon.core.protocol import book_topic, trade_topic
 
 
 def pct(xs: list[float], q: float) -> float:

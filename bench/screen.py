@@ -5,7 +5,7 @@ Run:  /work/venv/bin/python bench/screen.py
 
 A Monitor is fed 90 simulated seconds of 50 symbols (orderbook.50 + ~100 trades/s each, the
 same cached recording as bench/memory.py), so windows, books and densities are full. Then one
-refresh is timed the way ``bybitmon watch`` builds it (bybitmon/live.py ``render``):
+refresh is timed the way ``bybitmon watch`` builds it (bybitmon/app/watch.py ``render``):
   1. ``Monitor.snapshot(s)`` and ``Monitor.latency(s)`` (and ``price_decimals`` if present) per symbol;
   2. ``ui.activity_table(snaps, width=160, ...)`` builds the rich Table;
   3. ``Console(file=io.StringIO(), width=160, force_terminal=True).print(table)`` renders it to ANSI text.
@@ -25,8 +25,8 @@ import _benchutil as bu
 from rich.console import Console
 
 from bybitmon import ui
-from bybitmon.live import order_symbols
-from bybitmon.monitor import Monitor
+from bybitmon.app.watch import order_symbols
+from bybitmon.core.monitor import Monitor
 
 TRADE_RATE = 45.0  # as bench/memory.py: ~100 trades/s per symbol
 

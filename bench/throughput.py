@@ -40,9 +40,9 @@ import orjson
 
 import _benchutil as bu
 
-from bybitmon import protocol
-from bybitmon.book import OrderBook
-from bybitmon.monitor import Monitor
+from bybitmon.core import protocol
+from bybitmon.core.book import OrderBook
+from bybitmon.core.monitor import Monitor
 
 WS_BASE = "wss://stream.bybit.com/v5/public/"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .activity import TradeActivity, TradeWindow, WindowStats, parse_window
-from .book import OrderBook
-from .densities import Density, DensityTracker
+from .core.activity import TradeActivity, TradeWindow, WindowStats, parse_window
+from .core.book import OrderBook
+from .core.densities import Density, DensityTracker
 from .errors import (
     BookSequenceError,
     BybitmonError,
@@ -14,12 +14,23 @@ from .errors import (
     SubscriptionError,
     UsageError,
 )
-from .events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, Trade, TradeBatch, UnknownFrame
-from .facade import BybitWebSocketClient, OrderBookManager, OrderBookSnapshot, TradesAggregator
-from .monitor import Monitor
-from .protocol import parse_frame
+from .core.events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, Trade, TradeBatch, UnknownFrame
+from .core.monitor import Monitor
+from .core.protocol import parse_frame
 
 __version__ = "0.1.0"
+
+# The seed's async API needs websockets; load it only when asked for, so the sans-I/O core
+# imports without the I/O packages installed.
+_COMPAT = ("BybitWebSocketClient", "OrderBookManager", "OrderBookSnapshot", "TradesAggregator")
+
+
+def __getattr__(name: str):
+    if name in _COMPAT:
+        from .compat import facade
+
+        return getattr(facade, name)
+    raise AttributeError(f"module 'bybitmon' has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -10,10 +10,10 @@ from typing import Callable, Iterable, Iterator, Optional
 import typer
 from typer.exceptions import Abort, TyperException
 
-from .activity import parse_window
+from .core.activity import parse_window
 from .errors import BybitmonError, UsageError
-from .monitor import Monitor
-from .protocol import CATEGORIES
+from .core.monitor import Monitor
+from .core.protocol import CATEGORIES
 
 __all__ = ["app", "main"]
 
@@ -94,7 +94,7 @@ class Driver:
                  interval_ms: int, on_tick: Optional[Callable[[], None]] = None, tick_s: float = 0.25,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  alerts=None) -> None:
-        from .live import JsonEmitter
+        from .app.watch import JsonEmitter
 
         self.monitor = monitor
         self.speed = speed
@@ -162,7 +162,7 @@ def _stdout_writer() -> Callable[[bytes], None]:
 
 
 def _simulated_frames(symbols: list[str], duration_ms: int, seed: int, category: str) -> Iterator[tuple[int, str]]:
-    from .simulate import MarketSimulator
+    from .sim.market import MarketSimulator
 
     sim = MarketSimulator(symbols, seed=seed, category=category)
     for ts_ms, raw in sim.frames(duration_ms):
@@ -205,12 +205,12 @@ def replay(
         raise UsageError(f"bad --density-x {density_x}: it must be positive")
     if simulate == (file is not None):
         raise UsageError("give either a FILE to replay or --simulate")
-    from .alerts import parse_alert
+    from .core.alerts import parse_alert
 
     for rule in alert:
         parse_alert(rule)
     monitor = Monitor(category, window_ms, bps, density_x, min_notional)
-    from .live import AlertSink
+    from .app.watch import AlertSink
 
     alerts = AlertSink(alert, path=alerts_out, to_stdout=json_) if alert else None
     reader = None
@@ -222,7 +222,7 @@ def replay(
         frames = _simulated_frames(syms, parse_window(duration), seed, category)
         title = f"simulated {category} market (seed {seed}) — SIMULATED DATA, not the exchange"
     else:
-        from .recording import FrameReader
+        from .transport.recording import FrameReader
 
         pace = parse_speed(speed or "max")
         reader = FrameReader(file)  # type: ignore[arg-type]
@@ -289,8 +289,8 @@ def _parse_depth(depth: int, category: str) -> int:
 
 def _watch_options(symbols: list[str], category: str, depth: int, window: str, bps: float, density_x: float,
                    min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]):
-    from .client import resolve_url
-    from .live import WatchOptions
+    from .transport.client import resolve_url
+    from .app.watch import WatchOptions
 
     syms = parse_symbols(symbols)
     if not syms:
@@ -327,7 +327,7 @@ def watch(
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
 ) -> None:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
-    from .live import SORT_KEYS, run_watch
+    from .app.watch import SORT_KEYS, run_watch
 
     opts = _watch_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
     if sort not in SORT_KEYS:
@@ -337,7 +337,7 @@ def watch(
     opts.interval_ms = parse_window(interval)
     opts.record = record
     opts.ladder = ladder
-    from .alerts import parse_alert
+    from .core.alerts import parse_alert
 
     for rule in alert:
         parse_alert(rule)  # validated up front: one line for a bad rule
@@ -358,7 +358,7 @@ def record(
     testnet: bool = typer.Option(False, "--testnet", help="Use Bybit's testnet."),
 ) -> None:
     """Record every received frame verbatim, with its receive time, for replay."""
-    from .live import run_record
+    from .app.watch import run_record
 
     opts = _watch_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
     _run_async(run_record(opts, output, progress=sys.stderr.isatty()))
@@ -379,7 +379,7 @@ def serve(
     """A local Bybit-compatible WebSocket server (simulated market or a recording), with faults on demand."""
     import asyncio
 
-    from .server import run_serve
+    from .testserver.app import run_serve
 
     if simulate == (from_file is not None):
         raise UsageError("give either --simulate or --from FILE")
@@ -427,7 +427,7 @@ def export(
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
 ) -> None:
     """Export a recording to Parquet tables for DuckDB / Polars / pandas (needs bybitmon[export])."""
-    from .export import export_file
+    from .app.export import export_file
 
     category = parse_category(category)
     rows = export_file(file, category=category, trades_out=to, book_out=book, densities_out=densities,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from bybitmon.activity import TradeActivity, TradeWindow, parse_window, size_units
+from bybitmon.core.activity import TradeActivity, TradeWindow, parse_window, size_units
 from bybitmon.errors import UsageError
-from bybitmon.events import Trade
+from bybitmon.core.events import Trade
 
 
 def tr(t: int, buy: bool, size: str, tid: str, price: float = 100.0) -> Trade:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from bybitmon.alerts import AlertEngine, AlertRule, parse_alert
+from bybitmon.core.alerts import AlertEngine, AlertRule, parse_alert
 from bybitmon.errors import UsageError
-from bybitmon.monitor import Monitor
+from bybitmon.core.monitor import Monitor
 
 from paths import fixture_lines
 

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from bybitmon.book import Applied, OrderBook
-from bybitmon.protocol import parse_frame
+from bybitmon.core.book import Applied, OrderBook
+from bybitmon.core.protocol import parse_frame
 
 from frames import book
 from paths import fixture_lines

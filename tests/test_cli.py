@@ -7,7 +7,7 @@ import sys
 import orjson
 import pytest
 
-from bybitmon.monitor import Monitor
+from bybitmon.core.monitor import Monitor
 
 from paths import fixture_lines, fixture_path
 

@@ -9,11 +9,11 @@ import time
 import orjson
 import pytest
 
-from bybitmon.client import BybitClient, resolve_url
+from bybitmon.transport.client import BybitClient, resolve_url
 from bybitmon.errors import UsageError
-from bybitmon.feed import LiveFeed
-from bybitmon.monitor import Monitor
-from bybitmon.server import BybitServer, SimulatedSource
+from bybitmon.transport.feed import LiveFeed
+from bybitmon.core.monitor import Monitor
+from bybitmon.testserver.app import BybitServer, SimulatedSource
 
 from helpers import eventually, run
 from paths import TIMEOUT_FACTOR

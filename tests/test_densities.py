@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from bybitmon.densities import ENDED_STATES
-from bybitmon.monitor import Monitor
+from bybitmon.core.densities import ENDED_STATES
+from bybitmon.core.monitor import Monitor
 
 from frames import book, trades
 
@@ -123,7 +123,7 @@ def test_density_that_appears_by_delta_is_found_at_the_next_scan():
 def test_fates_match_the_simulators_ground_truth():
     """On a seeded simulated market, planted large orders are found and their fate (eaten by
     trades or pulled) is classified right at least 95 % of the time."""
-    from bybitmon.simulate import MarketSimulator
+    from bybitmon.sim.market import MarketSimulator
 
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
     sim = MarketSimulator(symbols, seed=11, plant_every_s=10.0)
@@ -174,7 +174,7 @@ def _check_after_scan(m: Monitor, symbol: str) -> int:
 def test_incremental_scans_find_what_a_full_scan_finds():
     """The scan looks only at prices set to large sizes since the last scan; after every scan
     its densities must equal a scan of every level, on a simulated market and on real frames."""
-    from bybitmon.simulate import MarketSimulator
+    from bybitmon.sim.market import MarketSimulator
 
     from paths import fixture_lines
 
@@ -199,7 +199,7 @@ def test_listing_of_ended_densities_matches_a_full_sort():
     """The snapshot lists the most recent ended densities off the back of an ordered list; a
     full filter-and-sort of everything held must give the same list, and nothing older than
     the keep period is held."""
-    from bybitmon.simulate import MarketSimulator
+    from bybitmon.sim.market import MarketSimulator
 
     m = Monitor("linear", density_x=3.0, density_list_max=5)
     checks = 0

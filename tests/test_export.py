@@ -10,10 +10,10 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from bybitmon.densities import ENDED_STATES
+from bybitmon.core.densities import ENDED_STATES
 from bybitmon.errors import RecordingError, UsageError
-from bybitmon.export import BOOK_COLUMNS, DENSITY_COLUMNS, TRADE_COLUMNS, export_file
-from bybitmon.recording import RecordingWriter
+from bybitmon.app.export import BOOK_COLUMNS, DENSITY_COLUMNS, TRADE_COLUMNS, export_file
+from bybitmon.transport.recording import RecordingWriter
 
 from frames import book, trades
 from paths import fixture_lines, fixture_path

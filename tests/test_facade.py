@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 from bybitmon import BybitWebSocketClient, OrderBookManager, TradesAggregator
-from bybitmon.events import BookUpdate, TradeBatch
-from bybitmon.server import BybitServer, SimulatedSource
+from bybitmon.core.events import BookUpdate, TradeBatch
+from bybitmon.testserver.app import BybitServer, SimulatedSource
 
 from helpers import eventually, run
 from paths import TIMEOUT_FACTOR

@@ -9,10 +9,10 @@ import sys
 import orjson
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bybitmon.events import BadFrame
-from bybitmon.monitor import Monitor
-from bybitmon.protocol import parse_frame
-from bybitmon.recording import FrameReader
+from bybitmon.core.events import BadFrame
+from bybitmon.core.monitor import Monitor
+from bybitmon.core.protocol import parse_frame
+from bybitmon.transport.recording import FrameReader
 
 from paths import fixture_lines
 

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from bybitmon.feed import LiveFeed
-from bybitmon.monitor import Monitor
+from bybitmon.transport.feed import LiveFeed
+from bybitmon.core.monitor import Monitor
 
 from helpers import eventually, run
 

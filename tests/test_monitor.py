@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bybitmon.monitor import Monitor
-from bybitmon.protocol import parse_frame
-from bybitmon.simulate import MarketSimulator
+from bybitmon.core.monitor import Monitor
+from bybitmon.core.protocol import parse_frame
+from bybitmon.sim.market import MarketSimulator
 
 from frames import book, trades
 from paths import fixture_lines

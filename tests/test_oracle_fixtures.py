@@ -65,7 +65,7 @@ def monitor_symbols(m) -> list[str]:
 
 
 def replay_and_compare(name: str, window_ms: int, bps: float) -> Oracle:
-    from bybitmon.monitor import Monitor
+    from bybitmon.core.monitor import Monitor
 
     kw = dict(category=category_of(name), window_ms=window_ms, bps=bps,
               density_x=5.0, density_min_notional=0.0)

@@ -51,7 +51,7 @@ class _Runner:
         if impl == "oracle":
             self.obj = Oracle(**kw)
         else:
-            from bybitmon.monitor import Monitor
+            from bybitmon.core.monitor import Monitor
 
             self.obj = Monitor(**kw)
 
@@ -493,7 +493,7 @@ def streams(draw, malformed: bool = False):
 
 
 def _replay(window_ms, bps, frames) -> None:
-    from bybitmon.monitor import Monitor
+    from bybitmon.core.monitor import Monitor
 
     kw = dict(category="linear", window_ms=window_ms, bps=bps, density_x=5.0, density_min_notional=0.0)
     m = Monitor(**kw)
@@ -571,7 +571,7 @@ def test_generated_streams_with_malformed_frames_match_oracle(stream):
 
 
 def _end_states_differ(window_ms, bps, frames) -> str | None:
-    from bybitmon.monitor import Monitor
+    from bybitmon.core.monitor import Monitor
 
     kw = dict(category="linear", window_ms=window_ms, bps=bps, density_x=5.0, density_min_notional=0.0)
     busy, quiet = Monitor(**kw), Monitor(**kw)

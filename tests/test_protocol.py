@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from bybitmon.events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, TradeBatch, UnknownFrame
-from bybitmon.protocol import parse_frame, ping_message, subscribe_message
+from bybitmon.core.events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, TradeBatch, UnknownFrame
+from bybitmon.core.protocol import parse_frame, ping_message, subscribe_message
 
 from paths import fixture_lines
 

@@ -15,7 +15,7 @@ import time
 import orjson
 import pytest
 
-from bybitmon.recording import FrameReader
+from bybitmon.transport.recording import FrameReader
 
 from paths import TIMEOUT_FACTOR, fixture_path
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from bybitmon.errors import RecordingError
-from bybitmon.recording import FrameReader, RecordingWriter
+from bybitmon.transport.recording import FrameReader, RecordingWriter
 
 from paths import fixture_lines
 

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from websockets.protocol import State
 
 from bybitmon.errors import UsageError
-from bybitmon.server import BybitServer, FaultPlan, FileSource, SimulatedSource
+from bybitmon.testserver.app import BybitServer, FaultPlan, FileSource, SimulatedSource
 
 from paths import TIMEOUT_FACTOR
 

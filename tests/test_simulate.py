@@ -1,4 +1,4 @@
-"""Behaviour tests for bybitmon.simulate.
+"""Behaviour tests for bybitmon.sim.market.
 
 Every book and trade property is checked against an independent brute-force client written
 here: a plain ``{Decimal price: Decimal size}`` book per side, rebuilt from the emitted frame
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bybitmon.errors import UsageError
-from bybitmon.simulate import MarketSimulator, PlantedOrder
+from bybitmon.sim.market import MarketSimulator, PlantedOrder
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 START_MS = 1_767_225_600_000

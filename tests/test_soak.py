@@ -12,9 +12,9 @@ import time
 import orjson
 import pytest
 
-from bybitmon.feed import LiveFeed
-from bybitmon.monitor import Monitor
-from bybitmon.server import BybitServer, FaultPlan, SimulatedSource
+from bybitmon.transport.feed import LiveFeed
+from bybitmon.core.monitor import Monitor
+from bybitmon.testserver.app import BybitServer, FaultPlan, SimulatedSource
 
 from paths import TIMEOUT_FACTOR
 

@@ -5,8 +5,8 @@ import io
 from rich.console import Console
 
 from bybitmon import ui
-from bybitmon.monitor import Monitor
-from bybitmon.simulate import MarketSimulator
+from bybitmon.core.monitor import Monitor
+from bybitmon.sim.market import MarketSimulator
 
 
 def snaps(n: int = 3) -> tuple[Monitor, list[dict]]:
@@ -91,7 +91,7 @@ def test_ladder_fits_the_terminal_and_never_cuts_a_price():
 def test_row_order_matches_the_snapshot_values_for_every_sort_key():
     """watch orders rows from values read off the pipeline (cheap) and snapshots only the rows
     it draws; the order must be the one the snapshots' own numbers give."""
-    from bybitmon.live import SORT_KEYS, order_symbols
+    from bybitmon.app.watch import SORT_KEYS, order_symbols
 
     syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
     m = Monitor("linear")

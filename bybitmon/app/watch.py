@@ -16,11 +16,11 @@ from typing import Callable
 
 import orjson
 
-from . import __version__, ui
-from .errors import RecordingError
-from .feed import LiveFeed
-from .monitor import Monitor
-from .protocol import topic_symbol
+from .. import __version__, ui
+from ..errors import RecordingError
+from ..transport.feed import LiveFeed
+from ..core.monitor import Monitor
+from ..core.protocol import topic_symbol
 
 __all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"]
 
@@ -36,7 +36,7 @@ class AlertSink:
 
     def __init__(self, rules: list[str], *, path: str | None = None, to_stdout: bool = False,
                  bell: bool = False) -> None:
-        from .alerts import AlertEngine
+        from ..core.alerts import AlertEngine
 
         self.engine = AlertEngine(rules)
         self.to_stdout = to_stdout
@@ -215,7 +215,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
                     on_frame=(lambda *_: emitter.maybe_emit()) if emitter else None, **opts.client_kwargs)
     if opts.record:
-        from .recording import RecordingWriter
+        from ..transport.recording import RecordingWriter
         feed.recorder = RecordingWriter(opts.record, header=_recording_header(opts, feed))
     console = console or Console()
     sparks: dict[str, deque] = {s: deque(maxlen=180) for s in opts.symbols}  # TPS, 1 sample/s, 3 min
@@ -330,7 +330,7 @@ async def _wait(stop: asyncio.Event, feed: LiveFeed, seconds: float) -> None:
 
 async def run_record(opts: WatchOptions, path: str, *, progress: bool) -> int:
     """Run ``bybitmon record``: every frame verbatim into ``path``; returns the exit status."""
-    from .recording import RecordingWriter
+    from ..transport.recording import RecordingWriter
 
     monitor = Monitor(opts.category, opts.window_ms, opts.bps)
     stop = asyncio.Event()

@@ -9,7 +9,7 @@ https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook
 
 Data comes from a *source*:
 
-* :class:`SimulatedSource`: one :class:`~bybitmon.simulate.MarketSimulator` per category,
+* :class:`SimulatedSource`: one :class:`~bybitmon.sim.market.MarketSimulator` per category,
   advanced on the wall clock;
 * :class:`FileSource`: a recording or NDJSON capture replayed at its own pace.
 
@@ -46,9 +46,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.http11 import Request, Response
 
-from .errors import UsageError
-from .recording import FrameReader
-from .simulate import MarketSimulator
+from ..errors import UsageError
+from ..transport.recording import FrameReader
+from ..sim.market import MarketSimulator
 
 __all__ = [
     "SERVED_CATEGORIES",
@@ -368,7 +368,7 @@ class _FileBook:
 
 
 class FileSource:
-    """Replays a recording or NDJSON capture (:class:`~bybitmon.recording.FrameReader`).
+    """Replays a recording or NDJSON capture (:class:`~bybitmon.transport.recording.FrameReader`).
 
     Frames are paced by their receive times, or by their exchange ``ts`` when the file has no
     receive times (plain NDJSON), divided by ``speed``. Book frames are applied to a true book

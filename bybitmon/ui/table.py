@@ -8,12 +8,12 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from .densities import ENDED_STATES
+from ..core.densities import ENDED_STATES
 
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
 
-__all__ = ["fmt_num", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
+__all__ = ["MID_RULE", "fmt_num", "fmt_price", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
 
 # (key, header, priority, width): lower priority numbers survive narrow terminals; width is
 # what the column typically needs on screen, borders included.

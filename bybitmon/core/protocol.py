@@ -1,7 +1,7 @@
 """Sans-I/O Bybit v5 public protocol: raw frame text -> one typed event; outgoing JSON builders.
 
 No sockets, no clocks: the caller passes the local receive time ``recv_ns`` with every frame.
-A malformed frame never raises: it becomes a :class:`~bybitmon.events.BadFrame`.
+A malformed frame never raises: it becomes a :class:`~bybitmon.core.events.BadFrame`.
 Protocol reference: https://bybit-exchange.github.io/docs/v5/ws/connect
 """
 

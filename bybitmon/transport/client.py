@@ -24,8 +24,8 @@ import orjson
 import websockets
 from websockets.asyncio.client import connect
 
-from .errors import UsageError
-from .protocol import CATEGORIES, SPOT_ARGS_PER_REQUEST, ping_message, subscribe_message, unsubscribe_message
+from ..errors import UsageError
+from ..core.protocol import CATEGORIES, SPOT_ARGS_PER_REQUEST, ping_message, subscribe_message, unsubscribe_message
 
 __all__ = ["MAINNET", "TESTNET", "resolve_url", "ConnHealth", "BybitClient"]
 

@@ -9,7 +9,7 @@ rates) and a warning is logged. Simulated data only comes from ``bybitmon serve 
 or ``bybitmon replay --simulate``, when asked for.
 
 Where to connect: the real exchange by default, ``testnet=True`` for the testnet, and the
-``BYBITMON_URL`` environment variable overrides either (see :func:`bybitmon.client.resolve_url`).
+``BYBITMON_URL`` environment variable overrides either (see :func:`bybitmon.transport.client.resolve_url`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .activity import SeedTradeGetters, WindowStats, parse_window
-from .errors import UsageError
-from .events import BookUpdate, TradeBatch
-from .feed import LiveFeed
-from .monitor import Monitor
-from .protocol import book_topic, trade_topic
+from ..core.activity import SeedTradeGetters, WindowStats, parse_window
+from ..errors import UsageError
+from ..core.events import BookUpdate, TradeBatch
+from ..transport.feed import LiveFeed
+from ..core.monitor import Monitor
+from ..core.protocol import book_topic, trade_topic
 
 __all__ = ["BybitWebSocketClient", "TradesAggregator", "OrderBookManager", "OrderBookSnapshot", "DensityInfo"]
 
@@ -38,8 +38,8 @@ class BybitWebSocketClient:
 
     Args:
         testnet: use Bybit's testnet.
-        on_trade: called with each :class:`~bybitmon.events.TradeBatch` (a ``publicTrade`` frame).
-        on_orderbook: called with each :class:`~bybitmon.events.BookUpdate` (snapshot or delta).
+        on_trade: called with each :class:`~bybitmon.core.events.TradeBatch` (a ``publicTrade`` frame).
+        on_orderbook: called with each :class:`~bybitmon.core.events.BookUpdate` (snapshot or delta).
             Either may be a plain function or an ``async def``; an exception it raises is logged
             (once per kind) and never breaks the connection.
         category: ``spot`` (the seed's default), ``linear`` or ``inverse``.

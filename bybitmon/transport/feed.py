@@ -12,9 +12,9 @@ import time
 from typing import Callable, Iterable
 
 from .client import BybitClient, ConnHealth
-from .errors import RecordingError
-from .monitor import Monitor
-from .protocol import book_topic, parse_frame, topic_symbol, trade_topic
+from ..errors import RecordingError
+from ..core.monitor import Monitor
+from ..core.protocol import book_topic, parse_frame, topic_symbol, trade_topic
 
 __all__ = ["LiveFeed"]
 

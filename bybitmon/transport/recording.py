@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
-from .errors import RecordingError
+from ..errors import RecordingError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Frame", "ReadReport", "FrameReader", "RecordingWriter", "open_frames"]
 

@@ -1,6 +1,6 @@
 """Export a recording or capture to Parquet tables: trades, sampled book metrics, ended densities.
 
-The file is replayed through the same :class:`~bybitmon.monitor.Monitor` as ``bybitmon replay``,
+The file is replayed through the same :class:`~bybitmon.core.monitor.Monitor` as ``bybitmon replay``,
 so every book and density number in the tables is the pipeline's own. Tables are written in
 row groups as the file is read, so a long recording never has to fit in memory. pyarrow is an
 optional dependency (``pip install 'bybitmon[export]'``), imported only when exporting.
@@ -25,12 +25,12 @@ import heapq
 import os
 from typing import Any, Callable
 
-from .densities import ENDED_STATES
-from .errors import UsageError
-from .events import TradeBatch
-from .monitor import Monitor
-from .protocol import CATEGORIES, parse_frame
-from .recording import FrameReader
+from ..core.densities import ENDED_STATES
+from ..errors import UsageError
+from ..core.events import TradeBatch
+from ..core.monitor import Monitor
+from ..core.protocol import CATEGORIES, parse_frame
+from ..transport.recording import FrameReader
 
 __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_COLUMNS", "DENSITY_COLUMNS"]
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["ALERT_VERSION", "FIELDS", "SHORTCUTS", "AlertRule", "AlertEngine", "parse_alert"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Sequence
 
-from .errors import UsageError
+from ..errors import UsageError
 from .events import Trade
 
 __all__ = ["parse_window", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]

@@ -1,4 +1,4 @@
-"""Typed events produced by :mod:`bybitmon.protocol` from raw Bybit frames.
+"""Typed events produced by :mod:`bybitmon.core.protocol` from raw Bybit frames.
 
 One event per frame. Wire names are translated here once (``"T"`` -> ``ts_ms``,
 ``"S"`` -> ``is_buy``, ``"v"`` -> ``size``); nothing past the parser indexes a dict

@@ -40,7 +40,7 @@ from statistics import NormalDist
 
 import orjson
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["MarketSimulator", "PlantedOrder"]
 

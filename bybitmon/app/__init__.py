@@ -1,0 +1,1 @@
+"""The command loops behind watch, record, replay and export."""

@@ -1,0 +1,1 @@
+"""The seed's async library API (TradesAggregator, OrderBookManager, BybitWebSocketClient)."""

@@ -1,0 +1,1 @@
+"""The Bybit-compatible server behind ``bybitmon serve``: sources, faults, sessions, websockets glue."""
