@@ -13,7 +13,7 @@ from typer.exceptions import Abort, TyperException
 from .core.activity import parse_window
 from .errors import BybitmonError, UsageError
 from .core.monitor import Monitor
-from .core.protocol import CATEGORIES
+from .core.limits import BOOK_DEPTHS, CATEGORIES
 
 __all__ = ["app", "main"]
 
@@ -281,7 +281,7 @@ def replay(
 
 
 def _parse_depth(depth: int, category: str) -> int:
-    allowed = (1, 50, 200, 1000)
+    allowed = BOOK_DEPTHS
     if depth not in allowed:
         raise UsageError(f"bad --depth {depth}: Bybit {category} books come in depths {', '.join(map(str, allowed))}")
     return depth

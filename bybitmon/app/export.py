@@ -29,7 +29,8 @@ from ..core.densities import ENDED_STATES
 from ..errors import UsageError
 from ..core.events import TradeBatch
 from ..core.monitor import Monitor
-from ..core.protocol import CATEGORIES, parse_frame
+from ..core.limits import CATEGORIES
+from ..core.protocol import parse_frame
 from ..transport.recording import FrameReader
 
 __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_COLUMNS", "DENSITY_COLUMNS"]

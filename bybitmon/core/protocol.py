@@ -12,6 +12,7 @@ from typing import Iterable
 
 import orjson
 
+from .limits import CATEGORIES, SPOT_ARGS_PER_REQUEST
 from .events import (
     BadFrame,
     BookUpdate,
@@ -25,8 +26,6 @@ from .events import (
 )
 
 __all__ = [
-    "CATEGORIES",
-    "SPOT_ARGS_PER_REQUEST",
     "parse_frame",
     "book_fields",
     "trade_fields",
@@ -39,10 +38,6 @@ __all__ = [
     "is_pong",
 ]
 
-CATEGORIES = ("spot", "linear", "inverse", "option", "spread")
-# "Spot can input up to 10 args for each subscription request"
-# https://bybit-exchange.github.io/docs/v5/ws/connect
-SPOT_ARGS_PER_REQUEST = 10
 _INF = float("inf")
 _req_ids = itertools.count(1)
 _MISSING: object = object()

@@ -46,16 +46,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.http11 import Request, Response
 
+from ..core.limits import ARGS_CHARS_PER_CONN, BOOK_DEPTHS, SERVED_CATEGORIES, SPOT_ARGS_PER_REQUEST
 from ..errors import UsageError
 from ..transport.recording import FrameReader
 from ..sim.market import MarketSimulator
 
 __all__ = [
-    "SERVED_CATEGORIES",
-    "BOOK_DEPTHS",
     "INJECT_KINDS",
     "FAULT_KINDS",
-    "MAX_ARGS_CHARS",
     "SimulatedSource",
     "FileSource",
     "FaultPlan",
@@ -63,21 +61,10 @@ __all__ = [
     "run_serve",
 ]
 
-#: Categories served, each on ``/v5/public/{category}``.
-SERVED_CATEGORIES = ("spot", "linear", "inverse")
-#: Book depths Bybit publishes for spot, linear and inverse (depth 500 was removed 2025-09-11).
-#: https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook
-BOOK_DEPTHS = (1, 50, 200, 1000)
 #: Kinds accepted by :meth:`BybitServer.inject`.
 INJECT_KINDS = ("duplicate", "gap", "reorder", "crossed", "reset", "resend_snapshot", "malformed")
 #: Every key of :attr:`BybitServer.fault_counts`.
 FAULT_KINDS = ("drop", "stall", "reject", *INJECT_KINDS)
-# "the total length of the args array ... must not exceed 21,000 characters"
-# https://bybit-exchange.github.io/docs/v5/ws/connect
-MAX_ARGS_CHARS = 21_000
-# "Spot can input up to 10 args for each subscription request"
-# https://bybit-exchange.github.io/docs/v5/ws/connect
-_SPOT_MAX_ARGS = 10
 _PATHS = {f"/v5/public/{c}": c for c in SERVED_CATEGORIES}
 _TOPIC_PREFIX = '{"topic":"'
 _DELTA_MARK = '"type":"delta"'
@@ -916,10 +903,10 @@ class BybitServer:
         if type(args) is not list or not all(type(a) is str for a in args):
             self._reply(conn, False, "error:args must be a list of topic strings", req_id, "subscribe")
             return
-        if category == "spot" and len(args) > _SPOT_MAX_ARGS:
+        if category == "spot" and len(args) > SPOT_ARGS_PER_REQUEST:
             # "Spot can input up to 10 args for each subscription request"; live reply:
             # {"success":false,"ret_msg":"args size \u003e10",...} (whole request refused).
-            self._reply(conn, False, f"args size >{_SPOT_MAX_ARGS}", req_id, "subscribe")
+            self._reply(conn, False, f"args size >{SPOT_ARGS_PER_REQUEST}", req_id, "subscribe")
             return
         source = self.source
         for topic in args:
@@ -929,8 +916,8 @@ class BybitServer:
                 return
         new = [t for t in dict.fromkeys(args) if t not in conn.topics]
         chars = conn.args_chars + sum(len(t) for t in new)
-        if chars > MAX_ARGS_CHARS:
-            self._reply(conn, False, f"error:args length {chars} >{MAX_ARGS_CHARS} on this connection",
+        if chars > ARGS_CHARS_PER_CONN:
+            self._reply(conn, False, f"error:args length {chars} >{ARGS_CHARS_PER_CONN} on this connection",
                         req_id, "subscribe")
             return
         self._reply(conn, True, "subscribe" if category == "spot" else "", req_id, "subscribe")

@@ -25,7 +25,8 @@ import websockets
 from websockets.asyncio.client import connect
 
 from ..errors import UsageError
-from ..core.protocol import CATEGORIES, SPOT_ARGS_PER_REQUEST, ping_message, subscribe_message, unsubscribe_message
+from ..core.limits import ARGS_CHARS_PER_CONN, CATEGORIES, SPOT_ARGS_PER_REQUEST
+from ..core.protocol import ping_message, subscribe_message, unsubscribe_message
 
 __all__ = ["MAINNET", "TESTNET", "resolve_url", "ConnHealth", "BybitClient"]
 
@@ -34,7 +35,6 @@ log = logging.getLogger("bybitmon.client")
 MAINNET = "wss://stream.bybit.com"
 TESTNET = "wss://stream-testnet.bybit.com"
 # "the total length of the args array on one connection cannot exceed 21,000 characters"
-ARGS_CHARS_PER_CONN = 21_000
 
 
 def resolve_url(category: str, url: str | None = None, testnet: bool = False) -> str:
