@@ -46,10 +46,10 @@ def _sig(x: float, digits: int) -> str:
 
 
 def fmt_si(x: float | None, width: int = 6, signed: bool = False) -> str:
-    """Three significant digits, then k/M/G: ``0.123``, ``1.23``, ``12.3``, ``123``, ``1.23k``...
+    """Three significant digits, then k/M/G: ``0.135``, ``1.23``, ``12.3``, ``123``, ``1.23k``...
 
-    Below 1 it keeps two decimals (``0.12``; ``0.00`` for a tiny non-zero value), so the column
-    never switches to scientific notation. ``signed`` prefixes ``+`` to positive values.
+    Below 1 it keeps three decimals (``0.135``; ``0.000`` for a tiny non-zero value), so the
+    column never switches to scientific notation. ``signed`` prefixes ``+`` to positive values.
     """
     if _missing(x):
         return DASH.rjust(width)
@@ -66,8 +66,10 @@ def fmt_si(x: float | None, width: int = 6, signed: bool = False) -> str:
         body = f"{ax:.0f}"
     elif ax >= 9.995:
         body = f"{ax:.1f}"
-    else:
+    elif ax >= 0.9995 or suffix:
         body = f"{ax:.2f}"
+    else:
+        body = f"{ax:.3f}"
     if body == "1000" and suffix != "G":  # 999.6k rounds to 1000k: next suffix instead
         nxt = {"": "k", "k": "M", "M": "G"}[suffix]
         body, suffix = "1.00", nxt
