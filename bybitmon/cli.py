@@ -325,8 +325,21 @@ def watch(
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
+    quote_units: bool = typer.Option(False, "--quote-units", help="Volume delta and depth in quote currency (x price)."),
+    screen_min_notional: float = typer.Option(0.0, "--screen-min-notional",
+                                              help="Density screen: hide densities below this notional (quote units)."),
+    screen_auto_notional: Optional[float] = typer.Option(
+        None, "--screen-auto-notional",
+        help="Density screen: hide densities below this many times the symbol's traded turnover over the window."),
+    max_distance: Optional[float] = typer.Option(None, "--max-distance",
+                                                 help="Density screen: hide densities farther than this % from the last price."),
+    min_lifetime: str = typer.Option("2s", "--min-lifetime", help="Density screen: hide densities younger than this (0 shows all)."),
 ) -> None:
-    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second.
+
+    In a terminal, keys work as in htop: q quit, ? help, s/S sort, arrows or j/k select, Enter
+    ladder, Esc back, d density screen, / filter, f pin, p pause.
+    """
     from .app.watch import SORT_KEYS, run_watch
 
     opts = _watch_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
@@ -344,6 +357,16 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
+    opts.quote_units = quote_units
+    from .core.screener import ScreenFilter
+
+    for name, value in (("--screen-min-notional", screen_min_notional), ("--screen-auto-notional", screen_auto_notional),
+                        ("--max-distance", max_distance)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise UsageError(f"bad {name} {value}: use a number >= 0")
+    life_ms = 0 if min_lifetime.strip() in ("0", "0s") else parse_window(min_lifetime)
+    opts.density_filter = ScreenFilter(min_notional=screen_min_notional, auto_notional=screen_auto_notional,
+                                       max_distance_pct=max_distance, min_lifetime_ms=life_ms)
     _run_async(run_watch(opts))
 
 

@@ -17,10 +17,14 @@ from typing import Callable
 import orjson
 
 from .. import __version__, ui
+from ..ui.screen import ScreenState
+from .keyboard import Keyboard
+from .screen import WatchScreen
 from ..errors import RecordingError
 from ..transport.feed import LiveFeed
 from ..core.monitor import Monitor
 from ..core.protocol import topic_symbol
+from ..core.screener import SCREEN_SORTS, ScreenFilter, rows_json, screen_densities
 
 __all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"]
 
@@ -125,6 +129,9 @@ class WatchOptions:
     alerts_out: str | None = None
     bell: bool = False
     client_kwargs: dict = field(default_factory=dict)
+    quote_units: bool = False
+    density_filter: ScreenFilter = field(default_factory=ScreenFilter)
+    interactive: bool | None = None  # read keys; None: when stdin is a terminal (and not --json)
 
 
 class _ListHandler(logging.Handler):
@@ -209,7 +216,15 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     emitter = None
     if opts.json:
         out = sys.stdout.buffer
-        emitter = JsonEmitter(monitor, opts.interval_ms, lambda b: (out.write(b), out.flush()), alerts)
+
+        def write(lines: bytes) -> None:
+            # Each emission: the snapshot lines, then one {"type":"densities"} line (the screen's rows).
+            rows = screen_densities(monitor, flt=opts.density_filter)
+            dens = orjson.dumps(rows_json(rows, monitor.now_ms or 0, opts.category, opts.density_filter))
+            out.write(lines + dens + b"\n")
+            out.flush()
+
+        emitter = JsonEmitter(monitor, opts.interval_ms, write, alerts)
     elif alerts is not None:
         emitter = JsonEmitter(monitor, opts.interval_ms, None, alerts)
     feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
@@ -220,6 +235,20 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
     console = console or Console()
     sparks: dict[str, deque] = {s: deque(maxlen=180) for s in opts.symbols}  # TPS, 1 sample/s, 3 min
     rate = deque(maxlen=2)
+    state = ScreenState(SORT_KEYS, opts.sort, tuple(SCREEN_SORTS), mode="ladder" if opts.ladder else "table",
+                        ladder_symbol=opts.symbols[0] if opts.ladder else None)
+    key_event = asyncio.Event()
+
+    def on_key(key: str) -> None:
+        state.handle(key)
+        key_event.set()  # redraw now, not at the next refresh
+
+    keyboard = Keyboard(on_key)
+    interactive = opts.interactive
+    if interactive is None:
+        interactive = not opts.json and sys.stdin.isatty()
+    screen = WatchScreen(monitor, state, order_symbols, opts.symbols, window_ms=opts.window_ms, bps=opts.bps,
+                         interactive=bool(interactive), density_filter=opts.density_filter, quote=opts.quote_units)
 
     def statuses() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -245,24 +274,12 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         recent = [m for t, m in messages if down or now - t < 15]
         errs = list(feed.errors[-2:]) + recent[-1:]
         head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
-        dps = {s: monitor.price_decimals(s) for s in opts.symbols}
-        if opts.ladder:
-            sym = opts.symbols[0]
-            snap = monitor.snapshot(sym)
-            body = Group(ui.activity_table([snap], width=console.width, statuses=statuses(),
-                                           latencies={sym: monitor.latency(sym)}, sparks=sparks, decimals=dps),
-                         ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width, dp=dps[sym]),
-                         ui.fates(snap, dp=dps[sym]))
-        else:
-            # Snapshots and latency percentiles only for the rows that fit; the rest are counted.
-            max_rows = max(1, console.height - 8)
-            ordered = order_symbols(monitor, opts.symbols, opts.sort)
-            drawn = [monitor.snapshot(s) for s in ordered[:max_rows]]
-            latencies = {s: monitor.latency(s) for s in ordered[:max_rows]}
-            body = ui.activity_table(drawn, width=console.width, statuses=statuses(), latencies=latencies,
-                                     sparks=sparks, decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
-                                     max_rows=max_rows, n_symbols=len(ordered))
-        return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
+        foot = screen.footer(console.width)
+        height = console.height - len(head.wrap(console, console.width)) - len(foot.wrap(console, console.width))
+        firing = {s: alerts.engine.firing(s) for s in opts.symbols} if alerts else {}
+        body = screen.body(width=console.width, height=height, statuses=statuses(), sparks=sparks,
+                           firing={s: r for s, r in firing.items() if r})
+        return Group(head, body, foot)
 
     status = 0
     # Drawing costs grow with the rows: many symbols refresh twice a second, not four times.
@@ -278,19 +295,29 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                 await _wait(stop, feed, 0.2)
                 _flush_recording(feed)
         else:
+            if interactive:
+                keyboard.start()
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                while not stop.is_set() and not feed.failed.is_set():
+                next_draw = time.monotonic()
+                while not stop.is_set() and not feed.failed.is_set() and not state.quit:
                     if deadline and time.monotonic() >= deadline:
                         break
-                    await _wait(stop, feed, refresh_s)
+                    await _wait_key(stop, key_event, max(0.0, next_draw - time.monotonic()))
+                    if state.quit:
+                        break
                     _flush_recording(feed)
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0
                         for s in opts.symbols:
                             st = monitor.trade_stats(s)
                             sparks[s].append(st.tps if st else 0.0)
-                    live.update(render(), refresh=True)
+                    if key_event.is_set() or time.monotonic() >= next_draw:
+                        key_event.clear()
+                        live.update(render(), refresh=True)
+                        if time.monotonic() >= next_draw:
+                            next_draw = time.monotonic() + refresh_s
     finally:
+        keyboard.stop()
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
         _close_recording(feed)
@@ -319,6 +346,18 @@ def _flush_recording(feed: LiveFeed) -> None:
         except RecordingError as exc:
             feed.fatal = exc
             feed.failed.set()
+
+
+async def _wait_key(stop: asyncio.Event, key: asyncio.Event, seconds: float) -> None:
+    """Until ``stop`` or ``key`` is set, or ``seconds`` pass."""
+    if stop.is_set() or key.is_set():
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(key.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _wait(stop: asyncio.Event, feed: LiveFeed, seconds: float) -> None:

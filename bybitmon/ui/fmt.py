@@ -55,6 +55,8 @@ def fmt_si(x: float | None, width: int = 6, signed: bool = False) -> str:
         return DASH.rjust(width)
     if math.isinf(x):  # type: ignore[arg-type]
         return ("∞" if x > 0 else "-∞").rjust(width)  # type: ignore[operator]
+    if x == 0:
+        return "0".rjust(width)
     sign = "-" if x < 0 else ("+" if signed and x > 0 else "")  # type: ignore[operator]
     ax = abs(x)  # type: ignore[arg-type]
     suffix = ""

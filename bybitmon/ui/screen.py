@@ -26,29 +26,24 @@ MODES = ("table", "densities", "ladder")
 K = TypeVar("K", bound=Hashable)
 
 HELP = """\
-keys
-  q            quit                       ?       this help (Esc closes)
-  s / S        next / previous sort       d       symbol table <-> density screen
-  up/down j/k  move the selection         Enter   ladder of the selected symbol
-  PgUp/PgDn    scroll a page              Esc     back (ladder -> list, filter off)
-  Home/End     first / last row           /       filter symbols by substring
-  f            pin / unpin the symbol     p       pause the display (data keeps flowing)
-
-symbol table
-  last       last trade price             spr bps  ask - bid in basis points of the mid
-  TPS / TPM  trades per second / minute over the trade window (dim + 60s↑ while it fills)
-  vol Δ      taker buy minus taker sell volume over the window (base units; quote with --quote-units)
-  B/S        taker buy volume / taker sell volume over the window (>1: buyers lift more)
-  imb        depth imbalance within ±bps of the mid: (bid - ask) / (bid + ask), -1..+1
-  depth      bid / ask depth within ±bps of the mid
-  density    the largest resting level, x its side's median level size
-  lat ms     receive time minus exchange time, p50/p99 (clock skew included)
-  alerts     a row in red fired a rule; the alert line names the rule
-
-density screen (one row per density, every symbol)
-  dist%   |price - last| / last      notional  price x size (quote)     xmed  size / side median
-  life    since it appeared          eaten     traded against it / its peak size
-  ETA     size / (taker volume hitting its side over the window / window s); blank: no flow"""
+keys   q quit · ? help · Esc back / close · d table <-> densities · p pause
+       s/S next / previous sort · ↑↓ or j/k select · PgUp/PgDn Home/End scroll
+       Enter ladder of the selection (from the density screen: at that density)
+       / filter symbols by substring (Enter keeps, Esc clears) · f pin / unpin
+table
+  TPS/TPM  trades per second / minute over the window (dim + 60s↑: filling)
+  spr bps  best ask - best bid, in basis points of the mid
+  vol Δ    taker buy - taker sell volume in the window (--quote-units: x price)
+  B/S      taker buy volume / taker sell volume (>1: buyers lift more)
+  imb      depth imbalance within ±bps of the mid: (bid-ask)/(bid+ask), -1..+1
+  depth    bid / ask depth within ±bps of the mid
+  density  largest resting level, x its side's median; last ended: its fate
+  lat ms   receive time - exchange time, p50/p99 ms (includes clock skew)
+  alerts   a red row fired a rule; the line above the table names the rule
+densities  one row per large resting order, across every symbol
+  dist%  |price - last| / last · notional  price x size · xmed  size / median
+  life   since it appeared · eaten  traded against it / its peak size
+  ETA    size / (taker volume hitting its side over the window, per s); ∞: none"""
 
 
 @dataclass(frozen=True, slots=True)
