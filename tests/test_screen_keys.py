@@ -50,7 +50,7 @@ def test_keys_sort_select_filter_pin_pause_help_and_quit_restores_the_terminal(s
                     f"stty -g > {after}", width=150, height=40)
     try:
         txt = scr.wait_for(both_rows, "both symbols")
-        assert "q quit" in txt and "s/S sort: tps" in txt and "? help" in txt
+        assert "q/Ctrl-C quit" in txt and "s/S sort: tps" in txt and "? help" in txt
         # s / S: next and previous sort column, said in the footer; "symbol" sorts by name.
         scr.keys("s")
         scr.wait_for(lambda t: "sort: tpm" in t, "sort: tpm after s")
@@ -169,7 +169,7 @@ def test_enter_on_the_table_opens_the_selected_ladder_and_esc_returns(server):
 def test_ladder_shows_asks_mid_and_as_many_bids_at_any_size(server, width, height):
     scr = KeyScreen(f"{WATCH} BTCUSDT --ladder --url {server}", width=width, height=height)
     try:
-        txt = scr.wait_for(lambda t: "── mid ──" in t and t.count("█") > 4 and "q quit" in t, "the ladder")
+        txt = scr.wait_for(lambda t: "── mid ──" in t and t.count("█") > 4 and "q/Ctrl-C quit" in t, "the ladder")
         lines = txt.splitlines()
         assert max(len(line) for line in lines) <= width
         mid = next(i for i, line in enumerate(lines) if "── mid ──" in line)
@@ -180,7 +180,7 @@ def test_ladder_shows_asks_mid_and_as_many_bids_at_any_size(server, width, heigh
         assert asks == sorted(asks, reverse=True) and bids == sorted(bids, reverse=True) and asks[-1] > bids[0]
         if height >= 50:
             assert len(bids) >= 12
-        assert any("q quit" in line for line in lines[mid:])  # the footer is on screen
+        assert any("q/Ctrl-C quit" in line for line in lines[mid:])  # the footer is on screen
         scr.keys("Escape")  # --ladder starts on the ladder; Esc goes to the table
         scr.wait_for(lambda t: row(t, "BTCUSDT") is not None and "── mid ──" not in t, "the table")
     finally:
@@ -191,7 +191,7 @@ def test_without_a_terminal_on_stdin_keys_are_not_read(server):
     scr = KeyScreen(f"{WATCH} BTCUSDT --url {server} --duration 6s < /dev/null", width=120, height=30)
     try:
         txt = scr.wait_for(lambda t: row(t, "BTCUSDT") is not None and "Ctrl-C quit" in t, "the table")
-        assert "q quit" not in txt
+        assert "q/Ctrl-C" not in txt and "? help" not in txt
         scr.keys("q")
         time.sleep(1.0)
         assert "EXITED" not in scr.text()  # q is not a key here; the run ends at --duration

@@ -329,7 +329,7 @@ def footer_keys(state: ScreenState) -> str:
     """The key line under the screen for ``state``."""
     if state.editing:
         return f"filter: {state.filter}▏  Enter keep  Esc clear"
-    parts = ["q quit", "? help"]
+    parts = ["q/Ctrl-C quit", "? help"]
     if state.mode == "ladder":
         parts += ["Esc back", "d densities", "f pin"]
     else:
