@@ -78,11 +78,16 @@ class WatchScreen:
     def footer(self, width: int) -> Text:
         st = self.state
         info = f"window {self.window_ms / 1000:g}s  ·  depth ±{self.bps:g} bps"
-        if st.mode != "densities" and self._filling(self.symbols):
-            info += f"  ·  {self.window_ms / 1000:g}s↑ dim: window still filling"
+        filling = st.mode != "densities" and bool(self._filling(self.symbols))
         if not self.interactive:
+            if filling:
+                info += f"  ·  {self.window_ms / 1000:g}s↑ dim: window still filling"
             return ui.footer(f"Ctrl-C quit  ·  sort: {st.sort}  ·  {info}")
-        text = footer_keys(st) + "  ·  " + info
+        if width < 120:  # the keys first: the window and band are in the help
+            info = ""
+        if filling:
+            info += ("  ·  " if info else "") + f"{self.window_ms / 1000:g}s↑ dim: window filling"
+        text = footer_keys(st) + ("  ·  " + info if info else "")
         return Text(text, style="bold yellow" if st.paused else "dim")
 
     def body(self, *, width: int, height: int, statuses: dict[str, str], sparks: dict,

@@ -334,7 +334,7 @@ def footer_keys(state: ScreenState) -> str:
         parts += ["Esc back", "d densities", "f pin"]
     else:
         sort = state.density_sort if state.mode == "densities" else state.sort
-        parts += [f"s/S sort: {sort}", "↑↓ jk select", "PgUp/PgDn Home/End", "Enter ladder",
+        parts += [f"s/S sort: {sort}", "↑↓/jk select", "PgUp/PgDn/Home/End", "Enter ladder",
                   "d " + ("table" if state.mode == "densities" else "densities"), "/ filter", "f pin"]
     parts.append("p resume" if state.paused else "p pause")
     text = "  ".join(parts)
