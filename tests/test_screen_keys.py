@@ -198,3 +198,29 @@ def test_without_a_terminal_on_stdin_keys_are_not_read(server):
         assert "EXITED 0" in scr.wait_for(lambda t: "EXITED" in t, "the end of --duration")
     finally:
         scr.close()
+
+
+def test_watch_json_writes_a_densities_line_per_interval(server):
+    """`watch --json`: snapshot lines as before, plus one densities line per interval that
+    honours the screen's filters."""
+    import orjson
+
+    p = subprocess.run([*sys.executable.split(), "-m", "bybitmon", "watch", "BTCUSDT", "ETHUSDT", "--url", server,
+                        "--json", "--duration", "5s", "--max-distance", "0.5", "--min-lifetime", "0"],
+                       capture_output=True, text=True, timeout=60 * T)
+    assert p.returncode == 0, p.stderr
+    lines = [orjson.loads(line) for line in p.stdout.splitlines()]
+    dens = [line for line in lines if line["type"] == "densities"]
+    snaps = [line for line in lines if line["type"] == "snapshot"]
+    assert len(dens) >= 3 and {s["symbol"] for s in snaps} == {"BTCUSDT", "ETHUSDT"}
+    assert {line["type"] for line in lines} == {"snapshot", "densities"}
+    rows = [r for d in dens for r in d["rows"]]
+    assert rows, "no density in 5 s of the simulated market"
+    for d in dens:
+        assert d["v"] == 1 and d["category"] == "linear" and d["filter"]["max_distance_pct"] == 0.5
+        live = [r for r in d["rows"] if r["state"] in ("active", "ending")]
+        assert [r["distance_pct"] for r in live] == sorted(r["distance_pct"] for r in live)
+        for r in d["rows"]:
+            assert r["distance_pct"] <= 0.5
+            assert r["notional"] == pytest.approx(r["price"] * r["size"], rel=1e-12)
+            assert r["distance_pct"] == pytest.approx(abs(r["price"] - r["last_price"]) / r["last_price"] * 100, rel=1e-12)

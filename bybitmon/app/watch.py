@@ -219,9 +219,10 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
 
         def write(lines: bytes) -> None:
             # Each emission: the snapshot lines, then one {"type":"densities"} line (the screen's rows).
-            rows = screen_densities(monitor, flt=opts.density_filter)
-            dens = orjson.dumps(rows_json(rows, monitor.now_ms or 0, opts.category, opts.density_filter))
-            out.write(lines + dens + b"\n")
+            if monitor.now_ms is not None:
+                rows = screen_densities(monitor, flt=opts.density_filter)
+                lines += orjson.dumps(rows_json(rows, monitor.now_ms, opts.category, opts.density_filter)) + b"\n"
+            out.write(lines)
             out.flush()
 
         emitter = JsonEmitter(monitor, opts.interval_ms, write, alerts)
