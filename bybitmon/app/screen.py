@@ -58,6 +58,8 @@ class WatchScreen:
         self.clock = clock
         self.first_ms: dict[str, int] = {}   # pipeline ms at which a symbol was first seen
         self._frozen = None                  # the body shown while paused
+        self._widths: dict[str, dict[str, int]] = {}  # per view: column widths that only grow
+        self._width = 0
 
     def _filling(self, symbols: Sequence[str]) -> set[str]:
         """Symbols whose trade window has not been full yet (seen for less than one window)."""
@@ -96,6 +98,9 @@ class WatchScreen:
         st = self.state
         if st.paused and self._frozen is not None:
             return self._frozen
+        if width != self._width:  # a resized terminal lays the columns out afresh
+            self._width = width
+            self._widths = {"table": {}, "densities": {}, "ladder": {}}
         if st.help:
             body = Text(HELP, no_wrap=True, overflow="crop")
         elif st.mode == "densities":
@@ -135,7 +140,8 @@ class WatchScreen:
                                   latencies={s: m.latency(s) for s in shown}, sparks=sparks,
                                   decimals=self._decimals(shown), firing=set(firing),
                                   n_symbols=n, selected=st.selected if self.interactive else None,
-                                  note=note, quote=self.quote, filling=self._filling(shown))
+                                  note=note, quote=self.quote, filling=self._filling(shown),
+                                  widths=self._widths["table"])
         return Group(alert_line, table) if alert_line else table
 
     def _densities(self, width: int, height: int):
@@ -159,7 +165,7 @@ class WatchScreen:
         return density_screen(view.rows, width=width, start=view.start, stop=view.stop,
                               selected=view.selected if self.interactive else None,
                               decimals=self._decimals({r.symbol for r in view.shown}),
-                              title="  ·  ".join(parts))
+                              title="  ·  ".join(parts), widths=self._widths["densities"])
 
     def _ladder(self, width: int, height: int, statuses: dict[str, str], sparks: dict):
         m = self.monitor
@@ -169,7 +175,7 @@ class WatchScreen:
         dp = m.price_decimals(sym)  # type: ignore[arg-type]
         row = ui.activity_table([snap], width=width, statuses=statuses, latencies={sym: m.latency(sym)},
                                 sparks=sparks, decimals={sym: dp}, quote=self.quote,
-                                filling=self._filling([sym]))  # type: ignore[list-item]
+                                filling=self._filling([sym]), widths=self._widths["ladder"])  # type: ignore[list-item]
         avail = height - 5
         # The recent fates below the ladder only when the ladder keeps 8+ levels a side.
         show_fates = ui.ladder_rows(avail - 10) >= 8

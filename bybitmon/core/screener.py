@@ -61,9 +61,10 @@ class DensityRow:
     ended_ms: int | None = None
 
     @property
-    def key(self) -> tuple[str, str, float]:
-        """What identifies the row across refreshes (a selection follows it)."""
-        return self.symbol, self.side, self.price
+    def key(self) -> tuple[str, str, float, int]:
+        """What identifies the row across refreshes (a selection follows it): symbol, side,
+        price and since (a price can hold an ended density and a new one at once)."""
+        return self.symbol, self.side, self.price, self.since_ms
 
     def as_dict(self) -> dict:
         return {

@@ -62,14 +62,19 @@ def density_cells(r: DensityRow, dp: int | None = None, quote: str = "") -> dict
 
 def density_screen(rows: Sequence[DensityRow], *, width: int = 120, start: int = 0, stop: int | None = None,
                    selected: int | None = None, decimals: dict[str, int | None] | None = None,
-                   title: str | None = None, total: int | None = None) -> Text:
+                   title: str | None = None, total: int | None = None,
+                   widths: dict[str, int] | None = None) -> Text:
     """The density screen's table: ``rows[start:stop]`` drawn, ``selected`` (an index into
-    ``rows``) highlighted, columns dropped by priority to fit ``width``."""
+    ``rows``) highlighted, columns dropped by priority to fit ``width``; ``widths``: column
+    widths kept across refreshes (the caller's dict, updated here), so columns never narrow."""
     stop = len(rows) if stop is None else stop
     shown = [(i, rows[i]) for i in range(start, min(stop, len(rows)))]
     dps = decimals or {}
     cell_rows = [(i, density_cells(r, dps.get(r.symbol))) for i, r in shown]
     col_w = {k: max([len(h), w] + [c[k].cell_len for _, c in cell_rows]) for k, h, _, w in DENSITY_COLUMNS}
+    if widths is not None:
+        for k, w in col_w.items():
+            col_w[k] = widths[k] = max(w, widths.get(k, 0))
     used = 1
     keep_keys: set[str] = set()
     for key, _, prio, _ in sorted(DENSITY_COLUMNS, key=lambda c: c[2]):

@@ -317,8 +317,8 @@ class ScreenState:
         if self.mode == "table" and self.table.selected is not None:
             self.ladder_symbol, self.ladder_price = self.table.selected, None
         elif self.mode == "densities" and self.dens.selected is not None:
-            sym, _, price = self.dens.selected
-            self.ladder_symbol, self.ladder_price = sym, price
+            sel = self.dens.selected  # (symbol, side, price, ...)
+            self.ladder_symbol, self.ladder_price = sel[0], sel[2]
         else:
             return
         self.back.append(self.mode)

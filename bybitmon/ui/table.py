@@ -185,7 +185,7 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
                    firing: set[str] | None = None, max_rows: int | None = None,
                    n_symbols: int | None = None, selected: str | None = None,
                    note: str | None = None, quote: bool = False,
-                   filling: set[str] | None = None) -> Text:
+                   filling: set[str] | None = None, widths: dict[str, int] | None = None) -> Text:
     """One row per symbol; columns dropped by priority so the table fits ``width``.
 
     Drawn as one styled :class:`~rich.text.Text` with box characters rather than a
@@ -195,6 +195,8 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
     ``n_symbols`` is how many symbols there are when ``snaps`` holds only those to draw.
     ``selected`` is drawn highlighted; ``note`` replaces the "more symbols" line (the
     interactive screen says which rows it shows). ``quote`` and ``filling``: see :func:`row_cells`.
+    ``widths``: column widths kept across refreshes (the caller's dict, updated here): a column
+    never narrows, so the screen does not shift when a wide value scrolls away.
     """
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
@@ -210,6 +212,9 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
     # Fixed formats keep the numbers' widths; _MIN_W keeps a column from narrowing when, say,
     # every shown value is "-" for a moment.
     col_w = {k: max([len(h), _MIN_W.get(k, 0)] + [r[k].cell_len for r, _ in all_rows]) for k, h, _, _ in COLUMNS}
+    if widths is not None:
+        for k, w in col_w.items():
+            col_w[k] = widths[k] = max(w, widths.get(k, 0))
     # Columns by priority while they fit (each costs its width plus a border and padding);
     # strictly in order: no small low-priority column jumps the queue.
     used = 1
