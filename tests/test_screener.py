@@ -95,7 +95,7 @@ def run():
 
 def check_point(m: Monitor, brute: Brute, sim: MarketSimulator) -> dict:
     """Everything a checkpoint compares, computed now (the state moves on afterwards)."""
-    rows = screen_densities(m, flt=ScreenFilter(ended_ms=10_000))
+    rows = screen_densities(m, flt=ScreenFilter(ended_ms=10_000, ended_max=10**6))
     now = m.now_ms
     assert now == brute.now
     expected = {}

@@ -36,6 +36,8 @@ __all__ = ["DensityRow", "ScreenFilter", "SCREEN_SORTS", "SCREENER_VERSION", "sc
 
 SCREENER_VERSION = 1
 _LIVE = ("active", "ending")
+_INF = float("inf")
+_BAND_SLACK = 1.0 + 1e-9  # the pre-check only skips what is surely out; _passes decides the edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class ScreenFilter:
         min_lifetime_ms: hide rows younger than this (orders that flicker in and out).
         symbol_substr: only symbols containing this (case-insensitive).
         ended_ms: also list densities that ended within this many ms, with their fate (0: none).
+        ended_max: ... at most this many of them, the most recent across every symbol.
     """
 
     min_notional: float = 0.0
@@ -97,6 +100,7 @@ class ScreenFilter:
     min_lifetime_ms: int = 0
     symbol_substr: str = ""
     ended_ms: int = 10_000
+    ended_max: int = 100
 
 
 def _distance(price: float, last: float | None) -> float | None:
@@ -133,7 +137,7 @@ def screen_densities(monitor, now_ms: int | None = None, flt: ScreenFilter = Scr
         return []
     sub = flt.symbol_substr.upper()
     live: list[DensityRow] = []
-    ended: list[DensityRow] = []
+    ended: list[tuple] = []  # (density, symbol, median, last, flow, notional floor)
     states = monitor.states
     for sym in (states if symbols is None else symbols):
         st = states.get(sym)
@@ -152,21 +156,38 @@ def screen_densities(monitor, now_ms: int | None = None, flt: ScreenFilter = Scr
         if flt.auto_notional is not None and last is not None:
             floor = max(floor, flt.auto_notional * (ws.buy_volume + ws.sell_volume) * last)
         medians = tracker.medians
+        # The filters are checked on the tracker's numbers before a row is built: at 500
+        # symbols there are tens of thousands of short-lived densities in the last seconds.
+        max_dist = flt.max_distance_pct
+        band = None if max_dist is None or last is None else last * max_dist / 100.0
+        min_life = flt.min_lifetime_ms
         for side in ("bid", "ask"):
             for group in (tracker.active[side], tracker.ending[side]):
                 for d in group.values():
+                    if (now - d.since_ms < min_life or d.price * d.size < floor
+                            or (max_dist is not None and (band is None or abs(d.price - last) > band * _BAND_SLACK))):
+                        continue
                     r = _row(sym, d, medians[side], now, last, flows[side])
                     if _passes(r, flt, floor):
                         live.append(r)
         if flt.ended_ms:
+            oldest = now - flt.ended_ms
             for d in reversed(tracker.ended):
-                if d.ended_ms is None or d.ended_ms < now - flt.ended_ms:
+                if d.ended_ms is None or d.ended_ms < oldest:
                     break
-                r = _row(sym, d, medians[d.side], now, last, flows[d.side])
-                if _passes(r, flt, floor):
-                    ended.append(r)
-    ended.sort(key=lambda r: (-(r.ended_ms or 0), r.symbol, r.side, r.price))
-    return sort_rows(live, sort) + ended
+                if d.ended_ms - d.since_ms < min_life or d.price * d.size < floor:
+                    continue
+                ended.append((d, sym, medians[d.side], last, flows[d.side], floor))
+    # The most recent ended ones first; rows are built only for the ended_max shown.
+    ended.sort(key=lambda e: (-e[0].ended_ms, e[1], e[0].side, e[0].price))
+    recent: list[DensityRow] = []
+    for d, sym, median, last, flow, floor in ended:
+        if len(recent) >= flt.ended_max:
+            break
+        r = _row(sym, d, median, now, last, flow)
+        if _passes(r, flt, floor):
+            recent.append(r)
+    return sort_rows(live, sort) + recent
 
 
 def _passes(r: DensityRow, flt: ScreenFilter, floor: float) -> bool:
@@ -177,7 +198,6 @@ def _passes(r: DensityRow, flt: ScreenFilter, floor: float) -> bool:
     return r.lifetime_ms >= flt.min_lifetime_ms
 
 
-_INF = float("inf")
 
 # Sort keys of the density screen: (name, key), nearest / largest / oldest / soonest first.
 SCREEN_SORTS: dict[str, object] = {

@@ -85,13 +85,11 @@ class _Holder(Generic[K]):
             self.held = list(ranked)
             self.at = now_s
         else:
+            # Survivors keep their old relative order; a newcomer takes the slot it ranks at now.
             present = set(ranked)
             old = set(self.held)
-            kept = [k for k in self.held if k in present]
-            for i, k in enumerate(ranked):  # a newcomer goes where it ranks now
-                if k not in old:
-                    kept.insert(min(i, len(kept)), k)
-            self.held = kept
+            survivors = iter([k for k in self.held if k in present])
+            self.held = [k if k not in old else next(survivors) for k in ranked]
         self.order = list(head) + self.held
         return self.order
 
