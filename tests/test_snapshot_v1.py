@@ -1,0 +1,45 @@
+"""The typed Snapshot's ``to_json()`` gives exactly the version-1 bytes recorded before it was typed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from golden_v1 import DIGESTS_FILE, FIXTURE_CASES, SIM_FILE, sim_lines, fixture_digest
+
+
+def test_simulated_replay_snapshots_are_the_recorded_v1_bytes():
+    """Every snapshot of a 40 s simulated replay (densities of every fate) is byte-identical."""
+    expected = gzip.decompress(SIM_FILE.read_bytes()).splitlines()
+    got = sim_lines()
+    assert len(got) == len(expected)
+    for i, (a, b) in enumerate(zip(got, expected)):
+        assert a == b, f"line {i + 1} differs"
+
+
+def _fixtures() -> Path | None:
+    env = os.environ.get("BYBITMON_FIXTURES")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bybit-real"
+    return path if path.is_dir() else None
+
+
+@pytest.mark.parametrize("name,category,every_ms", FIXTURE_CASES)
+def test_real_capture_snapshots_are_the_recorded_v1_bytes(name, category, every_ms):
+    """The snapshots of each real capture hash to the digest recorded before the change."""
+    root = _fixtures()
+    if root is None or not (root / name).exists():
+        pytest.skip("real captures not found: set BYBITMON_FIXTURES to shared/fixtures/bybit-real")
+    digests = json.loads(DIGESTS_FILE.read_text())
+    assert fixture_digest(root / name, category, every_ms) == digests[name]
+
+
+def test_recorded_sim_output_covers_every_density_fate():
+    """The recorded replay is worth comparing: it holds every state a density can show."""
+    states = set()
+    for line in gzip.decompress(SIM_FILE.read_bytes()).splitlines():
+        states |= {d["state"] for d in json.loads(line)["densities"]}
+    assert states == {"active", "ending", "eaten", "pulled", "faded", "out_of_depth"}
