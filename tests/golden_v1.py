@@ -1,7 +1,7 @@
 """Recorded version-1 snapshot output: the replays behind tests/data/v1_*.
 
-``v1_lines`` feeds frames through a Monitor and snapshots every symbol (and one symbol that
-never appears) every ``every_ms`` of pipeline clock and at the end, as ``replay --json`` does;
+``v1_lines`` feeds frames through a Monitor and snapshots every symbol every ``every_ms`` of
+pipeline clock and at the end, as ``replay --json`` does, then one symbol that never appeared;
 the bytes are ``Snapshot.to_json()``. The expected files were written by
 ``python tests/golden_v1.py`` before the snapshot became typed, so they pin today's v1 bytes.
 """
@@ -47,9 +47,9 @@ def v1_lines(frames: Iterable[tuple[int, bytes | str]], category: str, every_ms:
         elif now >= next_ms:
             out.extend(_dump(m.snapshot(s)) for s in m.symbols)
             next_ms = (now // every_ms + 1) * every_ms
-    out.append(_dump(m.snapshot("NEVERSEEN")))
     m.finish()
     out.extend(_dump(m.snapshot(s)) for s in m.symbols)
+    out.append(_dump(m.snapshot("NEVERSEEN")))  # last: before the change, it created state
     return out
 
 
