@@ -15,7 +15,7 @@ from .errors import BybitmonError, UsageError
 from .core.monitor import Monitor
 from .core.limits import BOOK_DEPTHS, CATEGORIES
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "Driver", "parse_category", "parse_speed", "parse_symbols", "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(
     add_completion=False,

@@ -22,7 +22,7 @@ from ..transport.feed import LiveFeed
 from ..core.monitor import Monitor
 from ..core.protocol import topic_symbol
 
-__all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"]
+__all__ = ["WatchOptions", "JsonEmitter", "AlertSink", "run_watch", "run_record", "order_symbols", "SORT_KEYS"]
 
 SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
 
