@@ -9,6 +9,8 @@ Our exception hierarchy::
      +-- FeedClosed             connection lost
      +-- RecordingError         unreadable / corrupt / unwritable recording (names path and line)
      +-- UsageError             bad symbol, window or option value
+ +-- OutputError            writing stdout or an output file failed (ends the command)
+      +-- OutputClosed       the reader of stdout went away (``| head``): ends quietly
 
 Every message is one line and says what to do; ``cli.py`` prints ``error: {exc}`` and exits 2.
 """
@@ -23,6 +25,8 @@ __all__ = [
     "FeedClosed",
     "RecordingError",
     "UsageError",
+    "OutputError",
+    "OutputClosed",
 ]
 
 
@@ -60,3 +64,11 @@ class RecordingError(BybitmonError):
 
 class UsageError(BybitmonError):
     """A bad command-line or API argument."""
+
+
+class OutputError(BybitmonError):
+    """Writing stdout or an output file failed; the command ends (never retried as a network fault)."""
+
+
+class OutputClosed(OutputError):
+    """The reader of our output went away (a closed pipe): the command ends quietly."""
