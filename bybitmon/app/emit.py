@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable, TextIO
 import orjson
 
 from ..core.monitor import Monitor
+from ..core.text import printable
 from ..errors import OutputClosed, OutputError
 
 __all__ = ["Every", "Output", "AlertSink", "JsonEmitter", "status_line"]
@@ -100,9 +101,13 @@ class Output:
 
 
 def status_line(symbol: str, topic: str, state: str, error: str, ts_ms: int | None) -> bytes:
-    """A ``{"type":"status",...}`` NDJSON line, e.g. a subscription the server refused."""
-    return orjson.dumps({"type": "status", "v": 1, "ts": ts_ms, "symbol": symbol, "topic": topic,
-                         "state": state, "error": error}) + b"\n"
+    """A ``{"type":"status",...}`` NDJSON line, e.g. a subscription the server refused.
+
+    The texts come from the server: control characters are escaped as on the terminal (JSON
+    escapes C0 controls itself, but not the C1 ones some terminals obey).
+    """
+    return orjson.dumps({"type": "status", "v": 1, "ts": ts_ms, "symbol": printable(symbol), "topic": printable(topic),
+                         "state": state, "error": printable(error)}) + b"\n"
 
 
 class AlertSink:

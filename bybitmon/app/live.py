@@ -55,7 +55,7 @@ class LiveOptions:
     alerts: list[str] = field(default_factory=list)
     alerts_out: str | None = None
     bell: bool = False
-    quiet_warn_s: float = 15.0
+    quiet_warn_s: float = 10.0
     client_kwargs: dict = field(default_factory=dict)
 
 
