@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -86,9 +85,11 @@ def fixture_digest(path: Path, category: str, every_ms: int, strip: bool = False
 
 
 if __name__ == "__main__":  # records the expected files (run once, before a change)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from paths import FIXTURES
+    import os
+
+    captures = Path(os.environ["BYBITMON_REAL_CAPTURES"])
     DATA.mkdir(exist_ok=True)
     SIM_FILE.write_bytes(gzip.compress(b"\n".join(sim_lines()) + b"\n", mtime=0))
-    digests = {name: fixture_digest(FIXTURES / name, cat, every) for name, cat, every in FIXTURE_CASES}
+    digests = {name: fixture_digest(captures / name if (captures / name).exists() else DATA / name, cat, every)
+               for name, cat, every in FIXTURE_CASES}
     DIGESTS_FILE.write_text(json.dumps(digests, indent=1) + "\n")

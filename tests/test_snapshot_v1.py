@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 import orjson
 
+from paths import fixture_path
 from golden_v1 import ADDED, DIGESTS_FILE, FIXTURE_CASES, SIM_FILE, fixture_digest, sim_lines, strip_added
 
 
@@ -35,20 +34,12 @@ def test_added_fields_come_last_in_their_section_and_nothing_else_moved():
             assert tuple(d[section])[-len(keys):] == keys
 
 
-def _fixtures() -> Path | None:
-    env = os.environ.get("BYBITMON_FIXTURES")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bybit-real"
-    return path if path.is_dir() else None
-
-
 @pytest.mark.parametrize("name,category,every_ms", FIXTURE_CASES)
 def test_real_capture_snapshots_are_the_recorded_v1_bytes(name, category, every_ms):
-    """The snapshots of each real capture hash to the digest recorded before the change."""
-    root = _fixtures()
-    if root is None or not (root / name).exists():
-        pytest.skip("real captures not found: set BYBITMON_FIXTURES to shared/fixtures/bybit-real")
+    """The snapshots of each real capture hash to the digest recorded before the change (the
+    cryptofeed captures are optional: skipped, with a reason, unless BYBITMON_REAL_CAPTURES is set)."""
     digests = json.loads(DIGESTS_FILE.read_text())
-    assert fixture_digest(root / name, category, every_ms, strip=True) == digests[name]
+    assert fixture_digest(fixture_path(name), category, every_ms, strip=True) == digests[name]
 
 
 def test_recorded_sim_output_covers_every_density_fate():
