@@ -438,10 +438,8 @@ def export(
 def _report(monitor: Monitor, reader) -> None:
     if reader is not None:
         rep = reader.report
-        for line_no, why in rep.skipped[:20]:
-            print(f"warning: {rep.path}:{line_no}: {why}; skipped", file=sys.stderr)
-        if len(rep.skipped) > 20:
-            print(f"warning: {len(rep.skipped) - 20} more unreadable lines skipped", file=sys.stderr)
+        for line in rep.warnings(20):
+            print(f"warning: {line}", file=sys.stderr)
         if rep.frames == 0 and not rep.skipped:
             raise UsageError(f"{rep.path}: no frames in file")
     if monitor.bad_frames:
