@@ -194,6 +194,7 @@ def replay(
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
+    follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> None:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
     category = parse_category(category)
@@ -225,7 +226,7 @@ def replay(
         from .transport.recording import FrameReader
 
         pace = parse_speed(speed or "max")
-        reader = FrameReader(file)  # type: ignore[arg-type]
+        reader = FrameReader(file, follow=follow)  # type: ignore[arg-type]
         frames = _file_frames(reader)
         title = f"replay {file}"
 

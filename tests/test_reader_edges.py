@@ -314,3 +314,16 @@ def test_replay_of_dev_zero_is_one_error_line_and_exit_2():
     assert p.returncode == 2
     assert p.stderr.decode().strip().splitlines() == [
         "error: /dev/zero: is a device, not a regular file, and may never end (use --follow to read it as a stream)"]
+
+
+def test_replay_follow_reads_a_fifo_to_its_end(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "bybitmon", "replay", str(fifo), "--follow", "--json",
+                             "--interval", "1ms"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(fifo, "wb") as f:
+        for i in range(3):
+            f.write(f"{i} c {GOOD.replace('1700000000000', str(1700000000000 + i))}\n".encode())
+    out, err = proc.communicate(timeout=60 * TIMEOUT_FACTOR)
+    assert proc.returncode == 0, err
+    assert b'"symbol":"BTCUSDT"' in out
