@@ -114,6 +114,7 @@ def replay(
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
+    follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
     from .app.replay import run_replay
@@ -126,7 +127,7 @@ def replay(
                          interval_ms=parse_duration("--interval", interval),
                          density_x=positive("--density-x", density_x),
                          min_notional=non_negative("--min-notional", min_notional),
-                         alerts=list(alert), alerts_out=alerts_out)
+                         alerts=list(alert), alerts_out=alerts_out, follow=follow)
     for rule in alert:
         parse_alert(rule)
     if simulate:
