@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..core.limits import BOOK_PUSH_MS, SERVED_CATEGORIES
+from ..core.text import printable
 from ..errors import UsageError
 from .app import BybitServer
 from .faults import FaultPlan
@@ -17,7 +18,8 @@ def banner(server: BybitServer, plan: FaultPlan | None) -> list[str]:
     """What ``serve`` prints when listening: the URL first (scripts read it from the first line),
     then categories, symbols, depths, faults, and a ``watch`` command that works against it."""
     info = server.source.describe()
-    cats, syms, depths = info["categories"], info["symbols"], info["depths"]
+    # Symbols may come from a file: never print them raw (terminal escapes).
+    cats, syms, depths = info["categories"], [printable(s, 40) for s in info["symbols"]], info["depths"]
     shown = ", ".join(syms[:8]) + (f" (+{len(syms) - 8} more)" if len(syms) > 8 else "")
     cat = cats[0] if len(cats) == 1 else "linear"
     push = BOOK_PUSH_MS.get(cat, {})
