@@ -39,6 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
+from ..core.text import printable
 from ..errors import UsageError
 from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
                      is_delta, plan_cumulative)
@@ -332,7 +333,7 @@ class BybitServer:
 
     def _log(self, line: str) -> None:
         if self._log_fn is not None:
-            self._log_fn(line)
+            self._log_fn(printable(line, 2000))  # topics and messages come from clients
 
     # -- fan-out --------------------------------------------------------------------------
 
