@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import random
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -129,11 +130,14 @@ class BybitServer:
             compressing every frame per connection costs more CPU than the fan-out itself.
         log: Called with one line per connection, subscription, refusal and injected fault
             (``serve --verbose``); None logs nothing.
+        ssl: A server TLS context to serve ``wss://`` (clients that accept nothing else, e.g.
+            cryptofeed); None serves plain ``ws://``.
     """
 
     def __init__(self, source: Source, *, host: str = "127.0.0.1", port: int = 0,
                  idle_timeout_s: float = 600.0, max_buffer_bytes: int = 16 * 2**20,
-                 compression: str | None = None, log: Callable[[str], None] | None = None) -> None:
+                 compression: str | None = None, log: Callable[[str], None] | None = None,
+                 ssl: SSLContext | None = None) -> None:
         if not idle_timeout_s > 0:
             raise UsageError(f"bad idle timeout {idle_timeout_s}: use a positive number of seconds")
         self.source = source
@@ -143,6 +147,7 @@ class BybitServer:
         self.max_buffer_bytes = max_buffer_bytes
         self.compression = compression
         self._log_fn = log
+        self.ssl = ssl
         #: Faults put on the wire, per kind: one per connection hit (``reject``: per call).
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         #: Connections dropped because their write buffer overflowed.
@@ -167,7 +172,7 @@ class BybitServer:
     def url(self) -> str:
         """Base URL, ``ws://HOST:PORT``; add ``/v5/public/{category}``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}"
 
     def url_for(self, category: str) -> str:
         """``ws://HOST:PORT/v5/public/{category}``."""
@@ -189,6 +194,7 @@ class BybitServer:
             # bound are what cut dead peers off.
             ping_interval=None,
             max_size=2**20,
+            ssl=self.ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
@@ -214,6 +220,21 @@ class BybitServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def pause_source(self) -> None:
+        """Stop the source: no more market frames until :meth:`resume_source` (acks, pongs and
+        snapshots are still sent). Tests use it to compare a client's book with the truth at rest."""
+        task, self._source_task = self._source_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def resume_source(self) -> None:
+        """Start the source again after :meth:`pause_source` (a simulation catches up with the
+        wall clock at most ``max_step_ms`` per tick)."""
+        if self._source_task is None:
+            self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
 
     async def serve_forever(self) -> None:
         """Run until cancelled; re-raises an error of the source (e.g. a corrupt recording)."""
