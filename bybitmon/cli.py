@@ -237,12 +237,13 @@ def serve(
     speed: str = typer.Option("1", "--speed", help="Replay speed: 1, 10, ... or max."),
     faults: Optional[str] = typer.Option(None, "--faults", help="Fault plan, e.g. 'drop=30s,gap=0.01' (see README)."),
     idle_timeout: str = typer.Option("600s", "--idle-timeout", help="Close connections silent this long (Bybit: 10 min)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Log connections, subscriptions, refusals and each fault to stderr."),
 ) -> int:
     """A local Bybit-compatible WebSocket server (simulated market or a recording), with faults on demand."""
     import asyncio
 
     from .app.runner import serve_until_signal
-    from .testserver.app import run_serve
+    from .testserver.run import run_serve
 
     if simulate == (from_file is not None):
         raise UsageError("give either --simulate or --from FILE")
@@ -254,13 +255,15 @@ def serve(
     pace = parse_speed(speed)
     idle_s = parse_duration("--idle-timeout", idle_timeout) / 1000
 
-    def ready(url: str) -> None:
-        print(f"serving Bybit v5 public streams on {url}/v5/public/{{spot,linear,inverse}}", flush=True)
-        print(f"try: bybitmon watch {' '.join(syms[:2]) or 'BTCUSDT'} --url {url}", flush=True)
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def log(line: str) -> None:
+        print(f"serve: {line}", file=sys.stderr, flush=True)
 
     def start():
         return run_serve(host, port, simulate=simulate, file=from_file, symbols=syms, seed=seed, speed=pace,
-                         faults=faults, idle_timeout_s=idle_s, ready=ready)
+                         faults=faults, idle_timeout_s=idle_s, say=say, log=log if verbose else None)
 
     try:
         return asyncio.run(serve_until_signal(start))
