@@ -114,7 +114,8 @@ def test_trade_seen_twice_is_written_once(tmp_path, capture):
     src = tmp_path / "dup.ndjson"
     src.write_bytes(b"\n".join(lines + trade_frames[:5] + lines[-20:]) + b"\n")
     counts, tables = export_all(src, tmp_path)
-    _, original = export_all(fixture_path(capture), tmp_path)
+    (tmp_path / "original").mkdir()
+    _, original = export_all(fixture_path(capture), tmp_path / "original")
     assert counts["trades"] == unique_trades(capture)
     assert tables["trades"] == original["trades"]
 
