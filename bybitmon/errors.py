@@ -8,6 +8,7 @@ Our exception hierarchy::
      +-- SubscriptionError      the server answered success=false (bad topic, too many args)
      +-- FeedClosed             connection lost
      +-- RecordingError         unreadable / corrupt / unwritable recording (names path and line)
+     +-- RestError              REST discovery failed: no reply, HTTP error, retCode != 0, bad shape
      +-- UsageError             bad symbol, window or option value
 
 Every message is one line and says what to do; ``cli.py`` prints ``error: {exc}`` and exits 2.
@@ -23,6 +24,7 @@ __all__ = [
     "FeedClosed",
     "RecordingError",
     "UsageError",
+    "RestError",
 ]
 
 
@@ -60,3 +62,7 @@ class RecordingError(BybitmonError):
 
 class UsageError(BybitmonError):
     """A bad command-line or API argument."""
+
+
+class RestError(BybitmonError):
+    """Bybit's REST API (instrument discovery) failed or answered something unusable."""

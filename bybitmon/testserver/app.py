@@ -40,16 +40,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Sequence
+from urllib.parse import parse_qsl
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import ARGS_CHARS_PER_CONN, BOOK_DEPTHS, SERVED_CATEGORIES, SPOT_ARGS_PER_REQUEST
 from ..errors import UsageError
 from ..transport.recording import FrameReader
 from ..sim.market import MarketSimulator
+from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 
 __all__ = [
     "INJECT_KINDS",
@@ -737,6 +740,10 @@ class BybitServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the REST endpoints list (instruments-info, tickers), with their test modes.
+        self.rest = RestMarket({c: sorted(source.symbols(c)) for c in source.categories},
+                               clock_ms=lambda: int(time.time() * 1000), book=source.true_book)
+        self._rest_hangs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -780,6 +787,9 @@ class BybitServer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for hang in list(self._rest_hangs):
+            if not hang.done():
+                hang.set_result(None)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -809,12 +819,31 @@ class BybitServer:
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Any:
         path = request.path.split("?", 1)[0]
+        if path.startswith(REST_PREFIX):
+            return self._rest_reply(request)
         if path not in _PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    async def _rest_reply(self, request: Request) -> Response:
+        # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
+        path, _, qs = request.path.partition("?")
+        reply = rest_handle(path, dict(parse_qsl(qs, keep_blank_values=True)), self.rest)
+        if reply is None:
+            # "Never answer": until the server's open timeout, or close(), ends the wait.
+            hang = asyncio.get_running_loop().create_future()
+            self._rest_hangs.add(hang)
+            try:
+                await hang
+            finally:
+                self._rest_hangs.discard(hang)
+            reply = 503, [], b""
+        status, headers, body = reply  # type: ignore[misc]
+        hdrs = Headers([*headers, ("Content-Length", str(len(body))), ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, hdrs, body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]
