@@ -58,6 +58,7 @@ class RestMarket:
     Attributes:
         hidden: ``{category: symbols}`` that stream but are not listed (yet).
         error: ``(retCode, retMsg)`` answered to every call instead of the data (HTTP 200, as Bybit).
+        error_after: with ``error``, answer that many calls normally first (a later page fails).
         http_status: answer every call with this HTTP status and an empty JSON object instead.
         hang: never answer (the glue keeps the request open until the server's own timeout).
         calls: every ``(path, query)`` asked, in order.
@@ -70,6 +71,7 @@ class RestMarket:
         self.clock_ms = clock_ms
         self.book = book
         self.error: tuple[int, str] | None = None
+        self.error_after = 0
         self.http_status: int | None = None
         self.hang = False
         self.calls: list[tuple[str, dict[str, str]]] = []
@@ -226,7 +228,7 @@ def handle(path: str, query: dict[str, str], market: RestMarket) -> Reply | None
         return None
     if market.http_status is not None:
         return market.http_status, list(_JSON), b"{}"
-    if market.error is not None:
+    if market.error is not None and len(market.calls) > market.error_after:
         return _err(market, *market.error)
     if path == "/v5/market/instruments-info":
         return _instruments(market, query)
