@@ -394,10 +394,11 @@ def _watch_all_options(symbols: Optional[list[str]], category: str, depth: int, 
     for c in cats[1:]:
         _parse_depth(depth, c)
     base.symbols = []
-    rediscover_ms = parse_window(rediscover)
-    timeout_ms = parse_window(rest_timeout)
-    if rediscover_ms <= 0 or timeout_ms <= 0:
-        raise UsageError("--rediscover and --rest-timeout must be positive")
+    try:
+        rediscover_ms = parse_window(rediscover)
+        timeout_ms = parse_window(rest_timeout)
+    except UsageError as exc:
+        raise UsageError(f"--rediscover/--rest-timeout: {exc}") from None
     return AllOptions(base, categories=cats, quote=quote.upper() if quote else None, min_turnover=min_turnover,
                       top=top, rediscover_s=rediscover_ms / 1000, rest_timeout_s=timeout_ms / 1000)
 
