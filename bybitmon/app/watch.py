@@ -243,7 +243,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         # Warnings stay on screen while a connection is down, or for 15 s.
         down = any(h.state != "connected" for h in feed.health)
         recent = [m for t, m in messages if down or now - t < 15]
-        errs = list(feed.errors[-2:]) + recent[-1:]
+        errs = [str(e) for e in feed.errors[-2:]] + recent[-1:]
         head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
         dps = {s: monitor.price_decimals(s) for s in opts.symbols}
         if opts.ladder:

@@ -30,15 +30,13 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from .. import __version__
-from ..errors import RestError
+from ..errors import RestError, printable
 
 __all__ = ["MAINNET_REST", "TESTNET_REST", "rest_base", "RestReply", "rest_get", "rest_get_sync"]
 
 MAINNET_REST = "https://api.bybit.com"
 TESTNET_REST = "https://api-testnet.bybit.com"
 
-#: Printable ASCII only, for quoting text from outside in an error message.
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 #: A cursor goes back as Bybit sent it ("already URL-encoded"): no characters that would change
 #: the query string's meaning or need encoding again.
 _CURSOR = re.compile(r"[A-Za-z0-9%._~=-]{1,512}")
@@ -46,9 +44,8 @@ _READ_CHUNK = 65536
 
 
 def _clip(text: object, n: int = 120) -> str:
-    """``text`` as one printable line of at most ``n`` characters."""
-    s = _UNPRINTABLE.sub("?", str(text))
-    return s if len(s) <= n else s[: n - 1] + "…"
+    """``text`` from outside as one printable line of about ``n`` characters."""
+    return printable(text, n)
 
 
 def rest_base(ws_url: str | None, testnet: bool = False) -> str:
