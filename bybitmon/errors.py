@@ -12,6 +12,8 @@ Our exception hierarchy::
      +-- RecordingError         unreadable / corrupt / unwritable recording (names path and line)
      +-- RestError              REST discovery failed: no reply, HTTP error, retCode != 0, bad shape
      +-- UsageError             bad symbol, window or option value
+ +-- OutputError            writing stdout or an output file failed (ends the command)
+      +-- OutputClosed       the reader of stdout went away (``| head``): ends quietly
 
 Foreign errors are mapped to these at the edge that meets them (httpx's
 ``map_httpcore_exceptions`` pattern): :func:`bybitmon.transport.client.map_network_errors` turns
@@ -23,11 +25,13 @@ An ``OSError`` writing *output* (stdout, an alerts or recording file) is not map
 :class:`FeedClosed`: it is not a network fault, it ends the command.
 
 Every message is one line and says what to do; text that came from outside (a server's
-``ret_msg``, a symbol, a close reason) goes into a message only through :func:`printable`.
+``ret_msg``, a symbol, a close reason) goes into a message only through :func:`bybitmon.core.text.printable`.
 ``cli.py`` prints ``error: {exc}`` and exits 2.
 """
 
 from __future__ import annotations
+
+from .core.text import printable
 
 __all__ = [
     "BybitmonError",
@@ -38,19 +42,9 @@ __all__ = [
     "RecordingError",
     "UsageError",
     "RestError",
-    "printable",
+    "OutputError",
+    "OutputClosed",
 ]
-
-
-def printable(text: object, limit: int = 200) -> str:
-    """``text`` made safe to show on one terminal line: control characters (C0, DEL, C1, which
-    carry ANSI/OSC escape sequences) written as ``\\xNN`` / ``\\uNNNN``, cut to ``limit`` chars."""
-    s = str(text)
-    if len(s) > limit:
-        s = s[:limit] + "..."
-    if s.isprintable():
-        return s
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 class BybitmonError(Exception):
@@ -103,3 +97,11 @@ class UsageError(BybitmonError):
 
 class RestError(BybitmonError):
     """Bybit's REST API (instrument discovery) failed or answered something unusable."""
+
+
+class OutputError(BybitmonError):
+    """Writing stdout or an output file failed; the command ends (never retried as a network fault)."""
+
+
+class OutputClosed(OutputError):
+    """The reader of our output went away (a closed pipe): the command ends quietly."""

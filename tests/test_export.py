@@ -100,7 +100,8 @@ def test_trade_seen_twice_is_written_once(tmp_path):
     src = tmp_path / "dup.ndjson"
     src.write_bytes(b"\n".join(lines + trade_frames[:5] + lines[-20:]) + b"\n")
     counts, tables = export_all(src, tmp_path)
-    _, original = export_all(fixture_path(REAL), tmp_path)
+    (tmp_path / "original").mkdir()
+    _, original = export_all(fixture_path(REAL), tmp_path / "original")
     assert counts["trades"] == 79
     assert tables["trades"] == original["trades"]
 

@@ -211,7 +211,7 @@ def test_production_example_notices_a_server_drop_and_recovers():
     port = int(url.rsplit(":", 1)[1])
     ex = Example("production.py", url)
     try:
-        ex.read_until(r"Real-time data from Bybit", 20 * TIMEOUT_FACTOR)
+        ex.read_until(r"Real-time data from ws://127\.0\.0\.1:\d+/v5/public/spot", 20 * TIMEOUT_FACTOR)
         ex.read_until(r"Mid: \d", 25 * TIMEOUT_FACTOR)
         srv.terminate()
         srv.wait(10)

@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import BinaryIO, TextIO
 
 import orjson
 
 from .. import ui
 from ..core.monitor import Monitor
-from ..core.protocol import topic_symbol
-from ..errors import RestError, UsageError
+from ..core.protocol import book_topic, topic_symbol, trade_topic
+from ..core.text import printable
+from ..errors import OutputError, RestError, UsageError
 from ..transport.feed import LiveFeed
 from ..transport.rest import rest_base
 from .discovery import Instrument, diff_symbols, discover
-from .watch import _SORT_VALUES, AlertSink, JsonEmitter, WatchOptions, _install_stop, _ListHandler, _wait
+from .emit import AlertSink, JsonEmitter, Output, status_line
+from .files import check_outputs, open_append
+from .live import LiveOptions, QuietWatch, Refusals, Stop, log_to
+from .watch import _SORT_VALUES
 
 __all__ = ["AllOptions", "run_watch_all", "CATEGORY_TAGS"]
 
@@ -40,9 +45,9 @@ CATEGORY_TAGS = {"linear": "lin", "spot": "spot", "inverse": "inv"}
 
 @dataclass
 class AllOptions:
-    """What ``watch --all`` adds to :class:`WatchOptions` (whose ``symbols`` it ignores)."""
+    """What ``watch --all`` adds to :class:`LiveOptions` (whose ``symbols`` it ignores)."""
 
-    base: WatchOptions
+    base: LiveOptions
     categories: list[str] = field(default_factory=lambda: ["linear"])
     quote: str | None = None
     min_turnover: float | None = None
@@ -53,39 +58,65 @@ class AllOptions:
 
 
 class _Market:
-    """One category: its Monitor, its feed and the symbols followed."""
+    """One category: its Monitor, its feed, the symbols followed and what the server refused."""
 
-    def __init__(self, category: str, opts: WatchOptions, on_frame) -> None:
+    def __init__(self, category: str, opts: LiveOptions, stop: Stop, out: Output | None) -> None:
         self.category = category
+        self.depth = opts.depth
+        self.stop = stop
+        self.out = out
         self.monitor = Monitor(category, opts.window_ms, opts.bps, opts.density_x, opts.min_notional)
-        self.feed = LiveFeed(self.monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
-                             on_frame=on_frame, **opts.client_kwargs)
-        self.symbols: list[str] = []
+        self.symbols: list[str] = []      # sorted; the same list object for the market's life
         self.emitter: JsonEmitter | None = None
         self.alerts: AlertSink | None = None
+        self.refusals = Refusals([], stop, self._on_refused)
+        self.feed = LiveFeed(self.monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
+                             on_frame=self._on_frame, on_subscribe_error=self.refusals, **opts.client_kwargs)
+        self.quiet = QuietWatch(self.monitor, self.feed, self.symbols, opts.quiet_warn_s)
+
+    def topics(self, symbols: list[str]) -> list[str]:
+        return [t for s in symbols for t in (book_topic(s, self.depth), trade_topic(s))]
+
+    def _on_frame(self, recv_ns: int, conn: str, raw: str) -> None:
+        # Output errors are ours, not the network's: they end the command here.
+        if self.emitter is not None and self.stop.error is None:
+            try:
+                self.emitter.maybe_emit()
+            except OutputError as exc:
+                self.stop.fail(exc)
+
+    def _on_refused(self, topic: str, why: str) -> None:
+        if self.out is not None and self.stop.error is None:
+            try:
+                self.out.write(status_line(topic_symbol(topic), topic, "refused", why, self.monitor.now_ms))
+            except OutputError as exc:
+                self.stop.fail(exc)
 
     async def follow(self, symbols: list[str]) -> tuple[list[str], list[str]]:
         """Subscribe what is new in ``symbols``, unsubscribe what is gone: ``(listed, delisted)``."""
         listed, delisted = diff_symbols(self.symbols, symbols)
+        self.refusals.asked |= set(self.topics(listed))
         if delisted:
-            await self.feed.client.unsubscribe(self.feed.topics_for(delisted))
+            gone = self.topics(delisted)
+            self.refusals.asked -= set(gone)
+            await self.feed.client.unsubscribe(gone)
         if listed:
-            await self.feed.client.subscribe(self.feed.topics_for(listed))
-        self.symbols = sorted(symbols)
+            await self.feed.client.subscribe(self.topics(listed))
+        self.symbols[:] = sorted(symbols)
         return listed, delisted
 
 
 class _FollowedEmitter(JsonEmitter):
     """Snapshots of the followed symbols only (a delisted one's state stays in the Monitor)."""
 
-    def __init__(self, market: _Market, interval_ms: int, out, alerts: AlertSink | None) -> None:
+    def __init__(self, market: _Market, interval_ms: int, out: Output | None, alerts: AlertSink | None) -> None:
         super().__init__(market.monitor, interval_ms, out, alerts)
         self.market = market
 
     def emit_all(self) -> None:
         m = self.monitor
-        if self.out is not None:
-            self.out(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols))
+        if self.write is not None:
+            self.write(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols))
         if self.alerts is not None:
             self.alerts.check(m)
 
@@ -113,53 +144,50 @@ def order_rows(markets: list[_Market], key: str) -> list[tuple[_Market, str]]:
     return sorted(rows, key=lambda r: (-value(r[0].monitor, r[1]), r[1], r[0].category))
 
 
-async def run_watch_all(opts: AllOptions, *, console=None) -> int:
+async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None,
+                        console=None) -> int:
     """Run ``bybitmon watch --all`` until Ctrl-C (or ``duration_s``); returns the exit status.
 
     Raises:
         RestError: the first discovery failed (no reply, HTTP error, retCode != 0, bad reply).
         UsageError: no instrument matches the filters.
+        OutputError: stdout or the alerts file could not be written.
+        SubscriptionError: the server refused subscriptions.
     """
     from rich.console import Console, Group
     from rich.live import Live
 
     w = opts.base
-    base_url = opts.rest_url or rest_base(w.url or _env_url(), w.testnet)
+    if w.record:
+        raise UsageError("--record goes without --all (record the symbols by name)")
+    check_outputs([("--alerts-out", w.alerts_out)], force=w.force, append=["--alerts-out"])
+    base_url = opts.rest_url or rest_base(w.url or os.environ.get("BYBITMON_URL") or None, w.testnet)
     found = await _discover_all(opts, base_url)
     if not any(found.values()):
-        raise UsageError(f"no {'/'.join(opts.categories)} instrument is trading{_describe_filters(opts)} at {base_url}")
-    stop = asyncio.Event()
-    _install_stop(stop)
+        raise UsageError(f"no {'/'.join(opts.categories)} instrument is trading{_describe_filters(opts)} "
+                         f"at {printable(base_url)}")
+    stop = Stop()
+    out = Output(stdout, "stdout", flush=True)
     messages: deque[tuple[float, str]] = deque(maxlen=5)
-    handler: logging.Handler = _ListHandler(messages)
-    if w.json:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logging.getLogger("bybitmon").addHandler(handler)
-    out = sys.stdout.buffer
-
-    def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-
+    handler = log_to(stderr) if w.json else log_to(None, messages)
+    alerts_file = Output(open_append(w.alerts_out), printable(w.alerts_out), flush=True) if w.alerts and w.alerts_out else None
     markets: list[_Market] = []
     for cat in opts.categories:
         if not found[cat]:
             log.warning("no %s instrument is trading%s; %s is not followed", cat, _describe_filters(opts), cat)
             continue
-        holder: list[_Market] = []
-        m = _Market(cat, w, lambda *_, h=holder: h[0].emitter.maybe_emit() if h[0].emitter else None)
-        holder.append(m)
+        m = _Market(cat, w, stop, out if w.json else None)
         if w.alerts:
-            m.alerts = AlertSink(w.alerts, path=w.alerts_out, to_stdout=w.json, bell=w.bell)
+            bell = stderr if w.bell and stderr.isatty() else None
+            m.alerts = AlertSink(w.alerts, file=alerts_file, stdout=out if w.json else None, bell=bell)
         if w.json or m.alerts is not None:
-            m.emitter = _FollowedEmitter(m, w.interval_ms, write if w.json else None, m.alerts)
+            m.emitter = _FollowedEmitter(m, w.interval_ms, out if w.json else None, m.alerts)
         markets.append(m)
     several = len(markets) > 1
-    console = console or Console()
+    console = console or Console(file=terminal)
     sparks: dict[tuple[str, str], deque] = {}
     rate: deque = deque(maxlen=2)
+    source = printable(base_url)
 
     def label(m: _Market, sym: str) -> str:
         return f"{sym}/{CATEGORY_TAGS.get(m.category, m.category)}" if several else sym
@@ -172,8 +200,8 @@ async def run_watch_all(opts: AllOptions, *, console=None) -> int:
                 text = f"reconnecting {h.reconnects}" if h.state == "reconnecting" else "connecting"
                 for t in c.topics:
                     res[label(m, topic_symbol(t))] = text
-        for t in m.feed.client.failed:
-            res[label(m, topic_symbol(t))] = "error: refused"
+        for sym, text in m.refusals.symbol_errors().items():
+            res[label(m, sym)] = text
         return res
 
     def render():
@@ -188,9 +216,9 @@ async def run_watch_all(opts: AllOptions, *, console=None) -> int:
             states.append((f"{m.category} x{len(hs)}", worst, sum(h.reconnects for h in hs)))
         down = any(h.state != "connected" for m in markets for h in m.feed.health)
         recent = [msg for t, msg in messages if down or now - t < 15]
-        errs = [e for m in markets for e in m.feed.errors[-2:]][-2:] + recent[-1:]
+        errs = [printable(e, 300) for m in markets for e in m.feed.errors[-2:]][-2:] + recent[-1:]
         n = sum(len(m.symbols) for m in markets)
-        head = ui.header(source=base_url, states=states, frames_per_s=fps, symbols=n, errors=errs)
+        head = ui.header(source=source, states=states, frames_per_s=fps, symbols=n, errors=errs)
         max_rows = max(1, console.height - 8)
         if opts.top is not None:
             max_rows = min(max_rows, opts.top)
@@ -231,29 +259,32 @@ async def run_watch_all(opts: AllOptions, *, console=None) -> int:
                                 len(listed), f" ({', '.join(listed[:5])})" if listed else "",
                                 len(delisted), f" ({', '.join(delisted[:5])})" if delisted else "")
 
+    def check_fatal() -> None:
+        for m in markets:
+            if m.feed.fatal is not None:
+                stop.fail(m.feed.fatal)  # type: ignore[arg-type]
+            m.quiet.check()
+
     n_symbols = sum(len(v) for v in found.values())
     refresh_s = w.refresh_s if n_symbols <= 20 else max(w.refresh_s, 0.5)
     refresher: asyncio.Task | None = None
+    stop.install()
     try:
         for m in markets:
-            m.symbols = sorted(i.symbol for i in found[m.category])
-            await m.feed.start(m.symbols)
+            await m.follow([i.symbol for i in found[m.category]])
+            await m.feed.start()
         refresher = asyncio.create_task(rediscover(), name="bybitmon-rediscover")
         deadline = time.monotonic() + w.duration_s if w.duration_s else None
         next_sample = time.monotonic() + 1.0
-
-        def running() -> bool:
-            if stop.is_set() or any(m.feed.failed.is_set() for m in markets):
-                return False
-            return not (deadline and time.monotonic() >= deadline)
-
         if w.json:
-            while running():
-                await _wait(stop, markets[0].feed, 0.2)
+            while not stop.is_set and not (deadline and time.monotonic() >= deadline):
+                await stop.wait(0.2)
+                check_fatal()
         else:
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                while running():
-                    await _wait(stop, markets[0].feed, refresh_s)
+                while not stop.is_set and not (deadline and time.monotonic() >= deadline):
+                    await stop.wait(refresh_s)
+                    check_fatal()
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0
                         for m in markets:
@@ -262,24 +293,30 @@ async def run_watch_all(opts: AllOptions, *, console=None) -> int:
                                 sparks.setdefault((m.category, s), deque(maxlen=180)).append(ts.tps if ts else 0.0)
                     live.update(render(), refresh=True)
     finally:
+        stop.uninstall()
         if refresher is not None:
             refresher.cancel()
             await asyncio.gather(refresher, return_exceptions=True)
         for m in markets:
             await m.feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
+        for m in markets:
+            if m.emitter is not None and w.json and stop.error is None:
+                try:
+                    m.emitter.emit_all()
+                except OutputError as exc:
+                    stop.fail(exc)
+        if alerts_file is not None:
+            try:
+                alerts_file.close()
+            except OutputError as exc:
+                stop.fail(exc)
+    if stop.error is not None:
+        raise stop.error
+    if stop.status:
+        return stop.status
     for m in markets:
-        if m.emitter is not None and w.json:
-            m.emitter.emit_all()
-        if m.alerts is not None:
-            m.alerts.close()
-    for m in markets:
-        if m.feed.fatal is not None:
-            raise m.feed.fatal
+        err = m.refusals.error()
+        if err is not None:
+            raise err
     return 0
-
-
-def _env_url() -> str | None:
-    import os
-
-    return os.environ.get("BYBITMON_URL") or None

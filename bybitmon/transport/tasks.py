@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any, Coroutine
 
-from ..errors import printable
+from ..core.text import printable
 
 __all__ = ["TaskSet"]
 

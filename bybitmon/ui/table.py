@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.densities import ENDED_STATES
+from ..core.text import printable
 
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
@@ -116,7 +117,7 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
     stale = not b["ready"]
     depth = "-" if b["bid_depth"] is None else f"{fmt_num(b['bid_depth'], 3)}/{fmt_num(b['ask_depth'], 3)}"
     cells: dict[str, Text | str] = {
-        "symbol": Text(snap["symbol"], style="bold dim" if stale else "bold"),
+        "symbol": Text(printable(snap["symbol"], 40), style="bold dim" if stale else "bold"),
         "last": fmt_price(t["last_price"], dp),
         "mid": fmt_price(b["mid"], None if dp is None else dp + 1),
         "spread": fmt_num(b["spread_bps"], 3),
@@ -247,7 +248,7 @@ def header(*, source: str, states: Sequence[tuple[str, str, int]], frames_per_s:
     """One or two lines: the source, each connection's state, throughput, and the last error."""
     t = Text()
     t.append("bybitmon ", style="bold")
-    t.append(source, style="bold magenta" if simulated else "cyan")
+    t.append(printable(source), style="bold magenta" if simulated else "cyan")
     if simulated:
         t.append("  SIMULATED DATA", style="bold magenta")
     for label, state, reconnects in states:
@@ -256,7 +257,7 @@ def header(*, source: str, states: Sequence[tuple[str, str, int]], frames_per_s:
         t.append(state + (f" ({reconnects} reconnects)" if reconnects else ""), style=style)
     t.append(f"  {frames_per_s:,.0f} frames/s  {symbols} symbols", style="dim")
     for e in list(errors)[-2:]:
-        t.append("\n" + e, style="red")
+        t.append("\n" + printable(e, 300), style="red")
     return t
 
 
