@@ -307,6 +307,8 @@ def serve(
     def ready(url: str) -> None:
         print(f"serving Bybit v5 public streams on {url}/v5/public/{{spot,linear,inverse}}", flush=True)
         print(f"try: bybitmon watch {' '.join(syms[:2]) or 'BTCUSDT'} --url {url}", flush=True)
+        print(f"REST for discovery: {url.replace('ws://', 'http://', 1)}/v5/market/{{instruments-info,tickers}}"
+              f" (try: bybitmon watch --all --url {url})", flush=True)
 
     def start():
         return run_serve(host, port, simulate=simulate, file=from_file, symbols=syms, seed=seed, speed=pace,
