@@ -13,6 +13,7 @@ I/O layer: owns the wall clock, the terminal and the sockets; the numbers come f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -119,6 +120,13 @@ class _FollowedEmitter(JsonEmitter):
             self.write(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols))
         if self.alerts is not None:
             self.alerts.check(m)
+
+
+def _relabel(snap, label: str):
+    """``snap`` shown under ``label`` (the symbol with its category) in the table."""
+    if dataclasses.is_dataclass(snap):
+        return dataclasses.replace(snap, symbol=label)
+    return dict(snap, symbol=label)
 
 
 async def _discover_all(opts: AllOptions, base_url: str) -> dict[str, list[Instrument]]:
@@ -230,7 +238,7 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
         for m, s in rows:
             key = label(m, s)
             snap = m.monitor.snapshot(s)
-            drawn.append(dict(snap, symbol=key) if several else snap)
+            drawn.append(_relabel(snap, key) if several else snap)
             lat[key] = m.monitor.latency(s)
             dps[key] = m.monitor.price_decimals(s)
             sp[key] = sparks.get((m.category, s), ())
