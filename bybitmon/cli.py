@@ -166,12 +166,12 @@ def _live_options(symbols: list[str], category: str, depth: int, window: str, bp
 
 @app.command()
 def watch(
-    symbols: list[str] = typer.Argument(..., help="Symbols, e.g. BTCUSDT ETHUSDT (commas work too)."),
-    category: str = typer.Option("linear", "--category", help="spot, linear, inverse."),
+    symbols: Optional[list[str]] = typer.Argument(None, help="Symbols, e.g. BTCUSDT ETHUSDT (commas work too)."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse (with --all, several: linear,spot)."),
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: str = typer.Option("tps", "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -185,12 +185,29 @@ def watch(
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
+    all_: bool = typer.Option(False, "--all", help="Discover every trading instrument over REST and follow them all."),
+    top: Optional[int] = typer.Option(None, "--top", help="With --all: draw at most N rows (all are followed; --json emits all)."),
+    quote: Optional[str] = typer.Option(None, "--quote", help="With --all: only instruments quoted in this coin, e.g. USDT."),
+    min_turnover: Optional[float] = typer.Option(None, "--min-turnover", help="With --all: only 24h turnover >= X (quote coin; base coin on inverse)."),
+    rediscover: str = typer.Option("10m", "--rediscover", help="With --all: refresh the instrument list this often."),
+    rest_timeout: str = typer.Option("10s", "--rest-timeout", help="With --all: give up on a REST call after this long."),
 ) -> int:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
     from .app.watch import SORT_KEYS, run_watch
     from .core.alerts import parse_alert
 
-    opts = _live_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
+    all_opts = None
+    if all_:
+        all_opts = _watch_all_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet,
+                                      duration, top, quote, min_turnover, rediscover, rest_timeout)
+        opts = all_opts.base
+    else:
+        for flag, given in (("--top", top), ("--quote", quote), ("--min-turnover", min_turnover)):
+            if given is not None:
+                raise UsageError(f"{flag} goes with --all")
+        opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
+                             duration)
+    sort = sort or "tps"
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort
@@ -204,7 +221,42 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
+    if all_opts is not None:
+        from .app.watch_all import run_watch_all
+
+        return run_async(run_watch_all(all_opts, stdout=sys.stdout.buffer, stderr=sys.stderr, terminal=sys.stdout))
     return run_async(run_watch(opts, stdout=sys.stdout.buffer, stderr=sys.stderr, terminal=sys.stdout))
+
+
+def _watch_all_options(symbols: Optional[list[str]], category: str, depth: int, window: str, bps: float,
+                       density_x: float, min_notional: float, url: Optional[str], testnet: bool,
+                       duration: Optional[str], top: Optional[int], quote: Optional[str],
+                       min_turnover: Optional[float], rediscover: str, rest_timeout: str):
+    from .app.watch_all import AllOptions
+    from .core.limits import SERVED_CATEGORIES
+
+    if symbols:
+        raise UsageError("give symbols or --all, not both")
+    cats = list(dict.fromkeys(c.strip().lower() for c in category.split(",") if c.strip()))
+    for c in cats:
+        if c not in SERVED_CATEGORIES:
+            raise UsageError(f"bad --category {printable(c)!r}: one or more of {', '.join(SERVED_CATEGORIES)}, "
+                             f"comma-separated")
+    if not cats:
+        raise UsageError("--category is empty")
+    if top is not None and top < 1:
+        raise UsageError(f"bad --top {top}: it must be at least 1")
+    if quote is not None and not (quote.isascii() and quote.isalnum() and 1 <= len(quote) <= 20):
+        raise UsageError(f"bad --quote {printable(quote)!r}: a coin such as USDT")
+    if min_turnover is not None:
+        non_negative("--min-turnover", min_turnover)
+    base = _live_options(["ALL"], cats[0], depth, window, bps, density_x, min_notional, url, testnet, duration)
+    for c in cats[1:]:
+        _parse_depth(depth, c)
+    base.symbols = []
+    return AllOptions(base, categories=cats, quote=quote.upper() if quote else None, min_turnover=min_turnover,
+                      top=top, rediscover_s=parse_duration("--rediscover", rediscover) / 1000,
+                      rest_timeout_s=parse_duration("--rest-timeout", rest_timeout) / 1000)
 
 
 @app.command()

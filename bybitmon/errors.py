@@ -9,6 +9,7 @@ Our exception hierarchy::
      +-- FeedClosed             the connection was lost or could not be made; raised ``from``
      |                          the websockets / OSError / timeout it replaces
      +-- RecordingError         unreadable / corrupt / unwritable recording (names path and line)
+     +-- RestError              REST discovery failed: no reply, HTTP error, retCode != 0, bad shape
      +-- UsageError             bad symbol, window or option value
      +-- OutputError            writing stdout or an output file failed (ends the command)
           +-- OutputClosed      the reader of stdout went away (``| head``): ends quietly
@@ -42,6 +43,7 @@ __all__ = [
     "FeedClosed",
     "RecordingError",
     "UsageError",
+    "RestError",
     "OutputError",
     "OutputClosed",
 ]
@@ -81,6 +83,10 @@ class RecordingError(BybitmonError):
 
 class UsageError(BybitmonError):
     """A bad command-line or API argument."""
+
+
+class RestError(BybitmonError):
+    """Bybit's REST API (instrument discovery) failed or answered something unusable."""
 
 
 class OutputError(BybitmonError):

@@ -31,12 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from http import HTTPStatus
 from ssl import SSLContext
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
@@ -45,6 +48,7 @@ from ..errors import UsageError
 from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
                      is_delta, plan_cumulative)
 from .session import Session
+from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 from .sources import FileSource, SimulatedSource, Source
 
 __all__ = [
@@ -165,6 +169,10 @@ class BybitServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the REST endpoints list (instruments-info, tickers), with their test modes.
+        self.rest = RestMarket({c: sorted(source.symbols(c)) for c in source.categories},
+                               clock_ms=lambda: int(time.time() * 1000), book=source.true_book)
+        self._rest_hangs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -209,6 +217,9 @@ class BybitServer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for hang in list(self._rest_hangs):
+            if not hang.done():
+                hang.set_result(None)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -255,12 +266,31 @@ class BybitServer:
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Any:
         path = request.path.split("?", 1)[0]
+        if path.startswith(REST_PREFIX):
+            return self._rest_reply(request)
         if path not in _PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    async def _rest_reply(self, request: Request) -> Response:
+        # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
+        path, _, qs = request.path.partition("?")
+        reply = rest_handle(path, dict(parse_qsl(qs, keep_blank_values=True)), self.rest)
+        if reply is None:
+            # "Never answer": until the server's open timeout, or close(), ends the wait.
+            hang = asyncio.get_running_loop().create_future()
+            self._rest_hangs.add(hang)
+            try:
+                await hang
+            finally:
+                self._rest_hangs.discard(hang)
+            reply = 503, [], b""
+        status, headers, body = reply  # type: ignore[misc]
+        hdrs = Headers([*headers, ("Content-Length", str(len(body))), ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, hdrs, body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]

@@ -38,6 +38,8 @@ def banner(server: BybitServer, plan: FaultPlan | None) -> list[str]:
         f"  depths: {depth_text}; every depth of every symbol at once" if len(depths) > 1 else
         f"  depths: {depth_text} (others are refused)",
         f"  faults: {plan.describe() if plan is not None else 'none'}",
+        f"  REST for discovery: {server.url.replace('ws://', 'http://', 1).replace('wss://', 'https://', 1)}"
+        f"/v5/market/{{instruments-info,tickers}} (try: bybitmon watch --all --url {server.url})",
         f"{hint} --url {server.url}",
     ]
 
