@@ -180,7 +180,7 @@ def test_bad_symbol_gets_one_clear_error_while_the_others_stream():
         errors: list[tuple[str, str]] = []
         try:
             m = Monitor("linear")
-            feed = LiveFeed(m, url=srv.url, on_subscribe_error=lambda t, why: errors.append((t, why)), **FAST)
+            feed = LiveFeed(m, url=srv.url, on_subscribe_error=lambda err: errors.append((err.topics[0], err.reason)), **FAST)
             await feed.start(["BTCUSDT", "NOSUCHCOIN", "ETHUSDT"])
             for s in ("BTCUSDT", "ETHUSDT"):
                 await eventually(lambda s=s: book_equals_truth(m, srv, s), what=f"{s} book")
@@ -207,7 +207,7 @@ def test_rejected_subscription_does_not_break_the_connection():
             srv.reject("ETHUSDT")
             m = Monitor("linear")
             errors: list[str] = []
-            feed = LiveFeed(m, url=srv.url, on_subscribe_error=lambda t, why: errors.append(t), **FAST)
+            feed = LiveFeed(m, url=srv.url, on_subscribe_error=lambda err: errors.append(err.topics[0]), **FAST)
             await feed.start(["BTCUSDT", "ETHUSDT"])
             await eventually(lambda: book_equals_truth(m, srv, "BTCUSDT"), what="BTC book")
             await eventually(lambda: len(errors) == 2, what="ETH refused")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bybitmon.core.events import BadFrame
@@ -14,9 +15,18 @@ from bybitmon.core.monitor import Monitor
 from bybitmon.core.protocol import parse_frame
 from bybitmon.transport.recording import FrameReader
 
-from paths import fixture_lines
+from paths import fixture_lines, fixture_path
 
-REAL = [l for l in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")[:300]]
+# Valid linear frames to mutate: a capture of `bybitmon serve --simulate` (in the repository) and
+# Bybit's live stream as cryptofeed recorded it (optional: skipped without BYBITMON_REAL_CAPTURES).
+LINEAR = ["sim_linear_BTCUSDT_ETHUSDT.ndjson", "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"]
+SPOT = ["sim_spot_BTCUSDT.ndjson", "cryptofeed_spot_BTCUSDT.ndjson"]
+
+
+@pytest.fixture(scope="module", params=LINEAR)
+def frames(request) -> list[bytes]:
+    """The first 300 frames of a linear capture (acks, book snapshot and deltas, trades)."""
+    return fixture_lines(request.param)[:300]
 
 
 def mutate(raw: bytes, data) -> bytes:
@@ -46,10 +56,10 @@ def mutate(raw: bytes, data) -> bytes:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_mutated_real_frames_never_raise_and_bad_ones_are_counted(data):
+def test_mutated_real_frames_never_raise_and_bad_ones_are_counted(frames, data):
     m = Monitor("linear")
     bad = 0
-    for raw in REAL[:60]:
+    for raw in frames[:60]:
         frame = mutate(raw, data) if data.draw(st.booleans()) else raw
         ev = parse_frame(frame, 0)
         bad += isinstance(ev, BadFrame)
@@ -76,10 +86,10 @@ def test_huge_numbers_negative_sizes_and_unknown_topics_are_handled():
     assert m.now_ms == 6
 
 
-def test_ten_megabyte_line_is_one_bad_frame_not_a_crash(tmp_path):
+def test_ten_megabyte_line_is_one_bad_frame_not_a_crash(tmp_path, frames):
     path = tmp_path / "big.ndjson"
     huge = b'{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1,"data":{"b":[' + b'["1","1"],' * 1_000_000
-    path.write_bytes(REAL[0] + b"\n" + huge + b"\n" + REAL[1] + b"\n")
+    path.write_bytes(frames[0] + b"\n" + huge + b"\n" + frames[1] + b"\n")
     p = subprocess.run([sys.executable, "-m", "bybitmon", "replay", str(path), "--json"], capture_output=True,
                        timeout=120)
     assert p.returncode == 0, p.stderr
@@ -87,13 +97,13 @@ def test_ten_megabyte_line_is_one_bad_frame_not_a_crash(tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=200), st.sampled_from(REAL[:20])), max_size=30),
-       st.sampled_from([b"\n", b"\r\n"]), st.booleans())
-def test_file_reader_takes_any_bytes(tmp_path_factory, lines, eol, header):
+@given(st.data(), st.sampled_from([b"\n", b"\r\n"]), st.booleans())
+def test_file_reader_takes_any_bytes(tmp_path_factory, frames, data, eol, header):
     """Whatever a file holds, the reader yields frames or reports lines, or raises RecordingError
     (one clear message), never anything else; replay then exits 0 or 2 with one line."""
     from bybitmon.errors import RecordingError
 
+    lines = data.draw(st.lists(st.one_of(st.binary(max_size=200), st.sampled_from(frames[:20])), max_size=30))
     path = tmp_path_factory.mktemp("fuzz") / "f.ndjson"
     body = eol.join(lines)
     if header:
@@ -109,12 +119,11 @@ def test_file_reader_takes_any_bytes(tmp_path_factory, lines, eol, header):
         m.feed(f.recv_ns, f.raw)
 
 
-def test_replay_at_different_speeds_gives_identical_json(tmp_path):
+@pytest.mark.parametrize("name", SPOT)
+def test_replay_at_different_speeds_gives_identical_json(name):
     """Output is on the pipeline clock: pacing (here 2000x real time vs as fast as possible)
     changes nothing."""
-    from paths import fixture_path
-
-    f = str(fixture_path("cryptofeed_spot_BTCUSDT.ndjson"))
+    f = str(fixture_path(name))
     fast = subprocess.run([sys.executable, "-m", "bybitmon", "replay", f, "--json", "--category", "spot"],
                           capture_output=True, timeout=60)
     paced = subprocess.run([sys.executable, "-m", "bybitmon", "replay", f, "--json", "--category", "spot",

@@ -38,7 +38,7 @@ def test_real_exchange_books_and_trades(category):
 def test_real_exchange_refuses_a_bad_symbol_once():
     async def scenario():
         errors = []
-        feed = LiveFeed(Monitor("linear"), on_subscribe_error=lambda t, why: errors.append(t))
+        feed = LiveFeed(Monitor("linear"), on_subscribe_error=lambda err: errors.append(err.topics[0]))
         await feed.start(["NOSUCHCOIN123"])
         await eventually(lambda: len(errors) == 2, timeout=30, what="refusals")
         await feed.stop()

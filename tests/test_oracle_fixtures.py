@@ -1,6 +1,8 @@
-"""Monitor vs brute-force oracle on the real Bybit frames in ../shared/fixtures/bybit-real.
+"""Monitor vs brute-force oracle on real Bybit frames and on captures of the simulator.
 
-The fixtures are read in place (never copied into the repo).  Every frame is fed
+Bybit's documentation examples, its history slice, the simulator captures and the hand-built
+frames are in tests/data; cryptofeed's live captures and the quoted frames are read in place from
+BYBITMON_REAL_CAPTURES (never copied into the repo; skipped without it).  Every frame is fed
 to both; after each frame the snapshot of that frame's symbol is compared, and at
 the end every symbol.  Oracle-only tests pin facts counted independently in
 SOURCES.md, so the oracle itself is checked even when the Monitor is absent.
@@ -10,15 +12,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
 from oracle import Oracle, compare
+from paths import fixture_lines, recv_times_ns
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bybit-real"
-
-FILES = [
+REAL_FILES = [
     "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson",
     "cryptofeed_spot_BTCUSDT.ndjson",
     "nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson",
@@ -26,8 +26,10 @@ FILES = [
     "readme_quoted_spot_ack_pong_ob1.ndjson",
     "issue_quoted_spot_error_ack.ndjson",
 ]
-
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"fixtures not found at {FIXTURES}")
+# bybitmon's own frames (tests/data): `serve --simulate` captures and hand-built shapes
+SIM_FILES = ["sim_linear_BTCUSDT_ETHUSDT.ndjson", "sim_spot_BTCUSDT.ndjson"]
+HANDBUILT_FILES = ["handbuilt_spot_ack_pong_ob1.ndjson", "handbuilt_spot_error_ack.ndjson"]
+FILES = REAL_FILES + SIM_FILES + HANDBUILT_FILES
 
 
 def category_of(name: str) -> str:
@@ -37,12 +39,11 @@ def category_of(name: str) -> str:
 @lru_cache(maxsize=None)
 def load(name: str) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
     """Frames (line terminators, including the nautilus file's CRLF, stripped) and recv_ns."""
-    lines = FIXTURES.joinpath(name).read_bytes().split(b"\n")
-    frames = tuple(ln.rstrip(b"\r") for ln in lines if ln.rstrip(b"\r"))
-    ts_path = FIXTURES / name.replace(".ndjson", ".recv_ts.txt")
-    if ts_path.exists():
-        recv = tuple(int(float(s) * 1e9) for s in ts_path.read_text().split())
-        assert len(recv) == len(frames), f"{ts_path.name}: {len(recv)} times for {len(frames)} frames"
+    frames = tuple(fixture_lines(name))
+    times = recv_times_ns(name)
+    if times is not None:
+        recv = tuple(times)
+        assert len(recv) == len(frames), f"{name} recv_ts: {len(recv)} times for {len(frames)} frames"
     else:
         recv = (0,) * len(frames)
     return frames, recv
@@ -99,16 +100,17 @@ def test_monitor_matches_oracle_on_fixture(name):
     "window_ms,bps",
     [(w, b) for w in (10_000, 60_000, 300_000) for b in (5.0, 50.0, 500.0) if (w, b) != (60_000, 50.0)],
 )
-def test_monitor_matches_oracle_on_linear_capture_for_windows_and_bps(window_ms, bps):
-    """The long linear capture under every other (window, bps) combination (default is above)."""
-    replay_and_compare("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", window_ms, bps)
+@pytest.mark.parametrize("name", ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "sim_linear_BTCUSDT_ETHUSDT.ndjson"])
+def test_monitor_matches_oracle_on_linear_capture_for_windows_and_bps(name, window_ms, bps):
+    """The long linear captures under every other (window, bps) combination (default is above)."""
+    replay_and_compare(name, window_ms, bps)
 
 
 @pytest.mark.parametrize("window_ms,bps", [(10_000, 5.0), (300_000, 500.0)])
 @pytest.mark.parametrize(
     "name",
     ["cryptofeed_spot_BTCUSDT.ndjson", "nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson",
-     "doc_examples.ndjson"],
+     "doc_examples.ndjson", "sim_spot_BTCUSDT.ndjson"],
 )
 def test_monitor_matches_oracle_on_other_fixtures_for_windows_and_bps(name, window_ms, bps):
     """The other captures with a short window / narrow band and a long window / wide band."""
@@ -118,7 +120,7 @@ def test_monitor_matches_oracle_on_other_fixtures_for_windows_and_bps(name, wind
 def test_near_bound_skips_are_rare_on_real_data():
     """The float-vs-Decimal bound tolerance of compare() is (almost) never needed on real frames."""
     snapshots = near = 0
-    for name in FILES:
+    for name in REAL_FILES:
         for bps in (5.0, 50.0, 500.0):
             o = Oracle(category=category_of(name), bps=bps)
             for raw in load(name)[0]:
@@ -184,9 +186,13 @@ def test_oracle_nautilus_history_counts():
     assert o.bad_frames == 0
 
 
-def test_oracle_books_never_cross_and_tight_spread_on_captures():
-    """Real books are uncrossed after every frame, with the best prices one tick apart at the end."""
-    for name in ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "cryptofeed_spot_BTCUSDT.ndjson"]:
+@pytest.mark.parametrize("names", [
+    ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "cryptofeed_spot_BTCUSDT.ndjson"],
+    SIM_FILES,
+])
+def test_oracle_books_never_cross_and_tight_spread_on_captures(names):
+    """Books are uncrossed after every frame, with the best prices one tick apart at the end."""
+    for name in names:
         o = Oracle(category=category_of(name))
         for raw in load(name)[0]:
             sym = o.feed(raw)
@@ -210,19 +216,24 @@ def test_oracle_doc_examples():
     assert snap["book"]["ready"] is False and snap["book"]["update_id"] is None
 
 
-def test_oracle_quoted_frames():
-    """Ack + pong + an orderbook.1 delta without snapshot; a lone error ack."""
-    o, _ = replay_oracle("readme_quoted_spot_ack_pong_ob1.ndjson")
+@pytest.mark.parametrize("frames,error_ack,ts", [
+    ("readme_quoted_spot_ack_pong_ob1.ndjson", "issue_quoted_spot_error_ack.ndjson", 1699764797519),
+    ("handbuilt_spot_ack_pong_ob1.ndjson", "handbuilt_spot_error_ack.ndjson", 1700000000123),
+])
+def test_oracle_quoted_frames(frames, error_ack, ts):
+    """Ack + pong + an orderbook.1 delta without snapshot; a lone error ack (quoted live frames,
+    and hand-built ones of the same shapes)."""
+    o, _ = replay_oracle(frames)
     assert o.symbols == ["BTCUSDT"]
     assert o.snapshot("BTCUSDT")["health"]["dropped"] == 1
-    assert o.now == 1699764797519
-    o, _ = replay_oracle("issue_quoted_spot_error_ack.ndjson")
+    assert o.now == ts
+    o, _ = replay_oracle(error_ack)
     assert o.symbols == [] and o.bad_frames == 0 and o.now is None
 
 
-def test_oracle_trade_window_on_linear_capture_by_hand_count():
+@pytest.mark.parametrize("name", ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "sim_linear_BTCUSDT_ETHUSDT.ndjson"])
+def test_oracle_trade_window_on_linear_capture_by_hand_count(name):
     """Window counts agree with a direct count over the raw trade frames."""
-    name = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
     frames, _ = load(name)
     objs = [json.loads(f) for f in frames]
     now = max(x["ts"] for x in objs if isinstance(x.get("ts"), int))

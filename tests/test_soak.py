@@ -75,7 +75,7 @@ async def soak(seconds: float, symbols: int, plan: str) -> dict:
                     pending.discard(s)
         stats["unrecovered"] = sorted(pending)
         stats["refused_topics"] = sorted(feed.client.failed)
-        stats["refusals_reported"] = sum(refused in e for e in feed.errors)
+        stats["refusals_reported"] = sum(refused in str(e) for e in feed.errors)
         stats["refused_book_ready"] = m.states[refused].book.ready if refused in m.states else False
         stats["faults"] = dict(srv.fault_counts)
         health = [m.snapshot(s)["health"] for s in syms]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..core.monitor import Monitor
 from ..core.protocol import topic_symbol
-from ..core.text import printable
+from ..errors import printable
 from ..errors import BybitmonError, RecordingError, SubscriptionError
 
 if TYPE_CHECKING:
@@ -150,14 +150,15 @@ class Refusals:
         self.stop = stop
         self.on_refused = on_refused
 
-    def __call__(self, topic: str, why: str) -> None:
-        if topic not in self.asked or topic in self.refused:
-            return
-        self.refused[topic] = why
-        if self.on_refused is not None:
-            self.on_refused(topic, why)
-        if set(self.refused) >= self.asked:
-            self.stop.fail(self.error())
+    def __call__(self, err: SubscriptionError) -> None:
+        for topic in err.topics:
+            if topic not in self.asked or topic in self.refused:
+                continue
+            self.refused[topic] = err.reason or str(err)
+            if self.on_refused is not None:
+                self.on_refused(topic, self.refused[topic])
+        if self.refused and set(self.refused) >= self.asked:
+            self.stop.fail(self.error())  # type: ignore[arg-type]
 
     def error(self) -> SubscriptionError | None:
         if not self.refused:

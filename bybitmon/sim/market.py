@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from heapq import heapify, heappop, heappush, heapreplace
-from statistics import NormalDist
 
 import orjson
 
 from ..errors import UsageError
+from .state import ATTACK, CONSUMED, QUANTILES, RESTING, Plant, Side, SymbolState
 
 __all__ = ["MarketSimulator", "PlantedOrder"]
 
@@ -75,231 +74,19 @@ class PlantedOrder:
     ended_ms: int | None = None
 
 
-# symbol -> (base price, price decimals, tick in units of 10**-decimals, size decimals).
-_LINEAR_SPECS: dict[str, tuple[float, int, int, int]] = {
-    "BTCUSDT": (65000.0, 2, 10, 3),
-    "ETHUSDT": (3500.0, 2, 1, 2),
-    "SOLUSDT": (150.0, 3, 10, 1),
-    "XRPUSDT": (2.0, 4, 1, 0),
-    "DOGEUSDT": (0.2, 5, 1, 0),
-}
-_SPOT_SPECS: dict[str, tuple[float, int, int, int]] = {
-    "BTCUSDT": (65000.0, 1, 1, 6),
-    "ETHUSDT": (3500.0, 2, 1, 5),
-}
-_INVERSE_SPECS: dict[str, tuple[float, int, int, int]] = {
-    "BTCUSD": (65000.0, 2, 50, 0),
-    "ETHUSD": (3500.0, 2, 5, 0),
-}
 _CATEGORIES = ("linear", "inverse", "spot")
-
-_LEVEL_NOTIONAL = 1500.0  # median resting level, quote currency (USD contracts for inverse)
-_LEVEL_SIGMA = 1.1  # lognormal shape of level sizes
-_LEVEL_CAP = 6.0  # ordinary levels stay below this many medians, so planted ones (>= 8) stand out
-_TRADE_SIGMA = 1.1  # lognormal shape of taker order sizes
-_TRADE_CAP = 4.0  # largest ordinary taker order, in median level sizes
-# Standard normal quantiles: a lognormal draw is one table lookup instead of gauss() + exp().
-_QUANTILES = 1024
-_Z = [NormalDist().inv_cdf((i + 0.5) / _QUANTILES) for i in range(_QUANTILES)]
 # Exponential quantiles, floored: random book changes per push (mean ~2) and the book index
 # each change hits (mean ~4.5, so most activity is near the touch).
-_CHANGES = [int(-2.5 * math.log(1.0 - (i + 0.5) / _QUANTILES)) for i in range(_QUANTILES)]
-_TOP_INDEX = [int(-5.0 * math.log(1.0 - (i + 0.5) / _QUANTILES)) for i in range(_QUANTILES)]
+_CHANGES = [int(-2.5 * math.log(1.0 - (i + 0.5) / QUANTILES)) for i in range(QUANTILES)]
+_TOP_INDEX = [int(-5.0 * math.log(1.0 - (i + 0.5) / QUANTILES)) for i in range(QUANTILES)]
 _BURST_FACTOR = 10.0  # trade rate multiplier during a burst
 _BURST_GAP_MS = 45_000.0  # mean time between bursts
 _MAX_WALK = 5  # an ordinary taker order walks at most this many levels
 _DRIFT_PROB = 0.02  # chance per book push of a 1-3 tick mid-price move
 
-_RESTING, _ATTACK, _CONSUMED = 0, 1, 2
 _EATEN, _PULLED = "eaten", "pulled"
 _INF = float("inf")
 _TRADE, _EAT_BID, _EAT_ASK, _PUSH = 0, 1, 2, 3  # event kinds; also the order at equal times
-
-
-class _Plant:
-    """Mutable state of the active planted order on one side."""
-
-    __slots__ = ("key", "lots", "left", "fate", "phase", "end_at", "rec")
-
-    def __init__(self, key: int, lots: int, fate: str, end_at: float, rec: int) -> None:
-        self.key = key  # side key (see _Side)
-        self.lots = lots  # size when placed, lots
-        self.left = lots  # still resting, lots
-        self.fate = fate
-        self.phase = _RESTING
-        self.end_at = end_at  # ms: pull time, or start of the attack for "eaten"
-        self.rec = rec  # index into MarketSimulator.planted
-
-
-class _Side:
-    """One side of a book: ints only.
-
-    Keys are ``sign * price_ticks`` (bids ``-p``, asks ``p``) so both sides sort ascending with
-    the best level first and "one tick better" is always ``key - 1``. ``pend`` maps every key
-    touched since the last push to its size (lots, 0 = absent) at that push.
-    """
-
-    __slots__ = ("sign", "keys", "sizes", "pend", "plant", "plant_key", "attacked", "block_key",
-                 "block_until")
-
-    def __init__(self, sign: int) -> None:
-        self.sign = sign
-        self.keys: list[int] = []
-        self.sizes: dict[int, int] = {}
-        self.pend: dict[int, int] = {}
-        self.plant: _Plant | None = None
-        self.plant_key: int | None = None  # no random change, trade or drift touches this key
-        self.attacked = False  # an eaten plant is being walked to: no new levels in front of it
-        self.block_key: int | None = None  # a just-pulled plant: no ordinary trade there ...
-        self.block_until = -1  # ... while the trade's ms <= this
-
-    def set(self, key: int, lots: int) -> None:
-        sizes = self.sizes
-        if key not in self.pend:
-            self.pend[key] = sizes.get(key, 0)
-        if key not in sizes:
-            insort(self.keys, key)
-        sizes[key] = lots
-
-    def remove(self, key: int) -> None:
-        sizes = self.sizes
-        if key not in self.pend:
-            self.pend[key] = sizes[key]
-        del sizes[key]
-        keys = self.keys
-        del keys[bisect_left(keys, key)]
-
-    def published(self) -> list[tuple[int, int]]:
-        """(key, lots) of the book as of the last push, best first."""
-        if not self.pend:
-            sizes = self.sizes
-            return [(k, sizes[k]) for k in self.keys]
-        book = dict(self.sizes)
-        for k, old in self.pend.items():
-            if old:
-                book[k] = old
-            else:
-                book.pop(k, None)
-        return sorted(book.items())
-
-
-def _fmt(n: int, dec: int, trim: bool) -> str:
-    """Format ``n * 10**-dec`` with ``dec`` fixed decimals (trailing zeros cut if ``trim``)."""
-    s = str(n)
-    if dec == 0:
-        return s
-    if len(s) <= dec:
-        s = "0" * (dec + 1 - len(s)) + s
-    s = s[:-dec] + "." + s[-dec:]
-    if trim:
-        s = s.rstrip("0").rstrip(".")
-    return s
-
-
-class _Sym:
-    """Per-symbol state: spec, RNG, book, trade process, plants."""
-
-    __slots__ = ("name", "idx", "rng", "pdec", "tick_units", "sdec", "trim", "bids", "asks",
-                 "sides", "u", "last_seq", "last_cts", "last_T", "book_topic", "trade_topic",
-                 "level_med", "level_sizes", "trade_sizes", "last_p", "up", "trade_t", "burst_start",
-                 "burst_end", "burst_buy", "next_plant", "tid", "pcache", "scache")
-
-    def __init__(self, name: str, idx: int, seed: int, category: str, depth: int) -> None:
-        self.name = name
-        self.idx = idx
-        rng = self.rng = random.Random(f"bybitmon.simulate:{seed}:{name}")
-        table = {"linear": _LINEAR_SPECS, "spot": _SPOT_SPECS, "inverse": _INVERSE_SPECS}[category]
-        spec = table.get(name)
-        if spec is None and name in _LINEAR_SPECS:
-            # Same coin on another category: linear price and tick; inverse sizes are contracts.
-            base, pdec, tick_units, sdec = _LINEAR_SPECS[name]
-            spec = (base, pdec, tick_units, 0 if category == "inverse" else sdec)
-        if spec is not None:
-            base, pdec, tick_units, sdec = spec
-            base *= 1.0 + 0.02 * (2.0 * rng.random() - 1.0)
-        else:
-            base = math.exp(rng.uniform(math.log(0.1), math.log(500.0)))
-            tick_exp = round(math.log10(base / 10_000.0))  # tick ~ price / 10000, a power of 10
-            pdec = max(0, -tick_exp)
-            tick_units = 10 ** (tick_exp + pdec)
-            sdec = 0 if category == "inverse" else min(4, max(0, round(math.log10(base / 5.0))))
-        self.pdec, self.tick_units, self.sdec = pdec, tick_units, sdec
-        self.trim = category == "spot"
-        tick = tick_units / 10**pdec
-        lot = 10.0**-sdec
-        if category == "inverse":
-            self.level_med = max(1.0, _LEVEL_NOTIONAL / lot)
-        else:
-            self.level_med = max(1.0, _LEVEL_NOTIONAL / (base * lot))
-        med = self.level_med
-        level_cap = max(1, int(_LEVEL_CAP * med))
-        self.level_sizes = [min(level_cap, max(1, int(med * math.exp(_LEVEL_SIGMA * z)))) for z in _Z]
-        trade_med = 0.4 * med
-        trade_cap = max(1, int(_TRADE_CAP * med))
-        self.trade_sizes = [min(trade_cap, max(1, int(trade_med * math.exp(_TRADE_SIGMA * z)))) for z in _Z]
-        self.bids = _Side(-1)
-        self.asks = _Side(1)
-        self.sides = (self.bids, self.asks)
-        self.book_topic = f"orderbook.{depth}.{name}"
-        self.trade_topic = f"publicTrade.{name}"
-        self.u = rng.randrange(1_000_000, 90_000_000) - 1  # u of the last book frame
-        self.last_seq = 0
-        self.last_cts = 0
-        self.last_T = 0
-        mid = max(2, round(base / tick))
-        self.last_p = mid
-        self.up = True
-        self.tid = rng.randrange(2_200_000_000_000_000_000, 2_300_000_000_000_000_000)  # spot ids
-        # Trade process and plant schedule, ms; set by MarketSimulator.
-        self.trade_t = _INF
-        self.burst_start = _INF
-        self.burst_end = _INF
-        self.burst_buy = 0.5  # P(taker is a buyer) during the burst
-        self.next_plant = _INF
-        self.pcache: dict[int, str] = {}
-        self.scache: dict[int, str] = {}
-        # Initial book: one-tick spread, mostly contiguous levels.
-        self._fill(self.bids, -mid, depth)
-        self._fill(self.asks, mid + 1, depth)
-        self.bids.pend.clear()
-        self.asks.pend.clear()
-
-    def level_size(self) -> int:
-        """A random resting level size, lots: lognormal, >= 1, < ``_LEVEL_CAP`` medians."""
-        return self.level_sizes[int(self.rng.random() * _QUANTILES)]
-
-    def gap(self) -> int:
-        """Ticks between neighbouring levels: mostly 1, with occasional holes."""
-        r = self.rng.random()
-        if r < 0.72:
-            return 1
-        if r < 0.92:
-            return 2
-        return 3 + int(self.rng.random() * 3)
-
-    def _fill(self, side: _Side, first_key: int, depth: int) -> None:
-        key = first_key
-        for _ in range(depth):
-            if side.sign < 0 and key >= 0:  # bid price would be <= 0
-                break
-            side.set(key, self.level_size())
-            key += self.gap()
-
-    def price(self, key_price: int) -> str:
-        """Price string of ``key_price`` ticks."""
-        s = self.pcache.get(key_price)
-        if s is None:
-            s = self.pcache[key_price] = _fmt(key_price * self.tick_units, self.pdec, self.trim)
-        return s
-
-    def size(self, lots: int) -> str:
-        """Size string of ``lots`` lots."""
-        s = self.scache.get(lots)
-        if s is None:
-            if len(self.scache) > 100_000:
-                self.scache.clear()
-            s = self.scache[lots] = _fmt(lots, self.sdec, self.trim)
-        return s
 
 
 class MarketSimulator:
@@ -360,11 +147,11 @@ class MarketSimulator:
         self._plants_on = plant_every_s > 0 and depth >= 10
         self._per_ms = self.trade_rate / 1000.0
         self._started = False
-        self._syms: list[_Sym] = []
-        self._by_name: dict[str, _Sym] = {}
+        self._syms: list[SymbolState] = []
+        self._by_name: dict[str, SymbolState] = {}
         self._heap: list[tuple[int, int, int]] = []
         for i, name in enumerate(names):
-            sym = _Sym(name, i, seed, category, depth)
+            sym = SymbolState(name, i, seed, category, depth)
             sym.last_seq = self._seq
             sym.last_cts = start_ms - 1
             rng = sym.rng
@@ -476,7 +263,7 @@ class MarketSimulator:
 
     # ------------------------------------------------------------------ frames
 
-    def _sym(self, symbol: str) -> _Sym:
+    def _sym(self, symbol: str) -> SymbolState:
         try:
             return self._by_name[symbol]
         except KeyError:
@@ -486,7 +273,7 @@ class MarketSimulator:
         self._seq += 1 + int(self._rng.random() * 400)
         return self._seq
 
-    def _book_text(self, sym: _Sym, typ: str, ts: int, b: list[list[str]], a: list[list[str]],
+    def _book_text(self, sym: SymbolState, typ: str, ts: int, b: list[list[str]], a: list[list[str]],
                    u: int, seq: int, cts: int) -> str:
         data = {"s": sym.name, "b": b, "a": a, "u": u, "seq": seq}
         if self._ts_first:
@@ -495,7 +282,7 @@ class MarketSimulator:
             frame = {"topic": sym.book_topic, "type": typ, "ts": ts, "data": data, "cts": cts}
         return orjson.dumps(frame).decode()
 
-    def _cts(self, sym: _Sym, ts: int) -> int:
+    def _cts(self, sym: SymbolState, ts: int) -> int:
         cts = ts - 1 - int(sym.rng.random() * 3)
         if cts < sym.last_T:
             cts = sym.last_T
@@ -504,7 +291,7 @@ class MarketSimulator:
         sym.last_cts = cts
         return cts
 
-    def _emit_snapshot(self, sym: _Sym, ts: int, out: list[tuple[int, str]]) -> None:
+    def _emit_snapshot(self, sym: SymbolState, ts: int, out: list[tuple[int, str]]) -> None:
         b = [[sym.price(-k), sym.size(n)] for k, n in sym.bids.published()]
         a = [[sym.price(k), sym.size(n)] for k, n in sym.asks.published()]
         sym.bids.pend.clear()
@@ -513,7 +300,7 @@ class MarketSimulator:
         seq = sym.last_seq = self._next_seq()
         out.append((ts, self._book_text(sym, "snapshot", ts, b, a, sym.u, seq, self._cts(sym, ts))))
 
-    def _diff(self, sym: _Sym, side: _Side) -> list[list[str]]:
+    def _diff(self, sym: SymbolState, side: Side) -> list[list[str]]:
         pend = side.pend
         if not pend:
             return []
@@ -531,7 +318,7 @@ class MarketSimulator:
         pend.clear()
         return out
 
-    def _emit_trades(self, sym: _Sym, t: int, fills: list[tuple[bool, int, int]],
+    def _emit_trades(self, sym: SymbolState, t: int, fills: list[tuple[bool, int, int]],
                      out: list[tuple[int, str]]) -> None:
         """One publicTrade frame at ``ts=t`` (fill time ``T=t-1``); fills are (buy, price, lots)."""
         seq = self._next_seq()
@@ -574,7 +361,7 @@ class MarketSimulator:
 
     # ------------------------------------------------------------------ trades
 
-    def _next_arrival(self, sym: _Sym, t: float) -> float:
+    def _next_arrival(self, sym: SymbolState, t: float) -> float:
         """Next taker arrival after ``t`` (ms): piecewise Poisson, x10 inside bursts."""
         base = self._per_ms
         if base <= 0.0:
@@ -593,7 +380,7 @@ class MarketSimulator:
                 sym.burst_end = sym.burst_start + rng.uniform(2000.0, 6000.0)
                 sym.burst_buy = 0.75 if rng.random() < 0.5 else 0.25
 
-    def _take(self, sym: _Sym, buy: bool, lots: int, t: int, fills: list[tuple[bool, int, int]]) -> None:
+    def _take(self, sym: SymbolState, buy: bool, lots: int, t: int, fills: list[tuple[bool, int, int]]) -> None:
         """An ordinary taker order of ``lots``: walk the opposite side, never into a plant."""
         side = sym.asks if buy else sym.bids
         keys = side.keys
@@ -629,7 +416,7 @@ class MarketSimulator:
         if full:
             del keys[:full]
 
-    def _on_trades(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> int:
+    def _on_trades(self, sym: SymbolState, t: int, out: list[tuple[int, str]]) -> int:
         """Taker orders arriving in ms ``t`` (one frame); returns the next arrival ms (0: none)."""
         rng = sym.rng
         fills: list[tuple[bool, int, int]] = []
@@ -637,7 +424,7 @@ class MarketSimulator:
             tf = sym.trade_t
             p_buy = sym.burst_buy if sym.burst_start <= tf < sym.burst_end else 0.5
             buy = rng.random() < p_buy
-            lots = sym.trade_sizes[int(rng.random() * _QUANTILES)]
+            lots = sym.trade_sizes[int(rng.random() * QUANTILES)]
             self._take(sym, buy, lots, t, fills)
             sym.trade_t = self._next_arrival(sym, tf)
             if sym.trade_t == _INF or int(sym.trade_t) + 1 != t:
@@ -646,7 +433,7 @@ class MarketSimulator:
             self._emit_trades(sym, t, fills, out)
         return 0 if sym.trade_t == _INF else int(sym.trade_t) + 1
 
-    def _on_eat(self, sym: _Sym, side_idx: int, t: int, out: list[tuple[int, str]]) -> int:
+    def _on_eat(self, sym: SymbolState, side_idx: int, t: int, out: list[tuple[int, str]]) -> int:
         """One step of an eaten plant's attack: sweep levels in front of it, then eat it.
 
         Returns:
@@ -654,7 +441,7 @@ class MarketSimulator:
         """
         side = sym.sides[side_idx]
         pl = side.plant
-        if pl is None or pl.phase != _ATTACK:
+        if pl is None or pl.phase != ATTACK:
             return 0
         rng = sym.rng
         buy = side_idx == 1  # asks are eaten by buyers
@@ -692,7 +479,7 @@ class MarketSimulator:
             pl.left -= chunk
             if pl.left == 0:
                 side.remove(k)
-                pl.phase = _CONSUMED
+                pl.phase = CONSUMED
                 nxt = 0
             else:
                 if k not in pend:
@@ -704,7 +491,7 @@ class MarketSimulator:
 
     # ------------------------------------------------------------------ book pushes
 
-    def _on_push(self, sym: _Sym, t: int, out: list[tuple[int, str]]) -> int:
+    def _on_push(self, sym: SymbolState, t: int, out: list[tuple[int, str]]) -> int:
         """The book push at ms ``t``; returns the ms of the next one."""
         bids, asks = sym.bids, sym.asks
         if t >= sym.next_plant or bids.plant is not None or asks.plant is not None:
@@ -730,22 +517,22 @@ class MarketSimulator:
                     "s": sym.name, "b": b, "a": a, "u": u, "seq": seq}, "cts": cts}).decode()))
             for side in sym.sides:
                 pl = side.plant
-                if pl is not None and pl.phase == _CONSUMED:
+                if pl is not None and pl.phase == CONSUMED:
                     self._end_plant(side, pl, t)
         return t + self.book_interval_ms
 
-    def _end_plant(self, side: _Side, pl: _Plant, t: int) -> None:
+    def _end_plant(self, side: Side, pl: Plant, t: int) -> None:
         self.planted[pl.rec] = replace(self.planted[pl.rec], ended_ms=t)
         side.plant = None
         side.plant_key = None
         side.attacked = False
 
-    def _plant_lifecycle(self, sym: _Sym, t: int) -> None:
+    def _plant_lifecycle(self, sym: SymbolState, t: int) -> None:
         """Start attacks, pull plants whose time is up, place a new plant when due."""
         rng = sym.rng
         for idx, side in enumerate(sym.sides):
             pl = side.plant
-            if pl is None or pl.phase != _RESTING or t < pl.end_at:
+            if pl is None or pl.phase != RESTING or t < pl.end_at:
                 continue
             if pl.fate == _PULLED:
                 if rng.random() < 0.5 and len(side.keys) > 1:
@@ -758,7 +545,7 @@ class MarketSimulator:
                 side.block_key = pl.key
                 side.block_until = t + 1
             else:
-                pl.phase = _ATTACK
+                pl.phase = ATTACK
                 side.attacked = True
                 heappush(self._heap, (t + 1 + int(rng.random() * 40), _EAT_BID + idx, sym.idx))
         if t < sym.next_plant:
@@ -786,23 +573,23 @@ class MarketSimulator:
         self.planted.append(PlantedOrder(
             symbol=sym.name, side="Buy" if side_idx == 0 else "Sell", price=sym.price(side.sign * key),
             size=sym.size(lots), placed_ms=t, fate=fate, ended_ms=None))
-        side.plant = _Plant(key, lots, fate, end_at, len(self.planted) - 1)
+        side.plant = Plant(key, lots, fate, end_at, len(self.planted) - 1)
         side.plant_key = key
         if side.block_key == key:
             side.block_key = None
 
-    def _activity(self, sym: _Sym) -> None:
+    def _activity(self, sym: SymbolState) -> None:
         """Random adds, resizes and cancels near the top; spread refill; occasional drift."""
         r = sym.rng.random
         table = sym.level_sizes
         bids, asks = sym.bids, sym.asks
-        for _ in range(_CHANGES[int(r() * _QUANTILES)]):
+        for _ in range(_CHANGES[int(r() * QUANTILES)]):
             if r() < 0.5:
                 side, other = bids, asks
             else:
                 side, other = asks, bids
             keys = side.keys
-            idx = _TOP_INDEX[int(r() * _QUANTILES)]
+            idx = _TOP_INDEX[int(r() * QUANTILES)]
             if idx >= len(keys):
                 idx = len(keys) - 1
             k = keys[idx]
@@ -812,7 +599,7 @@ class MarketSimulator:
                     pend = side.pend
                     if k not in pend:
                         pend[k] = side.sizes[k]
-                    side.sizes[k] = table[int(r() * _QUANTILES)]
+                    side.sizes[k] = table[int(r() * QUANTILES)]
             elif x < 0.75:  # cancel
                 if k != side.plant_key and len(keys) > 1:
                     side.remove(k)
@@ -820,10 +607,10 @@ class MarketSimulator:
                 nk = k - 1
                 if nk in side.sizes:
                     if nk != side.plant_key:
-                        side.set(nk, table[int(r() * _QUANTILES)])
+                        side.set(nk, table[int(r() * QUANTILES)])
                 elif (idx or nk + other.keys[0] > 0) and not (side.attacked and nk <= side.plant_key):
                     if side.sign < 0 or nk > 0:
-                        side.set(nk, table[int(r() * _QUANTILES)])
+                        side.set(nk, table[int(r() * QUANTILES)])
         spread = asks.keys[0] + bids.keys[0]  # ticks
         if spread > 1 and r() < 0.6:
             # Liquidity comes back into a wide spread, on a side not being walked to a plant.
@@ -831,7 +618,7 @@ class MarketSimulator:
             if side.attacked:
                 side = asks if side is bids else bids
             if not side.attacked:
-                side.set(side.keys[0] - 1 - int(r() * (spread - 1)), table[int(r() * _QUANTILES)])
+                side.set(side.keys[0] - 1 - int(r() * (spread - 1)), table[int(r() * QUANTILES)])
         if r() < _DRIFT_PROB and not bids.attacked and not asks.attacked:
             # Mid-price move of 1-3 ticks: one side backs off, the other follows it.
             up = r() < 0.5
@@ -843,10 +630,10 @@ class MarketSimulator:
             nk = grow.keys[0] - 1
             while nk + keys[0] > 0:
                 if r() < 0.7 and (grow.sign < 0 or nk > 0):
-                    grow.set(nk, table[int(r() * _QUANTILES)])
+                    grow.set(nk, table[int(r() * QUANTILES)])
                 nk -= 1
 
-    def _normalize(self, sym: _Sym) -> None:
+    def _normalize(self, sym: SymbolState) -> None:
         """Trim or extend each side at its far end to exactly ``depth`` levels."""
         depth = self.depth
         r = sym.rng.random
@@ -864,5 +651,5 @@ class MarketSimulator:
                 nk = keys[-1] + sym.gap()
                 if side.sign < 0 and nk >= 0:
                     break
-                side.set(nk, table[int(r() * _QUANTILES)])
+                side.set(nk, table[int(r() * QUANTILES)])
                 n += 1

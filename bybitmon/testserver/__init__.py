@@ -1,1 +1,25 @@
-"""The Bybit-compatible server behind ``bybitmon serve``: sources, faults, sessions, websockets glue."""
+"""The Bybit-compatible server behind ``bybitmon serve``.
+
+* :mod:`.sources`: where frames come from (a simulated market or a file) and the true book;
+* :mod:`.faults`: the fault kinds, the plan grammar and the sans-I/O wire corruption;
+* :mod:`.session`: one connection's protocol rules, sans-I/O (acks, limits, refusals, pong);
+* :mod:`.app`: the websockets glue (handshake, fan-out, housekeeping) and ``run_serve``.
+"""
+
+from .app import BybitServer, run_serve
+from .faults import FAULT_KINDS, INJECT_KINDS, FaultKind, FaultPlan
+from .session import Outcome, Session
+from .sources import FileSource, SimulatedSource
+
+__all__ = [
+    "BybitServer",
+    "run_serve",
+    "FaultKind",
+    "FaultPlan",
+    "FAULT_KINDS",
+    "INJECT_KINDS",
+    "Session",
+    "Outcome",
+    "SimulatedSource",
+    "FileSource",
+]

@@ -11,10 +11,11 @@ import logging
 import time
 from typing import Callable, Iterable
 
-from .client import BybitClient, ConnHealth
-from ..errors import RecordingError
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, parse_frame, topic_symbol, trade_topic
+from ..errors import RecordingError, SubscriptionError
+from .client import BybitClient, ConnHealth
+from .tasks import TaskSet
 
 __all__ = ["LiveFeed"]
 
@@ -24,16 +25,21 @@ log = logging.getLogger("bybitmon.feed")
 class LiveFeed:
     """One category: a :class:`BybitClient` feeding a :class:`Monitor`.
 
-    A book that loses sync (gap, crossed, reconnect) is marked not ready at once; the feed asks
-    the server for a fresh snapshot (unsubscribe + subscribe) and asks again every
-    ``resync_retry_s`` until the book is ready.
+    A book that loses sync (gap, crossed, reconnect, or a frame whose handling raised) is marked
+    not ready at once; the feed asks the server for a fresh snapshot (unsubscribe + subscribe)
+    and asks again every ``resync_retry_s`` until the book is ready.
+
+    ``fatal`` holds what ended the feed and ``failed`` is set: a :class:`RecordingError` from the
+    recorder, or an ``OSError`` raised while writing output from ``on_frame`` (a closed pipe,
+    a full disk), which is not retried as a network fault. The command raises it after ``stop``.
+    Refusals are kept in ``errors`` as :class:`SubscriptionError` objects.
     """
 
     def __init__(self, monitor: Monitor, *, url: str | None = None, testnet: bool = False,
                  depth: int = 50, recorder=None,
                  on_frame: Callable[[int, str, str], None] | None = None,
                  on_event: Callable[[object], None] | None = None,
-                 on_subscribe_error: Callable[[str, str], None] | None = None,
+                 on_subscribe_error: Callable[[SubscriptionError], None] | None = None,
                  resync_retry_s: float = 2.0, **client_kwargs) -> None:
         self.monitor = monitor
         self.depth = depth
@@ -44,13 +50,17 @@ class LiveFeed:
         self.resync_retry_s = resync_retry_s
         self.client = BybitClient(monitor.category, url=url, testnet=testnet, on_frame=self._on_frame,
                                   on_reconnect=self._on_reconnect,
-                                  on_subscribe_error=self._on_subscribe_error, **client_kwargs)
+                                  on_subscribe_error=self._on_subscribe_error,
+                                  on_pipeline_error=self._on_pipeline_error, on_fatal=self._on_fatal,
+                                  **client_kwargs)
         self.frames = 0
         self.fatal: BaseException | None = None
         self.failed = asyncio.Event()
         self._resync_wanted: dict[str, float] = {}
+        self._tasks = TaskSet()
         self._maint: asyncio.Task | None = None
-        self.errors: list[str] = []
+        self._resync_task: asyncio.Task | None = None
+        self.errors: list[SubscriptionError] = []
 
     @property
     def health(self) -> list[ConnHealth]:
@@ -69,13 +79,11 @@ class LiveFeed:
         await self.client.subscribe(self.topics_for(symbols))
         await self.client.start()
         if self._maint is None:
-            self._maint = asyncio.create_task(self._maintain())
+            self._maint = self._tasks.spawn(self._maintain(), name="bybitmon-feed-resync")
 
     async def stop(self) -> None:
-        if self._maint is not None:
-            self._maint.cancel()
-            await asyncio.gather(self._maint, return_exceptions=True)
-            self._maint = None
+        await self._tasks.cancel_all()
+        self._maint = self._resync_task = None
         await self.client.stop()
 
     def _on_frame(self, recv_ns: int, conn: str, raw: str) -> None:
@@ -98,7 +106,7 @@ class LiveFeed:
             for sym in monitor.needs_resync:
                 self._resync_wanted.setdefault(sym, 0.0)
             monitor.needs_resync.clear()
-            asyncio.get_running_loop().call_soon(self._kick)
+            self._kick()
         if self.extra_on_frame is not None:
             self.extra_on_frame(recv_ns, conn, raw)
 
@@ -109,14 +117,31 @@ class LiveFeed:
             if t.startswith("orderbook."):
                 self.monitor.invalidate(topic_symbol(t))
 
-    def _on_subscribe_error(self, topic: str, why: str) -> None:
-        msg = f"subscription to {topic} refused by the server: {why}"
-        self.errors.append(msg)
+    def _on_subscribe_error(self, err: SubscriptionError) -> None:
+        self.errors.append(err)
         if self.user_on_subscribe_error is not None:
-            self.user_on_subscribe_error(topic, why)
+            self.user_on_subscribe_error(err)
+
+    def _on_pipeline_error(self, topic: str | None, exc: Exception) -> None:
+        # A book frame may have been half applied: rebuild that book from a fresh snapshot.
+        # (Trades cannot be fetched again; the client has logged the failure.)
+        if topic is None or not topic.startswith("orderbook."):
+            return
+        sym = topic_symbol(topic)
+        if sym in self.monitor.states:
+            self.monitor.invalidate(sym)
+            self._resync_wanted.setdefault(sym, 0.0)
+            self._kick()
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.failed.set()
 
     def _kick(self) -> None:
-        asyncio.get_running_loop().create_task(self._resync_due())
+        # One resync pass at a time; _maintain retries whatever is still wanted.
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = self._tasks.spawn(self._resync_due(), name="bybitmon-feed-resync-now")
 
     async def _resync_due(self) -> None:
         now = time.monotonic()

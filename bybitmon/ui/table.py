@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.densities import ENDED_STATES
-from ..core.text import printable
+from ..errors import printable
 
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
