@@ -195,6 +195,8 @@ def watch(
     from .core.alerts import parse_alert
 
     all_opts = None
+    if all_ and (record or ladder):
+        raise UsageError(f"{'--record' if record else '--ladder'} goes without --all: name the symbols")
     if all_:
         all_opts = _watch_all_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet,
                                       duration, top, quote, min_turnover, rediscover, rest_timeout)
