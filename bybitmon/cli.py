@@ -205,6 +205,8 @@ def watch(
         for flag, given in (("--top", top), ("--quote", quote), ("--min-turnover", min_turnover)):
             if given is not None:
                 raise UsageError(f"{flag} goes with --all")
+        if not symbols:
+            raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
     sort = sort or "tps"
