@@ -17,7 +17,8 @@ from .core.limits import BOOK_DEPTHS, CATEGORIES
 from .core.text import printable
 from .errors import BybitmonError, OutputClosed, UsageError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
+           "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(
     add_completion=False,
@@ -113,6 +114,7 @@ def replay(
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
+    follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
     from .app.replay import run_replay
@@ -125,7 +127,7 @@ def replay(
                          interval_ms=parse_duration("--interval", interval),
                          density_x=positive("--density-x", density_x),
                          min_notional=non_negative("--min-notional", min_notional),
-                         alerts=list(alert), alerts_out=alerts_out)
+                         alerts=list(alert), alerts_out=alerts_out, follow=follow)
     for rule in alert:
         parse_alert(rule)
     if simulate:
@@ -291,12 +293,13 @@ def serve(
     speed: str = typer.Option("1", "--speed", help="Replay speed: 1, 10, ... or max."),
     faults: Optional[str] = typer.Option(None, "--faults", help="Fault plan, e.g. 'drop=30s,gap=0.01' (see README)."),
     idle_timeout: str = typer.Option("600s", "--idle-timeout", help="Close connections silent this long (Bybit: 10 min)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Log connections, subscriptions, refusals and each fault to stderr."),
 ) -> int:
     """A local Bybit-compatible WebSocket server (simulated market or a recording), with faults on demand."""
     import asyncio
 
     from .app.runner import serve_until_signal
-    from .testserver.app import run_serve
+    from .testserver.run import run_serve
 
     if simulate == (from_file is not None):
         raise UsageError("give either --simulate or --from FILE")
@@ -308,15 +311,15 @@ def serve(
     pace = parse_speed(speed)
     idle_s = parse_duration("--idle-timeout", idle_timeout) / 1000
 
-    def ready(url: str) -> None:
-        print(f"serving Bybit v5 public streams on {url}/v5/public/{{spot,linear,inverse}}", flush=True)
-        print(f"try: bybitmon watch {' '.join(syms[:2]) or 'BTCUSDT'} --url {url}", flush=True)
-        print(f"REST for discovery: {url.replace('ws://', 'http://', 1)}/v5/market/{{instruments-info,tickers}}"
-              f" (try: bybitmon watch --all --url {url})", flush=True)
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def log(line: str) -> None:
+        print(f"serve: {line}", file=sys.stderr, flush=True)
 
     def start():
         return run_serve(host, port, simulate=simulate, file=from_file, symbols=syms, seed=seed, speed=pace,
-                         faults=faults, idle_timeout_s=idle_s, ready=ready)
+                         faults=faults, idle_timeout_s=idle_s, say=say, log=log if verbose else None)
 
     try:
         return asyncio.run(serve_until_signal(start))
