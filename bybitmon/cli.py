@@ -197,6 +197,8 @@ def watch(
     from .core.alerts import parse_alert
 
     all_opts = None
+    if all_ and (record or ladder):
+        raise UsageError(f"{'--record' if record else '--ladder'} goes without --all: name the symbols")
     if all_:
         all_opts = _watch_all_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet,
                                       duration, top, quote, min_turnover, rediscover, rest_timeout)
@@ -205,6 +207,8 @@ def watch(
         for flag, given in (("--top", top), ("--quote", quote), ("--min-turnover", min_turnover)):
             if given is not None:
                 raise UsageError(f"{flag} goes with --all")
+        if not symbols:
+            raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
     sort = sort or "tps"

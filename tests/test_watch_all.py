@@ -179,6 +179,8 @@ def test_no_server_is_one_line():
     (["--category", "linear,option"], "--category"),
     (["--min-turnover", "-5"], "--min-turnover"),
     (["--rediscover", "0s"], "rediscover"),
+    (["--ladder"], "--ladder goes without --all"),
+    (["--record", "x.ndjson"], "--record goes without --all"),
 ])
 def test_bad_all_options_are_one_line(args, words):
     p = subprocess.run([*BM, "watch", "--all", "--url", "ws://127.0.0.1:9", *args], capture_output=True,

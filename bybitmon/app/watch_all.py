@@ -166,8 +166,6 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
     from rich.live import Live
 
     w = opts.base
-    if w.record:
-        raise UsageError("--record goes without --all (record the symbols by name)")
     check_outputs([("--alerts-out", w.alerts_out)], force=w.force, append=["--alerts-out"])
     base_url = opts.rest_url or rest_base(w.url or os.environ.get("BYBITMON_URL") or None, w.testnet)
     found = await _discover_all(opts, base_url)
