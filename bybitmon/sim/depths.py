@@ -50,7 +50,7 @@ class DepthView:
     """
 
     __slots__ = ("depth", "topic", "interval_ms", "u", "active", "pub", "dirty", "edge", "next_ms", "sent_ms",
-                 "seq", "cts")
+                 "seq", "cts", "snap")
 
     def __init__(self, depth: int, topic: str, interval_ms: int, u: int) -> None:
         self.depth = depth
@@ -65,6 +65,7 @@ class DepthView:
         self.sent_ms = 0
         self.seq = 0
         self.cts = 0
+        self.snap: tuple[int, list[list[str]], list[list[str]]] | None = None  # levels of the last snapshot
 
     def top(self, side: Side) -> dict[int, int]:
         """The side's top ``depth`` levels as of the symbol's last push tick, ``{key: lots}``
@@ -91,6 +92,7 @@ class DepthView:
         self.active = False
         self.seq = 0
         self.cts = 0
+        self.snap = None
         self.pub = ({}, {})
         self.dirty = [set(), set()]
 
@@ -225,9 +227,15 @@ class DepthMarket(MarketSimulator):
         """
         sym = self._sym(symbol)
         view = sym.views[self._depth_or_default(depth)]
-        bids, asks = self._view_book(sym, view)
-        b = [[sym.price(-k), sym.size(n)] for k, n in sorted(bids.items())]
-        a = [[sym.price(k), sym.size(n)] for k, n in sorted(asks.items())]
+        cached = view.snap
+        if view.active and cached is not None and cached[0] == view.u:
+            b, a = cached[1], cached[2]  # resends between two pushes cost one dumps
+        else:
+            bids, asks = self._view_book(sym, view)
+            pc, sc = sym.pcache, sym.scache
+            b = [[pc.get(-k) or sym.price(-k), sc.get(n) or sym.size(n)] for k, n in sorted(bids.items())]
+            a = [[pc.get(k) or sym.price(k), sc.get(n) or sym.size(n)] for k, n in sorted(asks.items())]
+            view.snap = (view.u, b, a) if view.active else None
         return self._view_text(sym, view, "snapshot", self.now_ms, b, a, view.seq or sym.last_seq,
                                view.cts or sym.last_cts)
 
