@@ -177,15 +177,25 @@ class DepthMarket(MarketSimulator):
         # One event per symbol and tick: the market's activity when due (every book_interval_ms),
         # then the pushes due. The tick is the gcd of book_interval_ms and the active depths'
         # intervals, so depth 50 alone costs what the one-depth simulator did.
-        self._ticks = [book_interval_ms] * len(self._syms)
-        self._next_activity = [0] * len(self._syms)
+        self._ticks: list[int] = []
+        self._next_activity: list[int] = []
         for sym in self._syms:
-            rng = sym.rng
-            sym.views = {d: DepthView(d, f"orderbook.{d}.{sym.name}", self.push_ms[d],
-                                      rng.randrange(1_000_000, 90_000_000)) for d in wanted}
+            self._add_views(sym)
+
+    def _add_views(self, sym: SymbolState) -> None:
+        rng = sym.rng
+        sym.views = {d: DepthView(d, f"orderbook.{d}.{sym.name}", self.push_ms[d],
+                                  rng.randrange(1_000_000, 90_000_000)) for d in self.depths}
+        self._ticks.append(self.book_interval_ms)
+        self._next_activity.append(0)
 
 
     # ------------------------------------------------------------------ public API
+
+    def add_symbol(self, symbol: str) -> None:
+        """List a new symbol now; its depths start inactive, like every other symbol's."""
+        super().add_symbol(symbol)
+        self._add_views(self._syms[-1])
 
     def topics(self, symbol: str) -> list[str]:
         """Every book topic of ``symbol``, shallowest first, then its trade topic."""

@@ -4,6 +4,7 @@
 * :mod:`.faults`: the fault kinds, the plan grammar and the sans-I/O wire corruption;
 * :mod:`.budget`: caps on connections and unsent bytes, the snapshot resend rate limit;
 * :mod:`.injector`: drop/stall/reject/inject and fault plans on a running server;
+* :mod:`.rest`: the REST endpoints of instrument discovery (instruments-info, tickers), sans-I/O;
 * :mod:`.session`: one connection's protocol rules, sans-I/O (acks, limits, refusals, pong);
 * :mod:`.app`: the websockets glue (handshake, fan-out, housekeeping) and ``run_serve``.
 """

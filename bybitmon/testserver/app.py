@@ -32,12 +32,15 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import time
 from http import HTTPStatus
 from ssl import SSLContext
 from typing import Any, Callable
 
+import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
@@ -46,6 +49,8 @@ from ..errors import UsageError
 from .budget import Budget, TokenBucket, over_budget
 from .faults import FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, is_delta
 from .injector import FaultInjection
+from .rest import REST_PATHS
+from .rest import answer as rest_answer
 from .session import Session
 from .sources import FileSource, SimulatedSource, Source
 
@@ -167,6 +172,10 @@ class BybitServer(FaultInjection):
         self.refused_connections = 0
         #: Subscribe requests refused by the snapshot resend rate limit.
         self.resends_refused = 0
+        #: REST requests received (answered or not).
+        self.rest_requests = 0
+        self._rest_error: tuple[int, int, str] | None = None
+        self._rest_hang = False
         self._conns: dict[str, set[_Connection]] = {c: set() for c in SERVED_CATEGORIES}
         self._routes: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
         self._special: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
@@ -270,8 +279,10 @@ class BybitServer(FaultInjection):
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
+        if path in REST_PATHS:
+            return await self._rest(connection, request)
         if self.connections() >= self.budget.max_connections:
             self.refused_connections += 1
             self._log(f"refused a connection: {self.budget.max_connections} open already")
@@ -280,6 +291,51 @@ class BybitServer(FaultInjection):
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    # -- REST -----------------------------------------------------------------------------
+
+    def set_rest_fault(self, *, error: tuple[int, int, str] | None = None, hang: bool = False) -> None:
+        """Make the REST endpoints misbehave, for clients' tests (both off by default).
+
+        Args:
+            error: ``(HTTP status, retCode, retMsg)`` to answer every REST call with, e.g.
+                ``(403, 10006, "access too frequent")`` or ``(200, 10016, "Server error")``.
+            hang: Never answer: the request waits until the handshake timeout closes it.
+        """
+        self._rest_error = error
+        self._rest_hang = hang
+
+    async def _rest(self, connection: ServerConnection, request: Request) -> Response:
+        self.rest_requests += 1
+        self._log(f"REST GET {request.path}")
+        if self._rest_hang:
+            await asyncio.Event().wait()  # cancelled when websockets' open_timeout gives up
+        error = self._rest_error
+        if error is not None:
+            status, body = error[0], {"retCode": error[1], "retMsg": error[2], "result": {}, "retExtInfo": {},
+                                      "time": int(time.time() * 1000)}
+        else:
+            status, body = rest_answer(request.path, self._rest_symbols, self.source.spec,
+                                       tuple(self.source.describe()["categories"]))
+        return Response(status, HTTPStatus(status).phrase,
+                        Headers([("Content-Type", "application/json"), ("Connection", "close")]),
+                        orjson.dumps(body))
+
+    def _rest_symbols(self, category: str) -> list[str]:
+        return list(self.source.symbols(category))
+
+    def list_symbol(self, symbol: str) -> None:
+        """List a new symbol while running: REST lists it and its topics stream from now on
+        (simulated sources only).
+
+        Raises:
+            UsageError: not a simulated source, or the symbol is already listed.
+        """
+        add = getattr(self.source, "add_symbol", None)
+        if add is None:
+            raise UsageError("only a simulated market can list new symbols")
+        add(symbol)
+        self._log(f"listed {symbol}")
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]

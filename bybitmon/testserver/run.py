@@ -38,6 +38,7 @@ def banner(server: BybitServer, plan: FaultPlan | None) -> list[str]:
         f"  depths: {depth_text}; every depth of every symbol at once" if len(depths) > 1 else
         f"  depths: {depth_text} (others are refused)",
         f"  faults: {plan.describe() if plan is not None else 'none'}",
+        f"  REST: {server.url.replace('ws', 'http', 1)}/v5/market/instruments-info?category=..., /v5/market/tickers?category=...",
         f"{hint} --url {server.url}",
     ]
 
