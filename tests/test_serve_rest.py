@@ -76,10 +76,11 @@ def test_linear_instruments_paginate_at_limit_until_the_cursor_is_empty():
         item = next(i for i in body["result"]["list"] if i["symbol"] == "ETHUSDT")
         assert item["status"] == "Trading" and item["contractType"] == "LinearPerpetual"
         assert (item["baseCoin"], item["quoteCoin"]) == ("ETH", "USDT")
-        assert item["priceFilter"]["tickSize"] == "0.01" and item["lotSizeFilter"]["qtyStep"] == "0.01"
-        # The tick size is the stream's own: every book price is a multiple of it.
+        assert item["priceFilter"]["tickSize"] == "0.01"
+        # The filters fit the stream: every book price is a multiple of the tick, every size of the step.
         bids, _ = srv.true_book("ETHUSDT")
-        assert all(Decimal(p) % Decimal("0.01") == 0 for p in bids)
+        step = Decimal(item["lotSizeFilter"]["qtyStep"])
+        assert all(Decimal(p) % Decimal("0.01") == 0 and Decimal(q) % step == 0 for p, q in bids.items())
 
 
 def test_spot_answers_in_one_page_and_rejects_limit_and_cursor():
@@ -109,13 +110,17 @@ def test_tickers_list_every_symbol_with_its_24h_numbers():
 
 def test_error_reply_and_a_server_that_never_answers():
     with Running(SYMBOLS[:3], categories=("linear",)) as srv:
-        srv.set_rest_fault(error=(403, 10006, "access too frequent"))
+        srv.rest.error = (10006, "Too many visits!")
         status, body = get(srv, "/v5/market/instruments-info?category=linear")
-        assert status == 403 and body["retCode"] == 10006 and body["retMsg"] == "access too frequent"
-        srv.set_rest_fault(hang=True)
+        assert status == 200 and body["retCode"] == 10006 and body["retMsg"] == "Too many visits!"
+        srv.rest.error = None
+        srv.rest.http_status = 403
+        assert get(srv, "/v5/market/instruments-info?category=linear")[0] == 403
+        srv.rest.http_status = None
+        srv.rest.hang = True
         with pytest.raises((socket.timeout, TimeoutError, urllib.error.URLError)):
             get(srv, "/v5/market/tickers?category=linear", timeout=0.5 * T)
-        srv.set_rest_fault()
+        srv.rest.hang = False
         assert get(srv, "/v5/market/tickers?category=linear")[1]["retCode"] == 0
 
 

@@ -39,7 +39,7 @@ from heapq import heapify, heappop, heappush, heapreplace
 import orjson
 
 from ..errors import UsageError
-from .state import ATTACK, CONSUMED, QUANTILES, RESTING, Plant, Side, SymbolState, fmt_number
+from .state import ATTACK, CONSUMED, QUANTILES, RESTING, Plant, Side, SymbolState
 
 __all__ = ["MarketSimulator", "PlantedOrder"]
 
@@ -193,13 +193,6 @@ class MarketSimulator:
     def symbols(self) -> list[str]:
         """The simulated symbols, in the order they were listed."""
         return [s.name for s in self._syms]
-
-    def spec(self, symbol: str) -> dict[str, str]:
-        """``{"tickSize", "qtyStep", "lastPrice"}`` of ``symbol`` as strings in its own decimals."""
-        sym = self._sym(symbol)
-        return {"tickSize": fmt_number(sym.tick_units, sym.pdec, False), "qtyStep": fmt_number(1, sym.sdec, False),
-                "lastPrice": sym.price(sym.last_p)}
-
 
     def topics(self, symbol: str) -> list[str]:
         """Topics this simulator publishes for ``symbol``: ``[orderbook.{depth}.SYM, publicTrade.SYM]``."""

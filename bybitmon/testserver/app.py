@@ -36,22 +36,21 @@ import time
 from http import HTTPStatus
 from ssl import SSLContext
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
-import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .budget import Budget, TokenBucket, over_budget
 from .faults import FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, is_delta
 from .injector import FaultInjection
-from .rest import REST_PATHS
-from .rest import answer as rest_answer
 from .session import Session
+from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 from .sources import FileSource, SimulatedSource, Source
 
 __all__ = [
@@ -172,10 +171,6 @@ class BybitServer(FaultInjection):
         self.refused_connections = 0
         #: Subscribe requests refused by the snapshot resend rate limit.
         self.resends_refused = 0
-        #: REST requests received (answered or not).
-        self.rest_requests = 0
-        self._rest_error: tuple[int, int, str] | None = None
-        self._rest_hang = False
         self._conns: dict[str, set[_Connection]] = {c: set() for c in SERVED_CATEGORIES}
         self._routes: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
         self._special: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
@@ -189,6 +184,10 @@ class BybitServer(FaultInjection):
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the REST endpoints list (instruments-info, tickers), with their test modes.
+        self.rest = RestMarket({c: sorted(source.symbols(c)) for c in source.categories},
+                               clock_ms=lambda: int(time.time() * 1000), book=source.true_book)
+        self._rest_hangs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -233,6 +232,9 @@ class BybitServer(FaultInjection):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for hang in list(self._rest_hangs):
+            if not hang.done():
+                hang.set_result(None)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -279,10 +281,10 @@ class BybitServer(FaultInjection):
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Any:
         path = request.path.split("?", 1)[0]
-        if path in REST_PATHS:
-            return await self._rest(connection, request)
+        if path.startswith(REST_PREFIX):
+            return self._rest_reply(request)
         if self.connections() >= self.budget.max_connections:
             self.refused_connections += 1
             self._log(f"refused a connection: {self.budget.max_connections} open already")
@@ -291,38 +293,6 @@ class BybitServer(FaultInjection):
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
-
-    # -- REST -----------------------------------------------------------------------------
-
-    def set_rest_fault(self, *, error: tuple[int, int, str] | None = None, hang: bool = False) -> None:
-        """Make the REST endpoints misbehave, for clients' tests (both off by default).
-
-        Args:
-            error: ``(HTTP status, retCode, retMsg)`` to answer every REST call with, e.g.
-                ``(403, 10006, "access too frequent")`` or ``(200, 10016, "Server error")``.
-            hang: Never answer: the request waits until the handshake timeout closes it.
-        """
-        self._rest_error = error
-        self._rest_hang = hang
-
-    async def _rest(self, connection: ServerConnection, request: Request) -> Response:
-        self.rest_requests += 1
-        self._log(f"REST GET {request.path}")
-        if self._rest_hang:
-            await asyncio.Event().wait()  # cancelled when websockets' open_timeout gives up
-        error = self._rest_error
-        if error is not None:
-            status, body = error[0], {"retCode": error[1], "retMsg": error[2], "result": {}, "retExtInfo": {},
-                                      "time": int(time.time() * 1000)}
-        else:
-            status, body = rest_answer(request.path, self._rest_symbols, self.source.spec,
-                                       tuple(self.source.describe()["categories"]))
-        return Response(status, HTTPStatus(status).phrase,
-                        Headers([("Content-Type", "application/json"), ("Connection", "close")]),
-                        orjson.dumps(body))
-
-    def _rest_symbols(self, category: str) -> list[str]:
-        return list(self.source.symbols(category))
 
     def list_symbol(self, symbol: str) -> None:
         """List a new symbol while running: REST lists it and its topics stream from now on
@@ -335,7 +305,26 @@ class BybitServer(FaultInjection):
         if add is None:
             raise UsageError("only a simulated market can list new symbols")
         add(symbol)
+        for category in self.source.categories:
+            self.rest.list_symbol(category, symbol)
         self._log(f"listed {symbol}")
+
+    async def _rest_reply(self, request: Request) -> Response:
+        # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
+        path, _, qs = request.path.partition("?")
+        reply = rest_handle(path, dict(parse_qsl(qs, keep_blank_values=True)), self.rest)
+        if reply is None:
+            # "Never answer": until the server's open timeout, or close(), ends the wait.
+            hang = asyncio.get_running_loop().create_future()
+            self._rest_hangs.add(hang)
+            try:
+                await hang
+            finally:
+                self._rest_hangs.discard(hang)
+            reply = 503, [], b""
+        status, headers, body = reply  # type: ignore[misc]
+        hdrs = Headers([*headers, ("Content-Length", str(len(body))), ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, hdrs, body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]

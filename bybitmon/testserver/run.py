@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..core.limits import BOOK_PUSH_MS, SERVED_CATEGORIES
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .app import BybitServer
 from .faults import FaultPlan
@@ -38,7 +38,8 @@ def banner(server: BybitServer, plan: FaultPlan | None) -> list[str]:
         f"  depths: {depth_text}; every depth of every symbol at once" if len(depths) > 1 else
         f"  depths: {depth_text} (others are refused)",
         f"  faults: {plan.describe() if plan is not None else 'none'}",
-        f"  REST: {server.url.replace('ws', 'http', 1)}/v5/market/instruments-info?category=..., /v5/market/tickers?category=...",
+        f"  REST for discovery: {server.url.replace('ws://', 'http://', 1).replace('wss://', 'https://', 1)}"
+        f"/v5/market/{{instruments-info,tickers}} (try: bybitmon watch --all --url {server.url})",
         f"{hint} --url {server.url}",
     ]
 

@@ -196,12 +196,6 @@ class SimulatedSource:
         for st in self._cats.values():
             st.sim.add_symbol(symbol)
 
-    def spec(self, category: str, symbol: str) -> dict[str, str]:
-        """``{"tickSize", "qtyStep", "lastPrice"}`` of ``symbol`` on ``category`` (for REST)."""
-        sim = self.market(category)
-        assert sim is not None
-        return sim.spec(symbol)
-
     def market(self, category: str) -> DepthMarket | None:
         """``category``'s simulator (started if needed), or None when the category is not served."""
         if category not in self.categories:
@@ -433,16 +427,6 @@ class FileSource:
             return []
         found = [b for t in self._topics if (b := _book_parts(t)) is not None and b[1] == symbol]
         return [f"orderbook.{d}.{symbol}" for d, _ in sorted(found)]
-
-    def spec(self, category: str, symbol: str) -> dict[str, str]:
-        """``{"tickSize", "qtyStep", "lastPrice"}`` of ``symbol`` as far as the file shows them:
-        the finest decimals of its book's prices and sizes, and the best bid as the last price."""
-        topic = self.book_topic(category, symbol)
-        fmt = self._formats.get(topic) if topic else None
-        book = self._books.get(topic) if topic else None
-        pdec, sdec = (fmt.pdec, fmt.sdec) if fmt is not None else (2, 3)
-        last = fmt.text(book.bid_px[-1], pdec) if fmt is not None and book is not None and book.bid_px else "0"
-        return {"tickSize": f"{10.0 ** -pdec:.{pdec}f}", "qtyStep": f"{10.0 ** -sdec:.{sdec}f}", "lastPrice": last}
 
     def describe(self) -> dict[str, list]:
         """What the file serves: ``{"categories": [...], "symbols": [...], "depths": [...]}``."""
