@@ -21,7 +21,7 @@ from .emit import AlertSink, JsonEmitter, Output, status_line
 from .files import check_outputs, open_append
 from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
 
-__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "SORT_KEYS"]
+__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
 
 WatchOptions = LiveOptions
 
