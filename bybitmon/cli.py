@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Iterable, Optional
 
@@ -14,8 +15,7 @@ from .app.replay import ReplayOptions
 from .app.runner import run_async
 from .core.activity import parse_window
 from .core.limits import BOOK_DEPTHS, CATEGORIES
-from .core.text import printable
-from .errors import BybitmonError, OutputClosed, UsageError
+from .errors import BybitmonError, OutputClosed, UsageError, printable
 
 __all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
            "watch", "record", "replay", "export", "serve"]
@@ -358,6 +358,32 @@ def _quiet_stdout() -> None:
         pass
 
 
+def exit_interrupted() -> None:
+    """Say ``interrupted`` and end with status 130, whatever other SIGINT is still pending.
+
+    pyarrow re-sends a SIGINT it intercepted to the main thread; a second KeyboardInterrupt
+    raised while exiting would end the process by the signal (status -2) instead of 130. So
+    SIGINT is ignored from here on, a pending interrupt is absorbed, and the process exits
+    without running the interpreter's teardown again (outputs were closed on the way out).
+    """
+    said = False
+    while True:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if not said:
+                said = True
+                sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+            try:
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+            break
+        except KeyboardInterrupt:
+            continue
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and a non-zero exit for bad input, never a traceback.
 
@@ -380,8 +406,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {printable(message, 2000)}", file=sys.stderr)
         sys.exit(exc.exit_code or 2)
     except (Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        exit_interrupted()
     except BrokenPipeError:
         # The reader of our output went away (e.g. `| head`): not an error of ours.
         _quiet_stdout()

@@ -25,17 +25,16 @@ websockets' ``ConnectionClosed``/``InvalidHandshake``, ``OSError`` and timeouts 
 :class:`RecordingError`; JSON that does not parse is counted where it is met, never raised.
 
 An ``OSError`` writing *output* (stdout, an alerts or recording file) is not mapped to
-:class:`FeedClosed`: it is not a network fault; the app layer turns it into
-:class:`OutputError` and it ends the command (the client stops instead of reconnecting).
+:class:`FeedClosed`: it is not a network fault, it ends the command (the app layer wraps it in
+:class:`OutputError`; a closed pipe is :class:`OutputClosed` and ends quietly).
 
 Every message is one line and says what to do; text that came from outside (a server's
-``ret_msg``, a symbol, a close reason) goes into a message only through :func:`bybitmon.core.text.printable`.
+``ret_msg``, a symbol, a close reason) goes into a message only through :func:`printable`.
 ``cli.py`` prints ``error: {exc}`` and exits 2.
 """
 
 from __future__ import annotations
 
-from .core.text import printable
 
 __all__ = [
     "BybitmonError",
@@ -46,7 +45,19 @@ __all__ = [
     "RestError",
     "OutputError",
     "OutputClosed",
+    "printable",
 ]
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` made safe to show on one terminal line: control characters (C0, DEL, C1, which
+    carry ANSI/OSC escape sequences) written as ``\\xNN`` / ``\\uNNNN``, cut to ``limit`` chars."""
+    s = str(text)
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 class BybitmonError(Exception):

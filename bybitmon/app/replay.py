@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
 
 from ..core.monitor import Monitor
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .emit import AlertSink, JsonEmitter, Output
 from .files import check_outputs, open_append

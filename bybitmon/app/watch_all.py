@@ -26,7 +26,7 @@ import orjson
 from .. import ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.text import printable
+from ..errors import printable
 from ..errors import OutputError, RestError, UsageError
 from ..transport.feed import LiveFeed
 from ..transport.rest import rest_base

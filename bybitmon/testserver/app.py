@@ -43,7 +43,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
                      is_delta, plan_cumulative)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..core.limits import BOOK_PUSH_MS, SERVED_CATEGORIES
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .app import BybitServer
 from .faults import FaultPlan

@@ -41,7 +41,7 @@ from websockets.asyncio.client import connect
 
 from ..core.limits import ARGS_CHARS_PER_CONN, CATEGORIES, SPOT_ARGS_PER_REQUEST
 from ..core.protocol import ping_message, subscribe_message, unsubscribe_message
-from ..core.text import printable
+from ..errors import printable
 from ..errors import FeedClosed, OutputError, SubscriptionError, UsageError
 from .tasks import TaskSet
 from .timing import WatchdogAction, backoff_delay, next_attempt, watchdog_decision

@@ -42,7 +42,7 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
-from ..core.text import printable
+from ..errors import printable
 from ..errors import RecordingError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_LINE_BYTES", "MAX_REPORTED_LINES", "MAX_INFLATE_BYTES",
