@@ -36,7 +36,7 @@ from .files import check_outputs, open_append
 from .live import LiveOptions, QuietWatch, Refusals, Stop, log_to
 from .watch import _SORT_VALUES
 
-__all__ = ["AllOptions", "run_watch_all", "CATEGORY_TAGS"]
+__all__ = ["AllOptions", "run_watch_all", "order_rows", "CATEGORY_TAGS"]
 
 log = logging.getLogger("bybitmon.discovery")
 
