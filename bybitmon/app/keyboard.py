@@ -36,6 +36,13 @@ class Keyboard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
 
+    def is_terminal(self) -> bool:
+        """Whether the stream is a terminal (keys can be read from it)."""
+        try:
+            return os.isatty(self.stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            return False
+
     def start(self) -> bool:
         """Enter cbreak mode and start reading; False (and nothing done) without a terminal."""
         try:
