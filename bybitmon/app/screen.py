@@ -59,6 +59,8 @@ class WatchScreen:
         self.first_ms: dict[str, int] = {}   # pipeline ms at which a symbol was first seen
         self._frozen = None                  # the body shown while paused
         self._widths: dict[str, dict[str, int]] = {}  # per view: column widths that only grow
+        self._dens_cache: tuple | None = None  # (clock, sort, rows) of the last screener pass
+        self.density_every_s = 1.0
         self._width = 0
 
     def _filling(self, symbols: Sequence[str]) -> set[str]:
@@ -147,9 +149,16 @@ class WatchScreen:
     def _densities(self, width: int, height: int):
         m = self.monitor
         st = self.state
-        rows = screen_densities(m, flt=self.density_filter, sort=st.density_sort)
+        now = self.clock()
+        cached = self._dens_cache
+        if cached is None or cached[1] != st.density_sort or now - cached[0] >= self.density_every_s:
+            # The screener walks every density of every symbol: at most once a second, so a key
+            # (a move, a page) redraws from these rows at once.
+            cached = self._dens_cache = (now, st.density_sort, screen_densities(m, flt=self.density_filter,
+                                                                                  sort=st.density_sort))
+        rows = cached[2]
         page = max(1, height - 6)
-        view = st.arrange_densities(rows, self.clock(), page)
+        view = st.arrange_densities(rows, now, page)
         live = sum(1 for r in view.rows if r.state in ("active", "ending"))
         f = self.density_filter
         parts = [f"densities: {live} live, {len(view.rows) - live} ended in the last {f.ended_ms / 1000:g}s",
