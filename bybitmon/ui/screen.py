@@ -23,7 +23,7 @@ from typing import Generic, Hashable, Sequence, TypeVar
 __all__ = ["ScreenState", "View", "HELP", "MODES", "footer_keys"]
 
 MODES = ("table", "densities", "ladder")
-K = TypeVar("K", bound=Hashable)
+_K = TypeVar("_K", bound=Hashable)
 
 HELP = """\
 keys   q quit · ? help · Esc back / close · d table <-> densities · p pause
@@ -61,16 +61,16 @@ class View:
         return self.rows[self.start:self.stop]
 
 
-class _Holder(Generic[K]):
+class _Holder(Generic[_K]):
     """An order that changes at most every ``every_s`` seconds, a selection that follows its
     row, and a scroll offset that keeps the selected row on its screen line."""
 
     def __init__(self, every_s: float) -> None:
         self.every_s = every_s
-        self.held: list[K] = []   # the held order (without the pinned head)
-        self.order: list[K] = []  # what is drawn: head + held
+        self.held: list[_K] = []   # the held order (without the pinned head)
+        self.order: list[_K] = []  # what is drawn: head + held
         self.at = float("-inf")
-        self.selected: K | None = None
+        self.selected: _K | None = None
         self.chosen = False       # the user moved the selection: it follows its row
         self.offset = 0
         self.page = 10
@@ -80,7 +80,7 @@ class _Holder(Generic[K]):
         """Re-sort at the next update."""
         self.at = float("-inf")
 
-    def update(self, ranked: list[K], now_s: float, head: Sequence[K] = ()) -> list[K]:
+    def update(self, ranked: list[_K], now_s: float, head: Sequence[_K] = ()) -> list[_K]:
         if now_s - self.at >= self.every_s:
             self.held = list(ranked)
             self.at = now_s
