@@ -10,7 +10,8 @@ from bybitmon.core.snapshot import FIELDS, Snapshot
 
 from paths import fixture_lines
 
-REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
+REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"  # optional: BYBITMON_REAL_CAPTURES
+SIM = "sim_linear_BTCUSDT_ETHUSDT.ndjson"  # `serve --simulate` capture in tests/data
 
 
 def snap(symbol: str = "BTCUSDT", ts: int = 1000, *, trades: dict | None = None, book: dict | None = None,
@@ -345,8 +346,9 @@ def test_events_are_json_serialisable():
 
 # -- over a replay of the real capture --------------------------------------------------------
 
-def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple[list[dict], list[tuple]]:
-    """Drive a Monitor over the real capture, evaluating all symbols at the first frame whose
+def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000,
+                  name: str = REAL) -> tuple[list[dict], list[tuple]]:
+    """Drive a Monitor over a capture, evaluating all symbols at the first frame whose
     pipeline clock crosses each ``every_ms`` boundary (as ``replay --json`` emits snapshots).
 
     Returns the events and the evaluation points (frame index, now, symbols)."""
@@ -355,7 +357,7 @@ def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple
     events: list[dict] = []
     points: list[tuple] = []
     next_ms = None
-    for i, raw in enumerate(fixture_lines(REAL)):
+    for i, raw in enumerate(fixture_lines(name)):
         monitor.feed(0, raw)
         now = monitor.now_ms
         if now is None:
@@ -370,10 +372,10 @@ def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple
     return events, points
 
 
-def brute_force_tpm(window_ms: int, points) -> list[tuple[int, str, float]]:
+def brute_force_tpm(window_ms: int, points, name: str = REAL) -> list[tuple[int, str, float]]:
     """(now, symbol, tpm) at each evaluation point, from the raw capture: trades whose fill time
     is in (now - W, now] among the frames received so far, a repeated id counted once."""
-    lines = fixture_lines(REAL)
+    lines = fixture_lines(name)
     out = []
     seen: dict[tuple[str, str], int] = {}
     done = -1
@@ -407,25 +409,29 @@ def expected_events(rule: str, threshold: float, samples, hysteresis: float = 0.
 RULES = ["tpm>20", "BTCUSDT:spread_bps>0.02", "imbalance<-0.3", "density.x_median>20", "gaps!=0", "count>=10"]
 
 
-def test_replay_gives_the_same_alerts_every_time():
-    first, _ = replay_alerts(RULES)
-    second, _ = replay_alerts(RULES)
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_replay_gives_the_same_alerts_every_time(name):
+    first, _ = replay_alerts(RULES, name=name)
+    second, _ = replay_alerts(RULES, name=name)
     assert first == second
     assert {e["rule"] for e in first} >= {"tpm>20", "count>=10"}
 
 
-def test_replay_tpm_alert_fires_when_brute_force_tpm_first_exceeds_20():
-    events, points = replay_alerts(["tpm>20"])
-    samples = brute_force_tpm(60_000, points)
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_replay_tpm_alert_fires_when_brute_force_tpm_first_exceeds_20(name):
+    events, points = replay_alerts(["tpm>20"], name=name)
+    samples = brute_force_tpm(60_000, points, name)
     first_btc = next(now for now, sym, tpm in samples if sym == "BTCUSDT" and tpm > 20)
     btc = [e for e in events if e["symbol"] == "BTCUSDT"]
     assert btc[0]["state"] == "firing" and btc[0]["ts"] == first_btc
     assert events == expected_events("tpm>20", 20.0, samples)
 
 
-def test_replay_tpm_alerts_fire_and_clear_as_brute_force_says_on_a_short_window():
-    """A 10 s window lets the count fall again within the 44 s capture, so alerts clear too."""
-    events, points = replay_alerts(["tpm>30"], window_ms=10_000)
-    samples = brute_force_tpm(10_000, points)
-    assert events == expected_events("tpm>30", 30.0, samples)
+# thresholds each capture crosses both ways (the simulated BTCUSDT rises to 366 tpm, then falls to 300)
+@pytest.mark.parametrize("name,threshold", [(REAL, 30), (SIM, 340)])
+def test_replay_tpm_alerts_fire_and_clear_as_brute_force_says_on_a_short_window(name, threshold):
+    """A 10 s window lets the count fall again within the capture, so alerts clear too."""
+    events, points = replay_alerts([f"tpm>{threshold}"], window_ms=10_000, name=name)
+    samples = brute_force_tpm(10_000, points, name)
+    assert events == expected_events(f"tpm>{threshold}", float(threshold), samples)
     assert "cleared" in {e["state"] for e in events}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from bybitmon.core.densities import ENDED_STATES
 from bybitmon.core.monitor import Monitor
 
@@ -171,16 +173,20 @@ def _check_after_scan(m: Monitor, symbol: str) -> int:
     return len(tr.active["bid"]) + len(tr.active["ask"])
 
 
-def test_incremental_scans_find_what_a_full_scan_finds():
+@pytest.mark.parametrize("source", ["simulator", "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson",
+                                    "sim_linear_BTCUSDT_ETHUSDT.ndjson"])
+def test_incremental_scans_find_what_a_full_scan_finds(source):
     """The scan looks only at prices set to large sizes since the last scan; after every scan
-    its densities must equal a scan of every level, on a simulated market and on real frames."""
+    its densities must equal a scan of every level, on a simulated market, on real frames and on
+    a recording of `serve --simulate`."""
     from bybitmon.sim.market import MarketSimulator
 
     from paths import fixture_lines
 
-    symbols = ["BTCUSDT", "ETHUSDT"]
-    runs = [((ts * 1_000_000, raw) for ts, raw in MarketSimulator(symbols, seed=4).frames(120_000)),
-            ((0, raw) for raw in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"))]
+    if source == "simulator":
+        runs = [((ts * 1_000_000, raw) for ts, raw in MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=4).frames(120_000))]
+    else:
+        runs = [((0, raw) for raw in fixture_lines(source))]
     for frames in runs:
         m = Monitor("linear", density_x=3.0)
         scans = found = 0

@@ -21,7 +21,8 @@ import hostile
 from paths import TIMEOUT_FACTOR, fixture_lines, fixture_path
 
 BM = [sys.executable, "-m", "bybitmon"]
-REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
+REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"  # optional: BYBITMON_REAL_CAPTURES
+SIM = "sim_linear_BTCUSDT_ETHUSDT.ndjson"  # `serve --simulate` capture in tests/data
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Bytes a terminal would obey: ESC, BEL, and the C1 CSI in its UTF-8 form.
 RAW_CONTROLS = re.compile(rb"[\x07\x1b]|\xc2[\x80-\x9f]")
@@ -102,15 +103,17 @@ def test_alerts_to_a_full_device_end_watch_with_one_error(sim_url):
     assert b"reconnect" not in p.stderr.lower()
 
 
-def test_alerts_to_a_full_device_end_replay_with_one_error():
-    p = bm("replay", str(fixture_path(REAL)), "--alert", "tpm>0", "--alerts-out", "/dev/full")
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_alerts_to_a_full_device_end_replay_with_one_error(name):
+    p = bm("replay", str(fixture_path(name)), "--alert", "tpm>0", "--alerts-out", "/dev/full")
     assert p.returncode == 2
     assert one_error_line(p.stderr) == "error: /dev/full: write failed (No space left on device)"
 
 
-def test_stdout_on_a_full_device_ends_replay_with_one_error():
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_stdout_on_a_full_device_ends_replay_with_one_error(name):
     with open("/dev/full", "wb") as full:
-        p = subprocess.run([*BM, "replay", str(fixture_path(REAL)), "--json"], stdout=full,
+        p = subprocess.run([*BM, "replay", str(fixture_path(name)), "--json"], stdout=full,
                            stderr=subprocess.PIPE, timeout=60)
     assert p.returncode == 2
     assert one_error_line(p.stderr) == "error: stdout: write failed (No space left on device)"
@@ -120,7 +123,7 @@ def test_stdout_on_a_full_device_ends_replay_with_one_error():
 
 def test_watch_of_a_refused_symbol_says_so_in_json_and_exits_nonzero(sim_url):
     t0 = time.monotonic()
-    p = bm("watch", "FOOBAR", "--json", "--duration", "5s", "--url", sim_url)
+    p = bm("watch", "FOOBAR", "--json", "--duration", "60s", "--url", sim_url)
     elapsed = time.monotonic() - t0
     assert p.returncode == 2
     status = [orjson.loads(line) for line in p.stdout.splitlines()]
@@ -128,7 +131,7 @@ def test_watch_of_a_refused_symbol_says_so_in_json_and_exits_nonzero(sim_url):
         ("status", "FOOBAR", "orderbook.50.FOOBAR", "refused"), ("status", "FOOBAR", "publicTrade.FOOBAR", "refused")}
     assert all("handler not found" in s["error"] for s in status)
     assert one_error_line(p.stderr).startswith("error: every subscription was refused by the server")
-    assert elapsed < 5 * TIMEOUT_FACTOR  # ends at once: nothing asked for can come
+    assert elapsed < 30 * TIMEOUT_FACTOR  # ends at once, not at --duration: nothing asked for can come
 
 
 def test_watch_table_shows_a_refused_symbol_and_exits_nonzero(sim_url):
@@ -225,7 +228,7 @@ def _interrupt(p: subprocess.Popen, wait_for: bytes | None, delay: float = 0.0) 
 def test_ctrl_c_exits_130_in_every_command(sim_url, tmp_path):
     """One convention: Ctrl-C ends watch, record, serve, replay and export with status 130."""
     big = tmp_path / "big.ndjson"
-    big.write_bytes(b"\n".join(fixture_lines(REAL)) * 400)
+    big.write_bytes(b"\n".join(fixture_lines(SIM)) * 400)  # any frames: export is interrupted
     runs = {
         "watch": ([*BM, "watch", "BTCUSDT", "--json", "--url", sim_url], b'"snapshot"', 0.0),
         "record": ([*BM, "record", "BTCUSDT", "-o", str(tmp_path / "r.ndjson"), "--url", sim_url], None, 3.0),

@@ -14,7 +14,7 @@ from typing import BinaryIO, TextIO
 from .. import __version__, ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.text import printable
+from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
 from .emit import AlertSink, JsonEmitter, Output, status_line

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.snapshot import ENDED_STATES, DensityState, DensityView, Side, Snapshot
-from ..core.text import printable
+from ..errors import printable
 
 _ACTIVE = DensityState.ACTIVE
 _SHOWN_ON_LADDER = (DensityState.ACTIVE, DensityState.ENDING)
