@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import typer
 from typer.exceptions import Abort, TyperException
 
-from .app.live import LiveOptions
-from .app.replay import ReplayOptions
-from .app.runner import run_async
 from .core.activity import parse_window
 from .core.limits import BOOK_DEPTHS, CATEGORIES
-from .core.text import printable
-from .errors import BybitmonError, OutputClosed, UsageError
+from .errors import BybitmonError, OutputClosed, UsageError, printable
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from .app.live import LiveOptions
+
+__all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
+           "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(
     add_completion=False,
@@ -113,9 +114,10 @@ def replay(
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
+    follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
-    from .app.replay import run_replay
+    from .app.replay import ReplayOptions, run_replay
     from .core.alerts import parse_alert
 
     if simulate == (file is not None):
@@ -125,7 +127,7 @@ def replay(
                          interval_ms=parse_duration("--interval", interval),
                          density_x=positive("--density-x", density_x),
                          min_notional=non_negative("--min-notional", min_notional),
-                         alerts=list(alert), alerts_out=alerts_out)
+                         alerts=list(alert), alerts_out=alerts_out, follow=follow)
     for rule in alert:
         parse_alert(rule)
     if simulate:
@@ -147,7 +149,8 @@ def _parse_depth(depth: int, category: str) -> int:
 
 
 def _live_options(symbols: list[str], category: str, depth: int, window: str, bps: float, density_x: float,
-                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> LiveOptions:
+                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> "LiveOptions":
+    from .app.live import LiveOptions
     from .transport.client import resolve_url
 
     syms = parse_symbols(symbols)
@@ -164,12 +167,12 @@ def _live_options(symbols: list[str], category: str, depth: int, window: str, bp
 
 @app.command()
 def watch(
-    symbols: list[str] = typer.Argument(..., help="Symbols, e.g. BTCUSDT ETHUSDT (commas work too)."),
-    category: str = typer.Option("linear", "--category", help="spot, linear, inverse."),
+    symbols: Optional[list[str]] = typer.Argument(None, help="Symbols, e.g. BTCUSDT ETHUSDT (commas work too)."),
+    category: str = typer.Option("linear", "--category", help="spot, linear, inverse (with --all, several: linear,spot)."),
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: str = typer.Option("tps", "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -183,12 +186,34 @@ def watch(
     alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
+    all_: bool = typer.Option(False, "--all", help="Discover every trading instrument over REST and follow them all."),
+    top: Optional[int] = typer.Option(None, "--top", help="With --all: draw at most N rows (all are followed; --json emits all)."),
+    quote: Optional[str] = typer.Option(None, "--quote", help="With --all: only instruments quoted in this coin, e.g. USDT."),
+    min_turnover: Optional[float] = typer.Option(None, "--min-turnover", help="With --all: only 24h turnover >= X (quote coin; base coin on inverse)."),
+    rediscover: str = typer.Option("10m", "--rediscover", help="With --all: refresh the instrument list this often."),
+    rest_timeout: str = typer.Option("10s", "--rest-timeout", help="With --all: give up on a REST call after this long."),
 ) -> int:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    from .app.runner import run_async
     from .app.watch import SORT_KEYS, run_watch
     from .core.alerts import parse_alert
 
-    opts = _live_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet, duration)
+    all_opts = None
+    if all_ and (record or ladder):
+        raise UsageError(f"{'--record' if record else '--ladder'} goes without --all: name the symbols")
+    if all_:
+        all_opts = _watch_all_options(symbols, category, depth, window, bps, density_x, min_notional, url, testnet,
+                                      duration, top, quote, min_turnover, rediscover, rest_timeout)
+        opts = all_opts.base
+    else:
+        for flag, given in (("--top", top), ("--quote", quote), ("--min-turnover", min_turnover)):
+            if given is not None:
+                raise UsageError(f"{flag} goes with --all")
+        if not symbols:
+            raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
+        opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
+                             duration)
+    sort = sort or "tps"
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort
@@ -202,7 +227,42 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
+    if all_opts is not None:
+        from .app.watch_all import run_watch_all
+
+        return run_async(run_watch_all(all_opts, stdout=sys.stdout.buffer, stderr=sys.stderr, terminal=sys.stdout))
     return run_async(run_watch(opts, stdout=sys.stdout.buffer, stderr=sys.stderr, terminal=sys.stdout))
+
+
+def _watch_all_options(symbols: Optional[list[str]], category: str, depth: int, window: str, bps: float,
+                       density_x: float, min_notional: float, url: Optional[str], testnet: bool,
+                       duration: Optional[str], top: Optional[int], quote: Optional[str],
+                       min_turnover: Optional[float], rediscover: str, rest_timeout: str):
+    from .app.watch_all import AllOptions
+    from .core.limits import SERVED_CATEGORIES
+
+    if symbols:
+        raise UsageError("give symbols or --all, not both")
+    cats = list(dict.fromkeys(c.strip().lower() for c in category.split(",") if c.strip()))
+    for c in cats:
+        if c not in SERVED_CATEGORIES:
+            raise UsageError(f"bad --category {printable(c)!r}: one or more of {', '.join(SERVED_CATEGORIES)}, "
+                             f"comma-separated")
+    if not cats:
+        raise UsageError("--category is empty")
+    if top is not None and top < 1:
+        raise UsageError(f"bad --top {top}: it must be at least 1")
+    if quote is not None and not (quote.isascii() and quote.isalnum() and 1 <= len(quote) <= 20):
+        raise UsageError(f"bad --quote {printable(quote)!r}: a coin such as USDT")
+    if min_turnover is not None:
+        non_negative("--min-turnover", min_turnover)
+    base = _live_options(["ALL"], cats[0], depth, window, bps, density_x, min_notional, url, testnet, duration)
+    for c in cats[1:]:
+        _parse_depth(depth, c)
+    base.symbols = []
+    return AllOptions(base, categories=cats, quote=quote.upper() if quote else None, min_turnover=min_turnover,
+                      top=top, rediscover_s=parse_duration("--rediscover", rediscover) / 1000,
+                      rest_timeout_s=parse_duration("--rest-timeout", rest_timeout) / 1000)
 
 
 @app.command()
@@ -218,6 +278,7 @@ def record(
 ) -> int:
     """Record every received frame verbatim, with its receive time, for replay."""
     from .app.record import run_record
+    from .app.runner import run_async
 
     opts = _live_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
     opts.force = force
@@ -235,12 +296,13 @@ def serve(
     speed: str = typer.Option("1", "--speed", help="Replay speed: 1, 10, ... or max."),
     faults: Optional[str] = typer.Option(None, "--faults", help="Fault plan, e.g. 'drop=30s,gap=0.01' (see README)."),
     idle_timeout: str = typer.Option("600s", "--idle-timeout", help="Close connections silent this long (Bybit: 10 min)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Log connections, subscriptions, refusals and each fault to stderr."),
 ) -> int:
     """A local Bybit-compatible WebSocket server (simulated market or a recording), with faults on demand."""
     import asyncio
 
     from .app.runner import serve_until_signal
-    from .testserver.app import run_serve
+    from .testserver.run import run_serve
 
     if simulate == (from_file is not None):
         raise UsageError("give either --simulate or --from FILE")
@@ -252,13 +314,15 @@ def serve(
     pace = parse_speed(speed)
     idle_s = parse_duration("--idle-timeout", idle_timeout) / 1000
 
-    def ready(url: str) -> None:
-        print(f"serving Bybit v5 public streams on {url}/v5/public/{{spot,linear,inverse}}", flush=True)
-        print(f"try: bybitmon watch {' '.join(syms[:2]) or 'BTCUSDT'} --url {url}", flush=True)
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def log(line: str) -> None:
+        print(f"serve: {line}", file=sys.stderr, flush=True)
 
     def start():
         return run_serve(host, port, simulate=simulate, file=from_file, symbols=syms, seed=seed, speed=pace,
-                         faults=faults, idle_timeout_s=idle_s, ready=ready)
+                         faults=faults, idle_timeout_s=idle_s, say=say, log=log if verbose else None)
 
     try:
         return asyncio.run(serve_until_signal(start))
@@ -297,6 +361,32 @@ def _quiet_stdout() -> None:
         pass
 
 
+def exit_interrupted() -> None:
+    """Say ``interrupted`` and end with status 130, whatever other SIGINT is still pending.
+
+    pyarrow re-sends a SIGINT it intercepted to the main thread; a second KeyboardInterrupt
+    raised while exiting would end the process by the signal (status -2) instead of 130. So
+    SIGINT is ignored from here on, a pending interrupt is absorbed, and the process exits
+    without running the interpreter's teardown again (outputs were closed on the way out).
+    """
+    said = False
+    while True:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if not said:
+                said = True
+                sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+            try:
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+            break
+        except KeyboardInterrupt:
+            continue
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and a non-zero exit for bad input, never a traceback.
 
@@ -319,8 +409,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {printable(message, 2000)}", file=sys.stderr)
         sys.exit(exc.exit_code or 2)
     except (Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        exit_interrupted()
     except BrokenPipeError:
         # The reader of our output went away (e.g. `| head`): not an error of ours.
         _quiet_stdout()

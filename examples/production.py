@@ -9,7 +9,7 @@ import asyncio
 import sys
 
 from bybitmon import TradesAggregator, OrderBookManager
-from bybitmon.core.text import printable
+from bybitmon.errors import printable
 from bybitmon.transport.client import MAINNET, TESTNET
 
 

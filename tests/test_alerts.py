@@ -6,6 +6,7 @@ import pytest
 from bybitmon.core.alerts import AlertEngine, AlertRule, parse_alert
 from bybitmon.errors import UsageError
 from bybitmon.core.monitor import Monitor
+from bybitmon.core.snapshot import FIELDS, Snapshot
 
 from paths import fixture_lines
 
@@ -14,7 +15,7 @@ SIM = "sim_linear_BTCUSDT_ETHUSDT.ndjson"  # `serve --simulate` capture in tests
 
 
 def snap(symbol: str = "BTCUSDT", ts: int = 1000, *, trades: dict | None = None, book: dict | None = None,
-         health: dict | None = None, densities: list | None = None) -> dict:
+         health: dict | None = None, densities: list | None = None) -> Snapshot:
     """A version-1 snapshot with every number unknown or zero unless given."""
     t = {"window_s": 60.0, "count": 0, "tps": 0.0, "tpm": 0.0, "buy_volume": 0.0, "sell_volume": 0.0,
          "volume_delta": 0.0, "buy_sell_ratio": None, "last_price": None}
@@ -22,9 +23,9 @@ def snap(symbol: str = "BTCUSDT", ts: int = 1000, *, trades: dict | None = None,
          "bid_depth": None, "ask_depth": None, "bid_notional": None, "ask_notional": None, "imbalance": None,
          "update_id": 0, "seq": None}
     h = {"frames": 0, "bad_frames": 0, "stale": 0, "gaps": 0, "crossed": 0, "resets": 0, "dropped": 0}
-    return {"type": "snapshot", "v": 1, "ts": ts, "symbol": symbol, "category": "linear",
-            "trades": {**t, **(trades or {})}, "book": {**b, **(book or {})},
-            "densities": densities or [], "health": {**h, **(health or {})}}
+    return Snapshot.from_dict({"type": "snapshot", "v": 1, "ts": ts, "symbol": symbol, "category": "linear",
+                               "trades": {**t, **(trades or {})}, "book": {**b, **(book or {})},
+                               "densities": densities or [], "health": {**h, **(health or {})}})
 
 
 def fire(ts, rule, field, value, threshold, symbol="BTCUSDT", state="firing") -> dict:
@@ -54,7 +55,20 @@ SHORTCUT_PATHS = [
 ]
 
 
-def distinct_snapshot() -> dict:
+def test_alert_fields_are_the_snapshot_declaration():
+    """The names a rule may use are the typed snapshot's fields, and every shortcut is one."""
+    from bybitmon.core import alerts
+    from bybitmon.core.snapshot import BookView, Health, TradesView, field_names
+
+    assert alerts.FIELDS is FIELDS
+    assert FIELDS["trades"] == field_names(TradesView) and FIELDS["book"] == field_names(BookView)
+    assert FIELDS["health"] == field_names(Health)
+    for path in alerts.SHORTCUTS.values():
+        section, key = path.split(".")
+        assert key in FIELDS[section], path
+
+
+def distinct_snapshot() -> Snapshot:
     """A snapshot where every numeric field has its own value, so a wrong path shows."""
     names = [path for _, path in SHORTCUT_PATHS] + ["book.bps", "book.update_id", "book.seq", "health.frames",
                                                    "health.resets", "health.dropped", "trades.window_s"]

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from bybitmon.core.monitor import Monitor
-from bybitmon.errors import FeedClosed, SubscriptionError
+from bybitmon.errors import FeedClosed, OutputError, SubscriptionError
 from bybitmon.testserver.app import BybitServer, SimulatedSource
 from bybitmon.transport.client import BybitClient, ConnState, map_network_errors
 from bybitmon.transport.feed import LiveFeed
@@ -161,7 +161,8 @@ def test_refusals_arrive_as_subscription_errors_and_no_task_outlives_stop():
 def test_refusal_message_from_the_server_cannot_reach_the_terminal_raw():
     err = SubscriptionError.refused("publicTrade.X", "bad\x1b]0;pwned\x07 topic\n")
     assert "\x1b" not in str(err) and "\x07" not in str(err) and "\n" not in str(err)
-    assert "\\x1b]0;pwned\\x07 topic\\n" in err.reason
+    assert err.reason.startswith("bad\\x1b]0;pwned\\x07 topic\\")  # escaped, still readable
+    assert err.reason.isprintable()
 
 
 # -- only subscribed topics enter the pipeline (issue 14, item 2) ----------------------------
@@ -232,7 +233,8 @@ def test_an_exception_in_frame_handling_is_logged_once_and_the_book_resynced(cap
         run(scenario())
 
 
-@pytest.mark.parametrize("error", [BrokenPipeError(32, "Broken pipe"), OSError(28, "No space left on device")])
+@pytest.mark.parametrize("error", [BrokenPipeError(32, "Broken pipe"), OSError(28, "No space left on device"),
+                                   OutputError("stdout: write failed (No space left on device)")])
 def test_an_output_error_in_frame_handling_ends_the_feed_instead_of_reconnecting(error):
     async def scenario():
         async with BybitServer(SimulatedSource(["BTCUSDT"], seed=2)) as srv:

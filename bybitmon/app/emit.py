@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable, TextIO
 import orjson
 
 from ..core.monitor import Monitor
-from ..core.text import printable
+from ..errors import printable
 from ..errors import OutputClosed, OutputError
 
 __all__ = ["Every", "Output", "AlertSink", "JsonEmitter", "status_line"]

@@ -26,7 +26,7 @@ import os
 import tempfile
 from typing import Any, Callable
 
-from ..core.densities import ENDED_STATES
+from ..core.snapshot import ENDED_STATES
 from ..errors import UsageError
 from ..core.events import TradeBatch
 from ..core.monitor import Monitor
@@ -43,11 +43,14 @@ ROW_GROUP_ROWS = 50_000   # rows buffered per table before a row group is writte
 _FORGET_ENDED_MS = 300_000
 
 TRADE_COLUMNS = ("ts", "symbol", "side", "price", "size", "id", "recv_ns")
-BOOK_COLUMNS = ("ts", "symbol", "ready", "best_bid", "best_ask", "mid", "spread_bps", "bid_depth", "ask_depth",
-                "bid_notional", "ask_notional", "imbalance", "tps", "tpm", "volume_delta", "buy_sell_ratio")
+# The book table's snapshot fields, as (section, field) of core/snapshot.py's declaration (a
+# test checks each exists there); the column is named by the field.
+_BOOK_SOURCES = (("book", "ready"), ("book", "best_bid"), ("book", "best_ask"), ("book", "mid"),
+                 ("book", "spread_bps"), ("book", "bid_depth"), ("book", "ask_depth"), ("book", "bid_notional"),
+                 ("book", "ask_notional"), ("book", "imbalance"), ("trades", "tps"), ("trades", "tpm"),
+                 ("trades", "volume_delta"), ("trades", "buy_sell_ratio"))
+BOOK_COLUMNS = ("ts", "symbol", *(name for _, name in _BOOK_SOURCES))
 DENSITY_COLUMNS = ("symbol", "side", "price", "size", "notional", "x_median", "since", "ended", "state")
-_BOOK_FIELDS = BOOK_COLUMNS[3:12]
-_TRADE_FIELDS = BOOK_COLUMNS[12:]
 
 
 def _schemas(pa: Any) -> dict[str, Any]:
@@ -200,20 +203,19 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
             old = monitor.now_ms - _FORGET_ENDED_MS
             for key in [k for k, ended in ended_keys.items() if ended < old]:
                 del ended_keys[key]
+        monitor.advance()
         for sym in monitor.symbols:
             snap = monitor.snapshot(sym)
             if book is not None:
-                b, t = snap["book"], snap["trades"]
-                book.add((snap["ts"], sym, b["ready"], *[b[k] for k in _BOOK_FIELDS],
-                          *[t[k] for k in _TRADE_FIELDS]))
+                book.add((snap.ts, sym, *[getattr(getattr(snap, part), name) for part, name in _BOOK_SOURCES]))
             if dens is not None:
-                for d in snap["densities"]:
-                    if d["state"] in ENDED_STATES:
-                        key = (sym, d["side"], d["price"], d["since"])
+                for d in snap.densities:
+                    if d.state in ENDED_STATES:
+                        key = (sym, d.side, d.price, d.since)
                         if key not in ended_keys:
-                            ended_keys[key] = d["ended"]
-                            dens.add((sym, d["side"], d["price"], d["size"], d["notional"], d["x_median"],
-                                      d["since"], d["ended"], d["state"]))
+                            ended_keys[key] = d.ended
+                            dens.add((sym, str(d.side), d.price, d.size, d.notional, d.x_median,
+                                      d.since, d.ended, str(d.state)))
 
     for frame in FrameReader(path):
         raw = frame.raw

@@ -6,7 +6,7 @@ import os
 import stat
 from typing import BinaryIO, Iterable
 
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 
 __all__ = ["check_outputs", "open_append", "same_file"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..core.monitor import Monitor
 from ..core.protocol import topic_symbol
-from ..core.text import printable
+from ..errors import printable
 from ..errors import BybitmonError, RecordingError, SubscriptionError
 
 if TYPE_CHECKING:
@@ -154,11 +154,11 @@ class Refusals:
         for topic in err.topics:
             if topic not in self.asked or topic in self.refused:
                 continue
-            self.refused[topic] = err.reason
+            self.refused[topic] = err.reason or str(err)
             if self.on_refused is not None:
-                self.on_refused(topic, err.reason)
+                self.on_refused(topic, self.refused[topic])
         if self.refused and set(self.refused) >= self.asked:
-            self.stop.fail(self.error())
+            self.stop.fail(self.error())  # type: ignore[arg-type]
 
     def error(self) -> SubscriptionError | None:
         if not self.refused:

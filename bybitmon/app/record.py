@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from ..core.monitor import Monitor
-from ..core.text import printable
+from ..errors import printable
 from ..errors import RecordingError
 from ..transport.feed import LiveFeed
 from .files import check_outputs

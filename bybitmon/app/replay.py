@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
 
 from ..core.monitor import Monitor
-from ..core.text import printable
+from ..errors import printable
 from ..errors import UsageError
 from .emit import AlertSink, JsonEmitter, Output
 from .files import check_outputs, open_append
@@ -100,6 +100,7 @@ class ReplayOptions:
     min_notional: float = 0.0
     alerts: list[str] = field(default_factory=list)
     alerts_out: str | None = None
+    follow: bool = False
 
 
 def _simulated_frames(symbols: list[str], duration_ms: int, seed: int, category: str) -> Iterator[tuple[int, str]]:
@@ -138,7 +139,7 @@ def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, termina
     else:
         from ..transport.recording import FrameReader
 
-        reader = FrameReader(opts.file)  # type: ignore[arg-type]
+        reader = FrameReader(opts.file, follow=opts.follow)  # type: ignore[arg-type]
         frames = _file_frames(reader)
         title = f"replay {printable(opts.file)}"
     pace = opts.speed
@@ -207,10 +208,8 @@ def report_input(monitor: Monitor, reader, stderr: TextIO) -> None:
     if reader is not None:
         rep = reader.report
         path = printable(rep.path)
-        for line_no, why in rep.skipped[:20]:
-            print(f"warning: {path}:{line_no}: {printable(why)}; skipped", file=stderr)
-        if len(rep.skipped) > 20:
-            print(f"warning: {len(rep.skipped) - 20} more unreadable lines skipped", file=stderr)
+        for line in rep.warnings(20):
+            print(f"warning: {printable(line, 1000)}", file=stderr)
         if rep.frames == 0 and not rep.skipped:
             raise UsageError(f"{path}: no frames in file")
     if monitor.bad_frames:

@@ -14,14 +14,14 @@ from typing import BinaryIO, TextIO
 from .. import __version__, ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.text import printable
+from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
 from .emit import AlertSink, JsonEmitter, Output, status_line
 from .files import check_outputs, open_append
 from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
 
-__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "SORT_KEYS"]
+__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
 
 WatchOptions = LiveOptions
 

@@ -30,19 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
+import time
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
+from ..errors import printable
 from ..errors import UsageError
-from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
-                     is_delta, plan_cumulative)
+from .budget import Budget, TokenBucket, over_budget
+from .faults import FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, is_delta
+from .injector import FaultInjection
 from .session import Session
+from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 from .sources import FileSource, SimulatedSource, Source
 
 __all__ = [
@@ -53,10 +61,16 @@ __all__ = [
     "FileSource",
     "FaultPlan",
     "BybitServer",
-    "run_serve",
+    "Source",
 ]
 
 _PATHS = {f"/v5/public/{c}": c for c in SERVED_CATEGORIES}
+
+
+def _listing(topics: list[str], most: int = 6) -> str:
+    """``a, b, c (+7 more)``: a topic list short enough for one log line."""
+    head = ", ".join(topics[:most])
+    return head + (f" (+{len(topics) - most} more)" if len(topics) > most else "")
 
 
 class _Connection(ServerConnection):
@@ -70,6 +84,8 @@ class _Connection(ServerConnection):
         self.faults: dict[str, TopicFault] = {}
         self.stalled = False
         self.dead = False
+        self.cut = False  # over its byte budget: written to no more, aborted on the next loop turn
+        self.resends: TokenBucket | None = None
         self.last_rx = now  # loop.time() of the last bytes from the client (control frames too)
         self.last_tx = now  # loop.time() of the last frame we wrote outside the fan-out
 
@@ -103,7 +119,7 @@ def _flush(conn: _Connection) -> None:
     conn.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
-class BybitServer:
+class BybitServer(FaultInjection):
     """Bybit v5 compatible public WebSocket server on ``websockets.asyncio.server``.
 
     Use as ``async with BybitServer(source) as srv:`` (or :meth:`start` / :meth:`close`);
@@ -117,26 +133,44 @@ class BybitServer:
             frame sent, s. Bybit: "if there is no ping-pong and no stream data sent from server
             end, the connection will be cut off after 10 minutes"
             (https://bybit-exchange.github.io/docs/v5/ws/connect).
-        max_buffer_bytes: A connection whose unsent data passes this many bytes is dropped.
+        max_buffer_bytes: A connection whose unsent data passes this many bytes is dropped
+            (overrides ``budget.max_buffer_bytes``).
+        budget: Caps on connections, on unsent bytes per connection and across connections, and
+            on snapshot resends (:class:`~bybitmon.testserver.budget.Budget`; defaults if None).
         compression: ``"deflate"`` to offer permessage-deflate; off by default because
             compressing every frame per connection costs more CPU than the fan-out itself.
+        log: Called with one line per connection, subscription, refusal and injected fault
+            (``serve --verbose``); None logs nothing.
+        ssl: A server TLS context to serve ``wss://`` (clients that accept nothing else, e.g.
+            cryptofeed); None serves plain ``ws://``.
     """
 
     def __init__(self, source: Source, *, host: str = "127.0.0.1", port: int = 0,
-                 idle_timeout_s: float = 600.0, max_buffer_bytes: int = 16 * 2**20,
-                 compression: str | None = None) -> None:
+                 idle_timeout_s: float = 600.0, max_buffer_bytes: int | None = None, budget: Budget | None = None,
+                 compression: str | None = None, log: Callable[[str], None] | None = None,
+                 ssl: SSLContext | None = None) -> None:
         if not idle_timeout_s > 0:
             raise UsageError(f"bad idle timeout {idle_timeout_s}: use a positive number of seconds")
         self.source = source
         self.host = host
         self.port = port
         self.idle_timeout_s = float(idle_timeout_s)
-        self.max_buffer_bytes = max_buffer_bytes
+        budget = budget or Budget()
+        if max_buffer_bytes is not None:
+            budget = dataclasses.replace(budget, max_buffer_bytes=max_buffer_bytes)
+        self.budget = budget
+        self.max_buffer_bytes = budget.max_buffer_bytes
         self.compression = compression
+        self._log_fn = log
+        self.ssl = ssl
         #: Faults put on the wire, per kind: one per connection hit (``reject``: per call).
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
-        #: Connections dropped because their write buffer overflowed.
+        #: Connections dropped because their write buffer overflowed (their own cap or the total's).
         self.overflow_drops = 0
+        #: Handshakes refused because ``budget.max_connections`` were open.
+        self.refused_connections = 0
+        #: Subscribe requests refused by the snapshot resend rate limit.
+        self.resends_refused = 0
         self._conns: dict[str, set[_Connection]] = {c: set() for c in SERVED_CATEGORIES}
         self._routes: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
         self._special: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
@@ -150,6 +184,10 @@ class BybitServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the REST endpoints list (instruments-info, tickers), with their test modes.
+        self.rest = RestMarket({c: sorted(source.symbols(c)) for c in source.categories},
+                               clock_ms=lambda: int(time.time() * 1000), book=source.true_book)
+        self._rest_hangs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -157,7 +195,7 @@ class BybitServer:
     def url(self) -> str:
         """Base URL, ``ws://HOST:PORT``; add ``/v5/public/{category}``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}"
 
     def url_for(self, category: str) -> str:
         """``ws://HOST:PORT/v5/public/{category}``."""
@@ -179,6 +217,7 @@ class BybitServer:
             # bound are what cut dead peers off.
             ping_interval=None,
             max_size=2**20,
+            ssl=self.ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
@@ -193,6 +232,9 @@ class BybitServer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for hang in list(self._rest_hangs):
+            if not hang.done():
+                hang.set_result(None)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -205,15 +247,32 @@ class BybitServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def pause_source(self) -> None:
+        """Stop the source: no more market frames until :meth:`resume_source` (acks, pongs and
+        snapshots are still sent). Tests use it to compare a client's book with the truth at rest."""
+        task, self._source_task = self._source_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def resume_source(self) -> None:
+        """Start the source again after :meth:`pause_source` (a simulation catches up with the
+        wall clock at most ``max_step_ms`` per tick)."""
+        if self._source_task is None:
+            self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
+
     async def serve_forever(self) -> None:
         """Run until cancelled; re-raises an error of the source (e.g. a corrupt recording)."""
         if self._source_task is not None:
             await self._source_task  # returns normally when a file replay ends
         await asyncio.Future()
 
-    def true_book(self, symbol: str, category: str = "linear") -> tuple[dict[str, str], dict[str, str]]:
-        """The source's true book of ``symbol``: ``(bids, asks)`` as ``{price: size}`` strings."""
-        return self.source.true_book(category, symbol)
+    def true_book(self, symbol: str, category: str = "linear",
+                  depth: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """The source's true book of ``symbol`` at ``depth`` (default 50, or the file's deepest):
+        ``(bids, asks)`` as ``{price: size}`` strings."""
+        return self.source.true_book(category, symbol, depth)
 
     def connections(self, category: str | None = None) -> int:
         """Open connections (on one category, or all)."""
@@ -222,21 +281,69 @@ class BybitServer:
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Any:
         path = request.path.split("?", 1)[0]
+        if path.startswith(REST_PREFIX):
+            return self._rest_reply(request)
+        if self.connections() >= self.budget.max_connections:
+            self.refused_connections += 1
+            self._log(f"refused a connection: {self.budget.max_connections} open already")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         if path not in _PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    def list_symbol(self, symbol: str) -> None:
+        """List a new symbol while running: REST lists it and its topics stream from now on
+        (simulated sources only).
+
+        Raises:
+            UsageError: not a simulated source, or the symbol is already listed.
+        """
+        add = getattr(self.source, "add_symbol", None)
+        if add is None:
+            raise UsageError("only a simulated market can list new symbols")
+        add(symbol)
+        for category in self.source.categories:
+            self.rest.list_symbol(category, symbol)
+        self._log(f"listed {symbol}")
+
+    async def _rest_reply(self, request: Request) -> Response:
+        # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
+        path, _, qs = request.path.partition("?")
+        reply = rest_handle(path, dict(parse_qsl(qs, keep_blank_values=True)), self.rest)
+        if reply is None:
+            # "Never answer": until the server's open timeout, or close(), ends the wait.
+            hang = asyncio.get_running_loop().create_future()
+            self._rest_hangs.add(hang)
+            try:
+                await hang
+            finally:
+                self._rest_hangs.discard(hang)
+            reply = 503, [], b""
+        status, headers, body = reply  # type: ignore[misc]
+        hdrs = Headers([*headers, ("Content-Length", str(len(body))), ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, hdrs, body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]
         assert ws.request is not None
         category = _PATHS[ws.request.path.split("?", 1)[0]]
         conn.category = category
-        conn.session = Session(category, self.source.serves, self._rejected)
+        b = self.budget
+        conn.resends = TokenBucket(b.resend_burst, b.resend_per_s, conn.loop.time())
+
+        def allow_resends(n: int) -> bool:
+            if conn.resends is not None and conn.resends.take(n, conn.loop.time()):
+                return True
+            self.resends_refused += 1
+            return False
+
+        conn.session = Session(category, self.source.serves, self._rejected, allow_resends=allow_resends)
         self._conns[category].add(conn)
         self.source.open(category)
+        self._log(f"{self._who(conn)} connected ({conn.session.conn_id})")
         try:
             async for message in conn:
                 if conn.stalled or conn.dead:
@@ -248,6 +355,7 @@ class BybitServer:
             pass
         finally:
             self._forget(conn)
+            self._log(f"{self._who(conn)} closed ({conn.session.conn_id})")
 
     def _forget(self, conn: _Connection) -> None:
         conn.dead = True
@@ -255,34 +363,65 @@ class BybitServer:
         self._unroute(conn)
 
     def _unroute(self, conn: _Connection) -> None:
-        routes = self._routes[conn.category]
         for topic in conn.topics:
-            subs = routes.get(topic)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del routes[topic]
+            self._unroute_topic(conn, topic)
         for topic in list(conn.faults):
             self._clear_fault(conn, topic)
+
+    def _route(self, conn: _Connection, topic: str) -> None:
+        routes = self._routes[conn.category]
+        subs = routes.get(topic)
+        if subs is None:
+            subs = routes[topic] = set()
+            # First subscriber: the source starts computing this depth (book topics only).
+            self.source.set_topic_active(conn.category, topic, True)
+        subs.add(conn)
+
+    def _unroute_topic(self, conn: _Connection, topic: str) -> None:
+        routes = self._routes[conn.category]
+        subs = routes.get(topic)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del routes[topic]
+                self.source.set_topic_active(conn.category, topic, False)
 
     def _send(self, conn: _Connection, text: str) -> None:
         # Written synchronously, so a reply or snapshot is ordered exactly among the fan-out
         # frames (an await here, as in connection.send(), could let a delta overtake a snapshot).
+        if conn.cut:
+            return
         try:
             conn.protocol.send_text(text.encode())
         except InvalidState:
             return
         _flush(conn)
         conn.last_tx = conn.loop.time()
+        if conn.transport.get_write_buffer_size() > self.max_buffer_bytes:
+            self._cut(conn)
+
+    def _cut(self, conn: _Connection) -> None:
+        """Cut a connection over its byte budget. Callers may be iterating routes, so it is
+        written to no more now and aborted on the next loop turn."""
+        if conn.cut or conn.dead:
+            return
+        conn.cut = True
+        self.overflow_drops += 1
+        self._log(f"{self._who(conn)} cut: {conn.transport.get_write_buffer_size()} bytes unread")
+        conn.loop.call_soon(self._abort, conn)
 
     def _on_message(self, conn: _Connection, text: str) -> None:
         session = conn.session
         assert session is not None
         out = session.receive(text)
         self._send(conn, out.reply)
-        routes = self._routes[conn.category]
+        if out.refused is not None:
+            self._log(f"{self._who(conn)} refused {out.op or 'request'}: {out.refused}")
+        elif out.op in ("subscribe", "unsubscribe"):
+            topics = out.subscribed if out.op == "subscribe" else out.removed
+            self._log(f"{self._who(conn)} {out.op}d {len(topics)} topic(s): {_listing(topics)}")
         for topic in out.added:
-            routes.setdefault(topic, set()).add(conn)
+            self._route(conn, topic)
         for topic in out.subscribed:
             if topic.startswith("orderbook."):
                 # "The first frame after a subscribe is a snapshot"; a repeated subscribe is how
@@ -292,12 +431,17 @@ class BybitServer:
                 if snap is not None:
                     self._send(conn, snap)
         for topic in out.removed:
-            subs = routes.get(topic)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del routes[topic]
+            self._unroute_topic(conn, topic)
             self._clear_fault(conn, topic)
+
+    def _who(self, conn: _Connection) -> str:
+        peer = conn.remote_address
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        return f"{conn.category} {where}"
+
+    def _log(self, line: str) -> None:
+        if self._log_fn is not None:
+            self._log_fn(printable(line, 2000))  # topics and messages come from clients
 
     # -- fan-out --------------------------------------------------------------------------
 
@@ -344,163 +488,18 @@ class BybitServer:
             if odd:
                 for conn in list(odd):
                     self._deliver_faulty(conn, topic, raw)
+        limit = self.max_buffer_bytes
         for conn in dirty:
             _flush(conn)
+            if conn.transport.get_write_buffer_size() > limit:
+                self._cut(conn)
         for topic, kind in deferred:
             self._inject_topic(category, topic, kind)
-
-    def _deliver_faulty(self, conn: _Connection, topic: str, raw: str) -> None:
-        st = conn.faults.get(topic)
-        if st is None:
-            self._send(conn, raw)
-            return
-        for text in st.on_frame(raw, self.fault_counts):
-            self._send(conn, text)
-        if st.idle():
-            self._clear_fault(conn, topic)
-
-    def _fault_state(self, conn: _Connection, topic: str) -> TopicFault:
-        st = conn.faults.get(topic)
-        if st is None:
-            st = conn.faults[topic] = TopicFault()
-            self._special[conn.category].setdefault(topic, set()).add(conn)
-        return st
-
-    def _clear_fault(self, conn: _Connection, topic: str) -> None:
-        if conn.faults.pop(topic, None) is None:
-            return
-        special = self._special[conn.category]
-        odd = special.get(topic)
-        if odd is not None:
-            odd.discard(conn)
-            if not odd:
-                del special[topic]
-
-    # -- faults ---------------------------------------------------------------------------
-
-    async def drop(self, category: str | None = None) -> int:
-        """Abruptly drop every connection (of one category, or all): TCP abort, no close frame.
-
-        Returns:
-            How many connections were dropped.
-        """
-        n = 0
-        for cat in (SERVED_CATEGORIES if category is None else (category,)):
-            for conn in list(self._conns[cat]):
-                self._abort(conn)
-                n += 1
-        self.fault_counts["drop"] += n
-        await asyncio.sleep(0)
-        return n
 
     def _abort(self, conn: _Connection) -> None:
         # Unroute first so no frame is written to a transport that is going away.
         self._forget(conn)
         conn.transport.abort()
-
-    def stall(self, category: str | None = None) -> int:
-        """Existing connections (of one category, or all) get nothing from now on: no data, no
-        pong, no ack. They stay open; new connections are served normally.
-
-        Returns:
-            How many connections were stalled.
-        """
-        n = 0
-        for cat in (SERVED_CATEGORIES if category is None else (category,)):
-            for conn in self._conns[cat]:
-                if not conn.stalled:
-                    conn.stalled = True
-                    self._unroute(conn)
-                    n += 1
-        self.fault_counts["stall"] += n
-        return n
-
-    def reject(self, symbol: str) -> None:
-        """From now on, subscriptions naming ``symbol`` (any category) get a failure ack."""
-        self._rejected.add(symbol)
-        self.fault_counts["reject"] += 1
-
-    def inject(self, kind: str, symbol: str, category: str = "linear") -> int:
-        """Corrupt the wire stream of ``symbol``'s book topic for every current subscriber.
-
-        Kinds: ``duplicate`` (the next delta is sent twice), ``gap`` (the next delta is not
-        sent), ``reorder`` (the next two deltas swap places), ``crossed`` (a delta with the
-        next ``u`` whose best bid >= best ask, now), ``reset`` (the true book as a snapshot with
-        ``u=1`` now; the topic's following deltas on that connection are renumbered 2, 3, ...
-        until it resubscribes), ``resend_snapshot`` (a snapshot of the true book with the
-        current ``u``, now), ``malformed`` (a frame of broken JSON, now). The true book never
-        changes.
-
-        Returns:
-            How many connections it was applied or scheduled on.
-
-        Raises:
-            UsageError: unknown kind, or a symbol with no book on ``category``.
-        """
-        if kind not in INJECT_KINDS:
-            raise UsageError(f"unknown fault {kind!r}: use one of {', '.join(INJECT_KINDS)}")
-        if category not in SERVED_CATEGORIES:
-            raise UsageError(f"bad category {category!r}: use {', '.join(SERVED_CATEGORIES)}")
-        topic = self.source.book_topic(category, symbol)
-        if topic is None:
-            raise UsageError(f"no book of {symbol!r} on {category} to corrupt")
-        return self._inject_topic(category, topic, FaultKind(kind))
-
-    def _inject_topic(self, category: str, topic: str, kind: FaultKind) -> int:
-        subs = self._routes[category].get(topic)
-        if not subs:
-            return 0
-        if kind in NEXT_DELTA_KINDS:
-            for conn in subs:
-                self._fault_state(conn, topic).pending.append(kind)
-            return len(subs)
-        snap = self.source.snapshot_frame(category, topic)
-        if snap is None:
-            return 0
-        n = 0
-        for conn in list(subs):
-            st = conn.faults.get(topic)
-            text, after = fault_frame(kind, snap, st)
-            if after is None and st is not None:
-                self._clear_fault(conn, topic)
-            elif after is not None and st is None:
-                conn.faults[topic] = after
-                self._special[category].setdefault(topic, set()).add(conn)
-            self._send(conn, text)
-            self.fault_counts[kind] += 1
-            n += 1
-        return n
-
-    def apply_plan(self, plan: FaultPlan | None) -> None:
-        """Run a :class:`FaultPlan` from now on (replacing any earlier one; None stops it)."""
-        for task in [t for t in self._tasks if t.get_name().startswith("bybitmon-plan")]:
-            task.cancel()
-            self._tasks.remove(task)
-        self._plan = plan
-        self._plan_cum = []
-        self._plan_total = 0.0
-        if plan is None:
-            return
-        self._plan_rng = random.Random(f"bybitmon.faults:{plan.seed}")
-        self._plan_cum, self._plan_total = plan_cumulative(plan.per_delta)
-        for kind, every in plan.every_s.items():
-            rng = random.Random(f"bybitmon.faults:{plan.seed}:{kind}")
-            self._tasks.append(asyncio.create_task(self._timed_fault(kind, every, rng),
-                                                   name=f"bybitmon-plan-{kind}"))
-
-    async def _timed_fault(self, kind: str, every_s: float, rng: random.Random) -> None:
-        while True:
-            await asyncio.sleep(rng.expovariate(1.0 / every_s))
-            if kind == "drop":
-                await self.drop()
-            elif kind == "stall":
-                self.stall()
-            else:
-                book_topics = [(cat, t) for cat in SERVED_CATEGORIES
-                               for t in self._routes[cat] if t.startswith("orderbook.")]
-                if book_topics:
-                    cat, topic = rng.choice(sorted(book_topics))
-                    self._inject_topic(cat, topic, kind)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -512,17 +511,22 @@ class BybitServer:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            for cat in SERVED_CATEGORIES:
-                for conn in list(self._conns[cat]):
-                    if conn.transport.get_write_buffer_size() > limit:
-                        # The client reads slower than the stream: drop it, as Bybit would,
-                        # rather than buffer without bound.
-                        self.overflow_drops += 1
-                        self._abort(conn)
-                    elif now - self._last_activity(conn, now) > self.idle_timeout_s:
-                        self._forget(conn)
-                        self._tasks.append(asyncio.create_task(
-                            conn.close(1000, "idle timeout: no ping and no data"), name="bybitmon-idle-close"))
+            conns = [c for cat in SERVED_CATEGORIES for c in self._conns[cat]]
+            # All connections together: the ones holding the most unsent bytes go first.
+            for conn in over_budget(((c, c.transport.get_write_buffer_size()) for c in conns),
+                                    self.budget.max_total_buffer_bytes):
+                self._cut(conn)
+            for conn in conns:
+                if conn.cut:
+                    continue
+                if conn.transport.get_write_buffer_size() > limit:
+                    # The client reads slower than the stream: drop it, as Bybit would,
+                    # rather than buffer without bound.
+                    self._cut(conn)
+                elif now - self._last_activity(conn, now) > self.idle_timeout_s:
+                    self._forget(conn)
+                    self._tasks.append(asyncio.create_task(
+                        conn.close(1000, "idle timeout: no ping and no data"), name="bybitmon-idle-close"))
             self._tasks = [t for t in self._tasks if not t.done()]
 
     def _last_activity(self, conn: _Connection, now: float) -> float:
@@ -542,42 +546,3 @@ class BybitServer:
 
 # ----------------------------------------------------------------------------------- entry
 
-
-async def run_serve(host: str, port: int, *, simulate: bool, file: str | None, symbols: list[str],
-                    seed: int, speed: float | None, faults: str | None, idle_timeout_s: float,
-                    ready: Callable[[str], None] | None = None) -> None:
-    """``bybitmon serve``: serve a simulated market or a file until cancelled.
-
-    Args:
-        host, port: Where to listen (port 0 picks a free one).
-        simulate: Serve a :class:`SimulatedSource` of ``symbols`` (exclusive with ``file``).
-        file: Serve this recording / capture with a :class:`FileSource` (``symbols`` is then
-            ignored: the file's own topics are served).
-        symbols: Symbols of the simulated market.
-        seed: Simulator and fault-plan seed.
-        speed: Simulated or replay speed; ``None`` = 1 for a simulation, as fast as possible
-            for a file.
-        faults: A :class:`FaultPlan` spec, or None.
-        idle_timeout_s: Idle cut-off, s (Bybit: 600).
-        ready: Called once with ``ws://HOST:PORT`` when listening.
-
-    Raises:
-        UsageError: bad combination of arguments or a bad fault spec.
-        RecordingError: the file cannot be read.
-        OSError: the address cannot be bound.
-    """
-    if simulate == (file is not None):
-        raise UsageError("give either a simulated market or a file to serve, not both or neither")
-    plan = FaultPlan.parse(faults, seed=seed) if faults is not None else None
-    source: Source
-    if simulate:
-        source = SimulatedSource(symbols, seed, speed)
-    else:
-        assert file is not None
-        source = FileSource(file, None, speed)
-    async with BybitServer(source, host=host, port=port, idle_timeout_s=idle_timeout_s) as server:
-        if plan is not None:
-            server.apply_plan(plan)
-        if ready is not None:
-            ready(server.url)
-        await server.serve_forever()

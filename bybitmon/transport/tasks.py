@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Any, Coroutine
 
-from ..core.text import printable
+from ..errors import printable
 
 __all__ = ["TaskSet"]
 
