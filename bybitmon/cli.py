@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import typer
 from typer.exceptions import Abort, TyperException
 
-from .app.live import LiveOptions
-from .app.replay import ReplayOptions
-from .app.runner import run_async
 from .core.activity import parse_window
 from .core.limits import BOOK_DEPTHS, CATEGORIES
 from .errors import BybitmonError, OutputClosed, UsageError, printable
+
+if TYPE_CHECKING:
+    from .app.live import LiveOptions
 
 __all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
            "watch", "record", "replay", "export", "serve"]
@@ -117,7 +117,7 @@ def replay(
     follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
-    from .app.replay import run_replay
+    from .app.replay import ReplayOptions, run_replay
     from .core.alerts import parse_alert
 
     if simulate == (file is not None):
@@ -149,7 +149,8 @@ def _parse_depth(depth: int, category: str) -> int:
 
 
 def _live_options(symbols: list[str], category: str, depth: int, window: str, bps: float, density_x: float,
-                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> LiveOptions:
+                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> "LiveOptions":
+    from .app.live import LiveOptions
     from .transport.client import resolve_url
 
     syms = parse_symbols(symbols)
@@ -193,6 +194,7 @@ def watch(
     rest_timeout: str = typer.Option("10s", "--rest-timeout", help="With --all: give up on a REST call after this long."),
 ) -> int:
     """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    from .app.runner import run_async
     from .app.watch import SORT_KEYS, run_watch
     from .core.alerts import parse_alert
 
@@ -276,6 +278,7 @@ def record(
 ) -> int:
     """Record every received frame verbatim, with its receive time, for replay."""
     from .app.record import run_record
+    from .app.runner import run_async
 
     opts = _live_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
     opts.force = force
