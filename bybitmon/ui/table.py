@@ -32,6 +32,7 @@ COLUMNS: list[tuple[str, str, int, int]] = [
     ("vdelta", "vol Δ", 1, 9),
     ("ratio", "B/S", 4, 8),
     ("imb", "imb", 2, 9),
+    ("heat", "heat", 6, 7),
     ("depth", "depth ±bps", 4, 13),
     ("density", "density", 3, 17),
     ("ended", "last ended", 5, 21),
@@ -132,6 +133,7 @@ def row_cells(snap: Snapshot, status: str | None = None, latency: tuple[float, f
         "vdelta": _signed(t.volume_delta),
         "ratio": fmt_num(t.buy_sell_ratio, 3),
         "imb": _signed(b.imbalance, 2),
+        "heat": fmt_num(t.heat, 3),
         "depth": depth,
         "density": _density(max(active, key=lambda d: d.x_median) if active else None, dp),
         "ended": _ended(ended[0] if ended else None, dp),
@@ -151,14 +153,15 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
                    sparks: dict[str, Sequence[float]] | None = None,
                    decimals: dict[str, int | None] | None = None,
                    firing: set[str] | None = None, max_rows: int | None = None,
-                   n_symbols: int | None = None) -> Text:
+                   n_symbols: int | None = None, promote: Sequence[str] = ()) -> Text:
     """One row per symbol; columns dropped by priority so the table fits ``width``.
 
     Drawn as one styled :class:`~rich.text.Text` with box characters rather than a
     ``rich.table.Table``: the table's layout pass measured ~2 ms per row, too slow for 50+
     symbols refreshed several times a second; this costs a small fraction of that.
     ``max_rows`` keeps only the first rows (the rest would not fit the screen anyway);
-    ``n_symbols`` is how many symbols there are when ``snaps`` holds only those to draw.
+    ``n_symbols`` is how many symbols there are when ``snaps`` holds only those to draw;
+    ``promote`` names columns kept whatever the width (e.g. the ``--sort`` column).
     """
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
@@ -173,7 +176,8 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
     # strictly in order: no small low-priority column jumps the queue.
     used = 1
     keep_keys: set[str] = set()
-    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: c[2]):
+    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: 0 if c[0] in promote else c[2]):
+        prio = 0 if key in promote else prio
         need = col_w[key] + 3
         if used + need <= width or prio == 0:
             keep_keys.add(key)
