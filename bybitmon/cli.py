@@ -172,7 +172,7 @@ def watch(
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume, heat (default tps; heat with --all)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -226,7 +226,7 @@ def watch(
             raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
-    sort = sort or "tps"
+    sort = sort or ("heat" if all_opts is not None else "tps")
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort
