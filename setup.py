@@ -18,7 +18,7 @@ import hashlib
 import os
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HOT = ("protocol", "book", "activity", "densities", "monitor")
@@ -36,16 +36,18 @@ class OptionalBuildExt(build_ext):
 
     def run(self) -> None:
         self.failed: list[str] = []
-        try:
-            self.extensions = _cythonize(self.extensions)
-            super().run()
-        except Exception as exc:  # no compiler at all, ...
-            self.failed.append(f"build_ext: {exc}")
+        if self.extensions:
+            try:
+                _translate(self.extensions)
+                super().run()
+            except Exception as exc:  # no Cython, no compiler at all, ...
+                self.failed.append(f"build_ext: {exc}")
         if self.failed or not self.extensions:
             if self.extensions:  # a manifest of an earlier build must not vouch for this one
                 stale = os.path.join(os.path.dirname(self.get_ext_fullpath(self.extensions[0].name)), MANIFEST)
                 if os.path.exists(stale):
                     os.remove(stale)
+                self.extensions = []  # nothing to install or copy
             print("bybitmon: the compiled core was not built (" + "; ".join(self.failed or ["nothing to build"])
                   + "); bybitmon runs on the pure-Python core", file=sys.stderr)
             return
@@ -75,27 +77,26 @@ def _extensions() -> list:
     if os.environ.get("BYBITMON_NO_COMPILE", "") not in ("", "0"):
         print("bybitmon: BYBITMON_NO_COMPILE is set: pure-Python core only", file=sys.stderr)
         return []
-    from setuptools import Extension
-
     return [Extension(f"bybitmon.core.{m}", [f"bybitmon/core/{m}.py"], extra_compile_args=["-g0"])
             for m in HOT if os.path.exists(f"bybitmon/core/{m}.py")]
 
 
-def _cythonize(exts: list) -> list:
-    if not exts:
-        return exts
-    try:
-        from Cython.Build import cythonize
-    except ImportError:
-        raise RuntimeError("Cython is not installed") from None
-    return cythonize(
-        exts,
+def _translate(exts: list) -> None:
+    """Cython: each extension's ``.py`` source to C, in place (the Extension objects are kept,
+    as setuptools has already prepared them)."""
+    from Cython.Build import cythonize
+
+    done = cythonize(
+        [Extension(e.name, list(e.sources), extra_compile_args=e.extra_compile_args) for e in exts],
         build_dir="build/cython",
         quiet=True,
         # annotation_typing=False: type hints stay hints (``x: float`` would otherwise become a
         # C double that refuses None), so the compiled modules behave as the .py files do.
         compiler_directives={"language_level": 3, "annotation_typing": False},
     )
+    by_name = {e.name: e for e in done}
+    for e in exts:
+        e.sources = by_name[e.name].sources
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
