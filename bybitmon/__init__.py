@@ -6,10 +6,8 @@ from .core.activity import TradeActivity, TradeWindow, WindowStats, parse_window
 from .core.book import OrderBook
 from .core.densities import Density, DensityTracker
 from .errors import (
-    BookSequenceError,
     BybitmonError,
     FeedClosed,
-    ProtocolError,
     RecordingError,
     SubscriptionError,
     UsageError,
@@ -35,7 +33,6 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "BadFrame",
-    "BookSequenceError",
     "BookUpdate",
     "BybitWebSocketClient",
     "BybitmonError",
@@ -48,7 +45,6 @@ __all__ = [
     "OrderBookSnapshot",
     "OtherTopic",
     "Pong",
-    "ProtocolError",
     "RecordingError",
     "SubscribeReply",
     "SubscriptionError",

@@ -3,14 +3,20 @@
 Our exception hierarchy::
 
     BybitmonError
-     +-- ProtocolError          a frame we cannot parse, or one Bybit's rules forbid (.raw excerpt)
-     |    +-- BookSequenceError  delta out of order / before snapshot; the book resyncs
      +-- SubscriptionError      the server answered success=false (bad topic, too many args);
-     |                          delivered as an object to ``on_subscribe_error``, not raised
+     |                          delivered as an object to ``on_subscribe_error``, raised by the
+     |                          live commands when what the user asked for was refused
      +-- FeedClosed             the connection was lost or could not be made; raised ``from``
      |                          the websockets / OSError / timeout it replaces
      +-- RecordingError         unreadable / corrupt / unwritable recording (names path and line)
+     +-- RestError              REST discovery failed: no reply, HTTP error, retCode != 0, bad shape
      +-- UsageError             bad symbol, window or option value
+     +-- OutputError            writing stdout or an output file failed (ends the command)
+          +-- OutputClosed      the reader of stdout went away (``| head``): ends quietly
+
+A frame that cannot be parsed, or breaks Bybit's book rules, is not an exception: the core
+counts it (``health.bad_frames``, ``gaps``, ``crossed``...) and the book resyncs, so there is no
+``ProtocolError`` class (nothing would raise it).
 
 Foreign errors are mapped to these at the edge that meets them (httpx's
 ``map_httpcore_exceptions`` pattern): :func:`bybitmon.transport.client.map_network_errors` turns
@@ -19,7 +25,8 @@ websockets' ``ConnectionClosed``/``InvalidHandshake``, ``OSError`` and timeouts 
 :class:`RecordingError`; JSON that does not parse is counted where it is met, never raised.
 
 An ``OSError`` writing *output* (stdout, an alerts or recording file) is not mapped to
-:class:`FeedClosed`: it is not a network fault, it ends the command.
+:class:`FeedClosed`: it is not a network fault, it ends the command (the app layer wraps it in
+:class:`OutputError`; a closed pipe is :class:`OutputClosed` and ends quietly).
 
 Every message is one line and says what to do; text that came from outside (a server's
 ``ret_msg``, a symbol, a close reason) goes into a message only through :func:`printable`.
@@ -28,14 +35,16 @@ Every message is one line and says what to do; text that came from outside (a se
 
 from __future__ import annotations
 
+
 __all__ = [
     "BybitmonError",
-    "ProtocolError",
-    "BookSequenceError",
     "SubscriptionError",
     "FeedClosed",
     "RecordingError",
     "UsageError",
+    "RestError",
+    "OutputError",
+    "OutputClosed",
     "printable",
 ]
 
@@ -53,18 +62,6 @@ def printable(text: object, limit: int = 200) -> str:
 
 class BybitmonError(Exception):
     """Base class of every error bybitmon raises on purpose."""
-
-
-class ProtocolError(BybitmonError):
-    """A frame we cannot parse, or one that breaks Bybit's rules."""
-
-    def __init__(self, message: str, raw: str | bytes | None = None) -> None:
-        super().__init__(message)
-        self.raw = raw[:200] if raw is not None else None
-
-
-class BookSequenceError(ProtocolError):
-    """A delta that cannot be applied: out of order, or before any snapshot."""
 
 
 class SubscriptionError(BybitmonError):
@@ -97,3 +94,15 @@ class RecordingError(BybitmonError):
 
 class UsageError(BybitmonError):
     """A bad command-line or API argument."""
+
+
+class RestError(BybitmonError):
+    """Bybit's REST API (instrument discovery) failed or answered something unusable."""
+
+
+class OutputError(BybitmonError):
+    """Writing stdout or an output file failed; the command ends (never retried as a network fault)."""
+
+
+class OutputClosed(OutputError):
+    """The reader of our output went away (a closed pipe): the command ends quietly."""

@@ -1,11 +1,25 @@
-"""The seed report's "Production Usage - Error Handling" example; only the import line differs
-(and the line that runs it). Unlike the seed, bybitmon never falls back to simulated data: when
-the exchange is unreachable it says so and keeps reconnecting.
+"""The seed report's "Production Usage - Error Handling" example, with the import line changed,
+the source named as it is (Bybit, or the server BYBITMON_URL points at) and Ctrl-C ending it
+cleanly (status 130, as the bybitmon commands). Unlike the seed, bybitmon never falls back to
+simulated data: when the exchange is unreachable it says so and keeps reconnecting.
 
     BYBITMON_URL=ws://127.0.0.1:8765 python examples/production.py
 """
 import asyncio
+import sys
+
 from bybitmon import TradesAggregator, OrderBookManager
+from bybitmon.errors import printable
+from bybitmon.transport.client import MAINNET, TESTNET
+
+
+def source_name(url: str) -> str:
+    """'Bybit' only when it is Bybit; any other server by its URL."""
+    if url.startswith(MAINNET + "/"):
+        return "Bybit"
+    if url.startswith(TESTNET + "/"):
+        return "Bybit testnet"
+    return printable(url)
 
 async def production_monitor():
     trades = TradesAggregator()
@@ -17,9 +31,9 @@ async def production_monitor():
         
         # Check if WebSocket connected
         if trades.bybit_ws and trades.bybit_ws.connected:
-            print("✅ Real-time data from Bybit")
+            print(f"✅ Real-time data from {source_name(trades.bybit_ws.url)}")
         else:
-            print("⚠️  Simulation mode (WebSocket unavailable)")
+            print("⚠️  Not connected yet (no simulated data is shown); reconnecting in the background")
         
         await trades.subscribe('BTCUSDT')
         await orderbook.subscribe('BTCUSDT')
@@ -38,10 +52,15 @@ async def production_monitor():
             if snapshot:
                 print(f"📊 Mid: {snapshot.mid_price:.2f}, Spread: {snapshot.spread_bps:.2f}bps")
     
-    except KeyboardInterrupt:
-        print("Shutting down...")
     finally:
+        # Ctrl-C cancels this task; stop the connections before asyncio.run re-raises it.
+        print("Shutting down...")
         await trades.stop()
         await orderbook.stop()
 
-asyncio.run(production_monitor())
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(production_monitor())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -6,8 +6,15 @@ It shares no code with ``bybitmon`` on purpose.
 
 The SPEC it implements (v1 snapshot):
 
-* Clock: ``now`` is the largest top-level integer ``ts`` (ms) of any frame
-  parsed so far (any topic), never the wall clock.  Snapshot ``ts`` = now.
+* Clock: ``now`` is the largest top-level integer ``ts`` (ms) of any data frame
+  (a JSON object with a string ``topic``) parsed so far, never the wall clock;
+  acks, pongs and other objects never move it.  Snapshot ``ts`` = now.  (The
+  Monitor also bounds ``ts`` by the receive time; the oracle is fed without one,
+  and its streams never jump by more than the Monitor's MAX_JUMP_MS.)
+* Range: exchange times (``ts``, ``T``, ``cts``) in [0, 2200-01-01), ``u`` and
+  ``seq`` in [0, 2**63), prices in (0, 1e12], sizes in [0, 1e15], symbols of
+  ``[A-Za-z0-9][A-Za-z0-9_-]{0,39}``; anything else makes a bad frame, as does an
+  int ``ts`` out of range on any data frame.
 * Trades (``publicTrade.{SYMBOL}``): all trades fed for a symbol, deduplicated
   by ``i`` with memory bounded by the window: a trade is a duplicate when an
   earlier non-duplicate trade with the same ``i`` has ``T > now - W`` (``now``
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -59,8 +67,14 @@ BOOK_KEYS = {
     "ready", "best_bid", "best_ask", "mid", "spread_bps", "bps", "bid_depth",
     "ask_depth", "bid_notional", "ask_notional", "imbalance", "update_id", "seq",
 }
-HEALTH_KEYS = {"frames", "bad_frames", "stale", "gaps", "crossed", "resets", "dropped"}
+HEALTH_KEYS = {"frames", "bad_frames", "stale", "gaps", "crossed", "resets", "dropped", "clock_jumps", "overflow"}
 TOP_KEYS = {"type", "v", "ts", "symbol", "category", "trades", "book", "densities", "health"}
+
+TS_MIN, TS_MAX = 0, 7_258_118_400_000   # 1970 .. 2200, ms
+MAX_U = 2**63 - 1
+MAX_PRICE = Decimal("1e12")
+MAX_SIZE = Decimal("1e15")
+SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")
 
 # Relative distance from a depth bound under which float and Decimal may
 # legitimately disagree about membership.
@@ -204,8 +218,13 @@ class Oracle:
         except BadFrame:
             self.bad_frames += 1
             return None
-        # ack, pong, tickers, kline, unknown object: clock only
-        self._advance(obj.get("ts"))
+        # tickers, kline...: the clock only; acks, pongs, unknown objects: nothing
+        if isinstance(topic, str):
+            ts = obj.get("ts")
+            if _is_int(ts) and not TS_MIN <= ts < TS_MAX:
+                self.bad_frames += 1
+                return None
+            self._advance(ts)
         return None
 
     def _advance(self, ts: Any) -> None:
@@ -229,8 +248,17 @@ class Oracle:
         seq = data.get("seq")
         if not _is_int(u) or not _is_int(seq):
             raise BadFrame("book u/seq")
+        cts = obj.get("cts")
+        if (not TS_MIN <= ts < TS_MAX or not 0 <= u <= MAX_U or not 0 <= seq <= MAX_U
+                or (_is_int(cts) and not TS_MIN <= cts < TS_MAX)):
+            raise BadFrame("book number out of range")
+        for price, size in bids + asks:
+            if not (0 < price <= MAX_PRICE and 0 <= size <= MAX_SIZE):
+                raise BadFrame("level out of range")
 
         symbol = topic.split(".")[-1]
+        if not SYMBOL_RE.match(symbol):
+            raise BadFrame("symbol")
         self._advance(ts)
         st = self.states.setdefault(symbol, SymbolState())
         st.frames += 1
@@ -291,8 +319,15 @@ class Oracle:
             if not _is_int(T) or S not in ("Buy", "Sell") or not isinstance(i, str):
                 raise BadFrame("trade T/S/i")
             parsed.append(Trade(T=T, S=S, v=_num_str(t.get("v")), p=_num_str(t.get("p")), i=i))
+            tr = parsed[-1]
+            if not (TS_MIN <= T < TS_MAX and 0 < tr.p <= MAX_PRICE and 0 <= tr.v <= MAX_SIZE):
+                raise BadFrame("trade out of range")
+        if not TS_MIN <= ts < TS_MAX:
+            raise BadFrame("trade ts out of range")
 
-        symbol = topic.split(".")[-1]
+        symbol = topic[len("publicTrade."):]
+        if not SYMBOL_RE.match(symbol):
+            raise BadFrame("symbol")
         self._advance(ts)
         st = self.states.setdefault(symbol, SymbolState())
         st.frames += 1
@@ -326,6 +361,8 @@ class Oracle:
                 "crossed": st.crossed,
                 "resets": st.resets,
                 "dropped": st.dropped,
+                "clock_jumps": 0,  # streams fed to the oracle never jump (no receive time, small steps)
+                "overflow": 0,     # nor reach a memory bound
             },
         }
 
@@ -480,6 +517,8 @@ def compare(actual: dict, expected: dict, where: str = "") -> None:
     sym = expected.get("symbol")
     prefix = f"[{where} symbol={sym}] " if where else f"[symbol={sym}] "
     errors: list[str] = []
+    if hasattr(actual, "to_json"):  # bybitmon's typed Snapshot: compare its v1 JSON
+        actual = json.loads(actual.to_json())
     if not isinstance(actual, dict):
         raise AssertionError(prefix + f"snapshot is not a dict: {actual!r}")
     _check_keys(errors, "snapshot", actual, TOP_KEYS)

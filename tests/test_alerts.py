@@ -6,14 +6,16 @@ import pytest
 from bybitmon.core.alerts import AlertEngine, AlertRule, parse_alert
 from bybitmon.errors import UsageError
 from bybitmon.core.monitor import Monitor
+from bybitmon.core.snapshot import FIELDS, Snapshot
 
 from paths import fixture_lines
 
-REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
+REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"  # optional: BYBITMON_REAL_CAPTURES
+SIM = "sim_linear_BTCUSDT_ETHUSDT.ndjson"  # `serve --simulate` capture in tests/data
 
 
 def snap(symbol: str = "BTCUSDT", ts: int = 1000, *, trades: dict | None = None, book: dict | None = None,
-         health: dict | None = None, densities: list | None = None) -> dict:
+         health: dict | None = None, densities: list | None = None) -> Snapshot:
     """A version-1 snapshot with every number unknown or zero unless given."""
     t = {"window_s": 60.0, "count": 0, "tps": 0.0, "tpm": 0.0, "buy_volume": 0.0, "sell_volume": 0.0,
          "volume_delta": 0.0, "buy_sell_ratio": None, "last_price": None}
@@ -21,9 +23,9 @@ def snap(symbol: str = "BTCUSDT", ts: int = 1000, *, trades: dict | None = None,
          "bid_depth": None, "ask_depth": None, "bid_notional": None, "ask_notional": None, "imbalance": None,
          "update_id": 0, "seq": None}
     h = {"frames": 0, "bad_frames": 0, "stale": 0, "gaps": 0, "crossed": 0, "resets": 0, "dropped": 0}
-    return {"type": "snapshot", "v": 1, "ts": ts, "symbol": symbol, "category": "linear",
-            "trades": {**t, **(trades or {})}, "book": {**b, **(book or {})},
-            "densities": densities or [], "health": {**h, **(health or {})}}
+    return Snapshot.from_dict({"type": "snapshot", "v": 1, "ts": ts, "symbol": symbol, "category": "linear",
+                               "trades": {**t, **(trades or {})}, "book": {**b, **(book or {})},
+                               "densities": densities or [], "health": {**h, **(health or {})}})
 
 
 def fire(ts, rule, field, value, threshold, symbol="BTCUSDT", state="firing") -> dict:
@@ -53,7 +55,20 @@ SHORTCUT_PATHS = [
 ]
 
 
-def distinct_snapshot() -> dict:
+def test_alert_fields_are_the_snapshot_declaration():
+    """The names a rule may use are the typed snapshot's fields, and every shortcut is one."""
+    from bybitmon.core import alerts
+    from bybitmon.core.snapshot import BookView, Health, TradesView, field_names
+
+    assert alerts.FIELDS is FIELDS
+    assert FIELDS["trades"] == field_names(TradesView) and FIELDS["book"] == field_names(BookView)
+    assert FIELDS["health"] == field_names(Health)
+    for path in alerts.SHORTCUTS.values():
+        section, key = path.split(".")
+        assert key in FIELDS[section], path
+
+
+def distinct_snapshot() -> Snapshot:
     """A snapshot where every numeric field has its own value, so a wrong path shows."""
     names = [path for _, path in SHORTCUT_PATHS] + ["book.bps", "book.update_id", "book.seq", "health.frames",
                                                    "health.resets", "health.dropped", "trades.window_s"]
@@ -331,8 +346,9 @@ def test_events_are_json_serialisable():
 
 # -- over a replay of the real capture --------------------------------------------------------
 
-def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple[list[dict], list[tuple]]:
-    """Drive a Monitor over the real capture, evaluating all symbols at the first frame whose
+def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000,
+                  name: str = REAL) -> tuple[list[dict], list[tuple]]:
+    """Drive a Monitor over a capture, evaluating all symbols at the first frame whose
     pipeline clock crosses each ``every_ms`` boundary (as ``replay --json`` emits snapshots).
 
     Returns the events and the evaluation points (frame index, now, symbols)."""
@@ -341,7 +357,7 @@ def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple
     events: list[dict] = []
     points: list[tuple] = []
     next_ms = None
-    for i, raw in enumerate(fixture_lines(REAL)):
+    for i, raw in enumerate(fixture_lines(name)):
         monitor.feed(0, raw)
         now = monitor.now_ms
         if now is None:
@@ -356,10 +372,10 @@ def replay_alerts(rules, window_ms: int = 60_000, every_ms: int = 1000) -> tuple
     return events, points
 
 
-def brute_force_tpm(window_ms: int, points) -> list[tuple[int, str, float]]:
+def brute_force_tpm(window_ms: int, points, name: str = REAL) -> list[tuple[int, str, float]]:
     """(now, symbol, tpm) at each evaluation point, from the raw capture: trades whose fill time
     is in (now - W, now] among the frames received so far, a repeated id counted once."""
-    lines = fixture_lines(REAL)
+    lines = fixture_lines(name)
     out = []
     seen: dict[tuple[str, str], int] = {}
     done = -1
@@ -393,25 +409,29 @@ def expected_events(rule: str, threshold: float, samples, hysteresis: float = 0.
 RULES = ["tpm>20", "BTCUSDT:spread_bps>0.02", "imbalance<-0.3", "density.x_median>20", "gaps!=0", "count>=10"]
 
 
-def test_replay_gives_the_same_alerts_every_time():
-    first, _ = replay_alerts(RULES)
-    second, _ = replay_alerts(RULES)
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_replay_gives_the_same_alerts_every_time(name):
+    first, _ = replay_alerts(RULES, name=name)
+    second, _ = replay_alerts(RULES, name=name)
     assert first == second
     assert {e["rule"] for e in first} >= {"tpm>20", "count>=10"}
 
 
-def test_replay_tpm_alert_fires_when_brute_force_tpm_first_exceeds_20():
-    events, points = replay_alerts(["tpm>20"])
-    samples = brute_force_tpm(60_000, points)
+@pytest.mark.parametrize("name", [REAL, SIM])
+def test_replay_tpm_alert_fires_when_brute_force_tpm_first_exceeds_20(name):
+    events, points = replay_alerts(["tpm>20"], name=name)
+    samples = brute_force_tpm(60_000, points, name)
     first_btc = next(now for now, sym, tpm in samples if sym == "BTCUSDT" and tpm > 20)
     btc = [e for e in events if e["symbol"] == "BTCUSDT"]
     assert btc[0]["state"] == "firing" and btc[0]["ts"] == first_btc
     assert events == expected_events("tpm>20", 20.0, samples)
 
 
-def test_replay_tpm_alerts_fire_and_clear_as_brute_force_says_on_a_short_window():
-    """A 10 s window lets the count fall again within the 44 s capture, so alerts clear too."""
-    events, points = replay_alerts(["tpm>30"], window_ms=10_000)
-    samples = brute_force_tpm(10_000, points)
-    assert events == expected_events("tpm>30", 30.0, samples)
+# thresholds each capture crosses both ways (the simulated BTCUSDT rises to 366 tpm, then falls to 300)
+@pytest.mark.parametrize("name,threshold", [(REAL, 30), (SIM, 340)])
+def test_replay_tpm_alerts_fire_and_clear_as_brute_force_says_on_a_short_window(name, threshold):
+    """A 10 s window lets the count fall again within the capture, so alerts clear too."""
+    events, points = replay_alerts([f"tpm>{threshold}"], window_ms=10_000, name=name)
+    samples = brute_force_tpm(10_000, points, name)
+    assert events == expected_events(f"tpm>{threshold}", float(threshold), samples)
     assert "cleared" in {e["state"] for e in events}

@@ -12,6 +12,10 @@ from bybitmon.core.monitor import Monitor
 from paths import fixture_lines, fixture_path
 
 BYBITMON = [sys.executable, "-m", "bybitmon"]
+# Two-symbol linear and one-symbol spot captures: Bybit's live frames (optional, from
+# BYBITMON_REAL_CAPTURES) and `bybitmon serve --simulate` recorded (tests/data).
+LINEAR = ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "sim_linear_BTCUSDT_ETHUSDT.ndjson"]
+SPOT = ["cryptofeed_spot_BTCUSDT.ndjson", "sim_spot_BTCUSDT.ndjson"]
 
 
 def run(*args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -30,6 +34,8 @@ def final_snapshots(stdout: bytes) -> dict[str, dict]:
     ("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "linear"),
     ("cryptofeed_spot_BTCUSDT.ndjson", "spot"),
     ("nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson", "linear"),
+    ("sim_linear_BTCUSDT_ETHUSDT.ndjson", "linear"),
+    ("sim_spot_BTCUSDT.ndjson", "spot"),
 ])
 def test_replay_json_final_snapshots_equal_the_pipeline(name, category):
     """The CLI's last line per symbol is the Monitor's snapshot after the whole file."""
@@ -45,17 +51,22 @@ def test_replay_json_final_snapshots_equal_the_pipeline(name, category):
         assert got[s] == orjson.loads(orjson.dumps(m.snapshot(s)))
 
 
-def test_replay_json_emits_on_the_pipeline_clock_interval():
-    p = run("replay", str(fixture_path("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")), "--json", "--interval", "5s")
+@pytest.mark.parametrize("name,interval_s,lo,hi", [
+    ("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", 5, 8, 11),  # ~43 s of data
+    ("sim_linear_BTCUSDT_ETHUSDT.ndjson", 2, 7, 10),  # ~15 s of data
+])
+def test_replay_json_emits_on_the_pipeline_clock_interval(name, interval_s, lo, hi):
+    p = run("replay", str(fixture_path(name)), "--json", "--interval", f"{interval_s}s")
     snaps = [orjson.loads(l) for l in p.stdout.splitlines()]
     ts = sorted({s["ts"] for s in snaps})
-    # ~43 s of data: one emission per 5 s boundary crossed, plus the final one
-    assert 8 <= len(ts) <= 11
-    assert all(b - a >= 4000 for a, b in zip(ts[:-2], ts[1:-1]))
+    # one emission per boundary crossed, plus the final one
+    assert lo <= len(ts) <= hi
+    assert all(b - a >= 0.8 * interval_s * 1000 for a, b in zip(ts[:-2], ts[1:-1]))
 
 
-def test_replay_twice_is_byte_identical():
-    f = str(fixture_path("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"))
+@pytest.mark.parametrize("name", LINEAR)
+def test_replay_twice_is_byte_identical(name):
+    f = str(fixture_path(name))
     a, b = run("replay", f, "--json"), run("replay", f, "--json")
     assert a.stdout == b.stdout and a.stdout
 
@@ -71,8 +82,9 @@ def test_simulated_replay_is_deterministic_and_labelled():
     assert b"SIMULATED" in table.stdout and b"BTCUSDT" in table.stdout
 
 
-def test_bad_lines_are_skipped_counted_and_reported(tmp_path):
-    lines = fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")
+@pytest.mark.parametrize("name", LINEAR)
+def test_bad_lines_are_skipped_counted_and_reported(tmp_path, name):
+    lines = fixture_lines(name)
     bad = tmp_path / "bad.ndjson"
     bad.write_bytes(b"\n".join(lines[:100] + [b'{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1,"data":{"b":"x"}}', b"{not json"] + lines[100:]) + b"\n")
     p = run("replay", str(bad), "--json")
@@ -82,8 +94,9 @@ def test_bad_lines_are_skipped_counted_and_reported(tmp_path):
     assert b"2 bad frames skipped" in p.stderr
 
 
-def test_gzip_capture_replays_like_the_plain_one(tmp_path):
-    src = fixture_path("cryptofeed_spot_BTCUSDT.ndjson")
+@pytest.mark.parametrize("name", SPOT)
+def test_gzip_capture_replays_like_the_plain_one(tmp_path, name):
+    src = fixture_path(name)
     gz = tmp_path / "spot.ndjson.gz"
     gz.write_bytes(gzip.compress(src.read_bytes()))
     a = run("replay", str(src), "--json", "--category", "spot")

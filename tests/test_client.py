@@ -15,6 +15,7 @@ from bybitmon.transport.feed import LiveFeed
 from bybitmon.core.monitor import Monitor
 from bybitmon.testserver.app import BybitServer, SimulatedSource
 
+from fakeclock import FakeClock, drained, settle
 from helpers import eventually, run
 from paths import TIMEOUT_FACTOR
 
@@ -118,18 +119,25 @@ def test_book_is_not_ready_between_a_drop_and_its_fresh_snapshot():
     run(scenario())
 
 
-def test_stall_is_detected_within_the_watchdog_bound_and_recovered():
+def test_stall_is_detected_at_the_watchdog_bound_on_a_fake_clock_and_recovered():
+    """A silent connection is replaced once quiet_s + pong_timeout_s have passed on the
+    client's clock, and not before; time is a fake clock, so the test does not wait for it."""
     async def scenario():
+        clock = FakeClock()
         srv = await started(["BTCUSDT"])
         try:
-            m, feed = await live(srv, ["BTCUSDT"])
-            t0 = time.monotonic()
+            m, feed = await live(srv, ["BTCUSDT"], quiet_s=5.0, pong_timeout_s=5.0,
+                                 clock=clock, sleep=clock.sleep)
+            h = feed.health[0]
             assert srv.stall() == 1
-            await eventually(lambda: feed.health[0].stalls == 1, what="stall detected")
-            detected = time.monotonic() - t0
-            # quiet 0.4 s + pong timeout 0.4 s + watchdog step
-            assert detected < 0.4 + 0.4 + 1.0 * TIMEOUT_FACTOR
-            await eventually(lambda: book_equals_truth(m, srv, "BTCUSDT"), what="recovered")
+            await drained(h)
+            clock.jump(9.99)  # nothing received for 9.99 s of the 10 s bound: a ping, no stall
+            await settle()
+            assert h.stalls == 0 and h.state == "connected"
+            clock.jump(0.02)
+            await eventually(lambda: h.stalls == 1, timeout=2 * TIMEOUT_FACTOR, what="stall detected")
+            assert "stalled: nothing received for 10.0 s" in h.last_error
+            await eventually(lambda: h.reconnects == 1 and book_equals_truth(m, srv, "BTCUSDT"), what="recovered")
             await feed.stop()
         finally:
             await srv.close()

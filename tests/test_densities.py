@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from bybitmon.core.densities import ENDED_STATES
 from bybitmon.core.monitor import Monitor
 
@@ -18,18 +20,18 @@ def setup(with_big_bid: str = "20") -> Monitor:
 
 
 def active(m: Monitor) -> list[dict]:
-    return [d for d in m.snapshot("X")["densities"] if d["state"] == "active"]
+    return [d for d in m.snapshot("X").densities if d.state == "active"]
 
 
 def states(m: Monitor) -> list[tuple[float, str]]:
-    return [(d["price"], d["state"]) for d in m.snapshot("X")["densities"]]
+    return [(d.price, d.state) for d in m.snapshot("X").densities]
 
 
 def test_large_level_is_a_density_with_its_multiple_of_median():
     m = setup("20")
     (d,) = active(m)
-    assert d["side"] == "bid" and d["price"] == 99.0 and d["size"] == 20.0
-    assert d["x_median"] == 20.0 and d["notional"] == 99.0 * 20 and d["since"] == 1000
+    assert d.side == "bid" and d.price == 99.0 and d.size == 20.0
+    assert d.x_median == 20.0 and d.notional == 99.0 * 20 and d.since == 1000
 
 
 def test_level_below_threshold_is_not_a_density():
@@ -39,7 +41,7 @@ def test_level_below_threshold_is_not_a_density():
 def test_min_notional_filters_small_densities():
     m = Monitor("linear", density_x=5.0, density_min_notional=10_000)
     m.feed(0, book("X", 1, [("99.0", "20")] + BIDS[1:], ASKS, snapshot=True, ts=1000))
-    assert m.snapshot("X")["densities"] == []
+    assert m.snapshot("X").densities == ()
 
 
 def test_density_eaten_by_trades_at_its_price():
@@ -72,7 +74,7 @@ def test_partly_eaten_then_pulled_is_pulled():
     m = setup("20")
     m.feed(0, trades("X", [(1100, "Sell", "99.0", "8", "t1")], ts=1100))
     m.feed(0, book("X", 2, [("99.0", "12")], [], ts=1120))   # still >= 5: stays, tally restarts
-    assert active(m)[0]["size"] == 12.0
+    assert active(m)[0].size == 12.0
     m.feed(0, book("X", 3, [("99.0", "0")], [], ts=1140))
     m.feed(0, book("X", 4, [("98.0", "1.1")], [], ts=2000))
     assert states(m) == [(99.0, "pulled")]
@@ -107,8 +109,8 @@ def test_ended_density_stays_listed_for_30_seconds():
 def test_gap_drops_tracking_until_the_next_snapshot():
     m = setup("20")
     m.feed(0, book("X", 5, [("99.0", "0")], [], ts=1120))  # u jumps: book out of sync
-    assert m.snapshot("X")["book"]["ready"] is False
-    assert m.snapshot("X")["densities"] == []
+    assert m.snapshot("X").book.ready is False
+    assert m.snapshot("X").densities == ()
 
 
 def test_density_that_appears_by_delta_is_found_at_the_next_scan():
@@ -117,7 +119,7 @@ def test_density_that_appears_by_delta_is_found_at_the_next_scan():
     m.feed(0, book("X", 2, [], [("102.0", "30")], ts=1050))   # before the 100 ms scan interval
     m.feed(0, book("X", 3, [], [("102.5", "1.1")], ts=1100))
     (d,) = active(m)
-    assert d["side"] == "ask" and d["price"] == 102.0 and d["since"] == 1100
+    assert d.side == "ask" and d.price == 102.0 and d.since == 1100
 
 
 def test_fates_match_the_simulators_ground_truth():
@@ -135,14 +137,14 @@ def test_fates_match_the_simulators_ground_truth():
         if ts >= next_look:
             next_look = ts + 500
             for s in symbols:
-                for d in m.snapshot(s)["densities"]:
-                    if d["state"] in ENDED_STATES:
-                        seen[(s, d["side"], d["price"], d["since"])] = d
+                for d in m.snapshot(s).densities:
+                    if d.state in ENDED_STATES:
+                        seen[(s, d.side, d.price, d.since)] = d
     m.finish()
     for s in symbols:
-        for d in m.snapshot(s)["densities"]:
-            if d["state"] in ENDED_STATES:
-                seen[(s, d["side"], d["price"], d["since"])] = d
+        for d in m.snapshot(s).densities:
+            if d.state in ENDED_STATES:
+                seen[(s, d.side, d.price, d.since)] = d
     planted = [p for p in sim.planted if p.ended_ms is not None]
     assert len(planted) >= 60 and {p.fate for p in planted} == {"eaten", "pulled"}
     right = 0
@@ -150,9 +152,9 @@ def test_fates_match_the_simulators_ground_truth():
         side = "bid" if p.side == "Buy" else "ask"
         matches = [d for (s, sd, price, since), d in seen.items()
                    if s == p.symbol and sd == side and price == float(p.price)
-                   and p.placed_ms <= d["ended"] <= p.ended_ms + 1000 and since <= p.ended_ms]
+                   and p.placed_ms <= d.ended <= p.ended_ms + 1000 and since <= p.ended_ms]
         # the density that ended last at that price is the one whose end the planted order caused
-        if matches and max(matches, key=lambda d: d["ended"])["state"] == p.fate:
+        if matches and max(matches, key=lambda d: d.ended).state == p.fate:
             right += 1
     assert right / len(planted) >= 0.95, f"{right}/{len(planted)} fates right"
 
@@ -171,16 +173,20 @@ def _check_after_scan(m: Monitor, symbol: str) -> int:
     return len(tr.active["bid"]) + len(tr.active["ask"])
 
 
-def test_incremental_scans_find_what_a_full_scan_finds():
+@pytest.mark.parametrize("source", ["simulator", "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson",
+                                    "sim_linear_BTCUSDT_ETHUSDT.ndjson"])
+def test_incremental_scans_find_what_a_full_scan_finds(source):
     """The scan looks only at prices set to large sizes since the last scan; after every scan
-    its densities must equal a scan of every level, on a simulated market and on real frames."""
+    its densities must equal a scan of every level, on a simulated market, on real frames and on
+    a recording of `serve --simulate`."""
     from bybitmon.sim.market import MarketSimulator
 
     from paths import fixture_lines
 
-    symbols = ["BTCUSDT", "ETHUSDT"]
-    runs = [((ts * 1_000_000, raw) for ts, raw in MarketSimulator(symbols, seed=4).frames(120_000)),
-            ((0, raw) for raw in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"))]
+    if source == "simulator":
+        runs = [((ts * 1_000_000, raw) for ts, raw in MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=4).frames(120_000))]
+    else:
+        runs = [((0, raw) for raw in fixture_lines(source))]
     for frames in runs:
         m = Monitor("linear", density_x=3.0)
         scans = found = 0
@@ -213,8 +219,8 @@ def test_listing_of_ended_densities_matches_a_full_sort():
                 held = tr.ended
                 assert held == sorted(held, key=lambda d: (d.ended_ms, d.side, d.price))
                 assert all(d.ended_ms >= keep_from for d in held)
-                want = sorted((d for d in held if d.ended_ms >= keep_from),
-                              key=lambda d: (-d.ended_ms, d.side, d.price))[:5]
+                want = [d.view() for d in sorted((d for d in held if d.ended_ms >= keep_from),
+                                                 key=lambda d: (-d.ended_ms, d.side, d.price))[:5]]
                 got = [d for d in tr.listing(m.now_ms) if d.state in ENDED_STATES]
                 assert got == want
                 checks += len(held) > 5
@@ -226,7 +232,7 @@ def _edge_setup(depth: int) -> Monitor:
     m = Monitor("linear", density_x=5.0)
     bids = [("99.0", "1"), ("98.5", "1"), ("98.0", "1"), ("97.5", "1"), ("97.0", "20")]
     m.feed(0, book("X", 1, bids, ASKS[:5], snapshot=True, ts=1000, depth=depth))
-    assert [(d["price"], d["state"]) for d in active(m)] == [(97.0, "active")]
+    assert [(d.price, d.state) for d in active(m)] == [(97.0, "active")]
     return m
 
 

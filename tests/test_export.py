@@ -18,7 +18,8 @@ from bybitmon.transport.recording import RecordingWriter
 from frames import book, trades
 from paths import fixture_lines, fixture_path
 
-REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"
+REAL = "cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson"  # optional: BYBITMON_REAL_CAPTURES
+SIM = "sim_linear_BTCUSDT_ETHUSDT.ndjson"  # `serve --simulate` capture in tests/data
 BOOK_ONLY = "nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson"
 
 
@@ -29,14 +30,27 @@ def export_all(src: Path | str, out: Path, **kwargs) -> tuple[dict[str, int], di
     return counts, {name: pq.read_table(p).to_pylist() for name, p in paths.items()}
 
 
-@pytest.fixture(scope="module")
-def real_export(tmp_path_factory) -> tuple[dict[str, int], dict[str, list[dict]]]:
-    return export_all(fixture_path(REAL), tmp_path_factory.mktemp("export"))
+@pytest.fixture(scope="module", params=[REAL, SIM])
+def capture(request) -> str:
+    """The two-symbol linear capture the tests run on: Bybit's live frames, or bybitmon's simulator."""
+    return request.param
+
+
+def unique_trades(name: str) -> int:
+    """Trades in the capture, a repeated (symbol, id) once; the live capture's 79 is counted in its SOURCES.md."""
+    n = len(raw_trades(fixture_lines(name)))
+    assert name != REAL or n == 79
+    return n
 
 
 @pytest.fixture(scope="module")
-def replay_100ms() -> list[dict]:
-    return replay_json(fixture_path(REAL), "100ms")
+def real_export(tmp_path_factory, capture) -> tuple[dict[str, int], dict[str, list[dict]]]:
+    return export_all(fixture_path(capture), tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def replay_100ms(capture) -> list[dict]:
+    return replay_json(fixture_path(capture), "100ms")
 
 
 def raw_trades(lines) -> list[dict]:
@@ -67,18 +81,18 @@ def book_row(snap: dict) -> dict:
 
 # -- trades ------------------------------------------------------------------------------------
 
-def test_trade_count_equals_unique_trade_ids_in_file(real_export):
+def test_trade_count_equals_unique_trade_ids_in_file(real_export, capture):
     counts, tables = real_export
-    ids = {(t["s"], t["i"]) for t in raw_trades(fixture_lines(REAL))}
-    assert counts["trades"] == len(tables["trades"]) == len(ids) == 79
+    ids = {(t["s"], t["i"]) for t in raw_trades(fixture_lines(capture))}
+    assert counts["trades"] == len(tables["trades"]) == len(ids) == unique_trades(capture)
     assert {(r["symbol"], r["id"]) for r in tables["trades"]} == ids
 
 
-def test_trade_sizes_by_side_equal_decimal_sums(real_export):
+def test_trade_sizes_by_side_equal_decimal_sums(real_export, capture):
     _, tables = real_export
     exact = {("BTCUSDT", "Buy"): Decimal(0), ("BTCUSDT", "Sell"): Decimal(0),
              ("ETHUSDT", "Buy"): Decimal(0), ("ETHUSDT", "Sell"): Decimal(0)}
-    for t in raw_trades(fixture_lines(REAL)):
+    for t in raw_trades(fixture_lines(capture)):
         exact[(t["s"], t["S"])] += Decimal(t["v"])
     for (sym, side), total in exact.items():
         got = sum(r["size"] for r in tables["trades"] if r["symbol"] == sym and r["side"] == side)
@@ -86,33 +100,34 @@ def test_trade_sizes_by_side_equal_decimal_sums(real_export):
     assert all(v > 0 for v in exact.values())
 
 
-def test_trade_rows_are_the_raw_trades_in_arrival_order(real_export):
+def test_trade_rows_are_the_raw_trades_in_arrival_order(real_export, capture):
     _, tables = real_export
     expected = [{"ts": t["T"], "symbol": t["s"], "side": t["S"], "price": float(t["p"]), "size": float(t["v"]),
-                 "id": t["i"], "recv_ns": 0} for t in raw_trades(fixture_lines(REAL))]
+                 "id": t["i"], "recv_ns": 0} for t in raw_trades(fixture_lines(capture))]
     assert tables["trades"] == expected
 
 
-def test_trade_seen_twice_is_written_once(tmp_path):
+def test_trade_seen_twice_is_written_once(tmp_path, capture):
     """A trade frame delivered again (e.g. after a reconnect) adds no rows."""
-    lines = fixture_lines(REAL)
+    lines = fixture_lines(capture)
     trade_frames = [raw for raw in lines if b'"publicTrade.' in raw]
     src = tmp_path / "dup.ndjson"
     src.write_bytes(b"\n".join(lines + trade_frames[:5] + lines[-20:]) + b"\n")
     counts, tables = export_all(src, tmp_path)
-    _, original = export_all(fixture_path(REAL), tmp_path)
-    assert counts["trades"] == 79
+    (tmp_path / "original").mkdir()
+    _, original = export_all(fixture_path(capture), tmp_path / "original")
+    assert counts["trades"] == unique_trades(capture)
     assert tables["trades"] == original["trades"]
 
 
-def test_trades_keep_the_recording_receive_time(tmp_path):
+def test_trades_keep_the_recording_receive_time(tmp_path, capture):
     src = tmp_path / "rec.bybitmon"
-    lines = fixture_lines(REAL)
+    lines = fixture_lines(capture)
     with RecordingWriter(str(src), header={"category": "linear"}) as w:
         for i, raw in enumerate(lines):
             w.write(1_000_000_000 + i, "c1", raw.decode())
     counts, tables = export_all(src, tmp_path)
-    assert counts["trades"] == 79
+    assert counts["trades"] == unique_trades(capture)
     arrival = {}
     for i, raw in enumerate(lines):
         msg = orjson.loads(raw)
@@ -131,9 +146,9 @@ def test_book_rows_equal_replay_json_snapshots(real_export, replay_100ms):
     assert tables["book"] == [book_row(s) for s in replay_100ms]
 
 
-def test_book_rows_equal_replay_json_snapshots_at_another_interval(tmp_path):
-    counts, tables = export_all(fixture_path(REAL), tmp_path, every_ms=1000)
-    snaps = replay_json(fixture_path(REAL), "1s")
+def test_book_rows_equal_replay_json_snapshots_at_another_interval(tmp_path, capture):
+    counts, tables = export_all(fixture_path(capture), tmp_path, every_ms=1000)
+    snaps = replay_json(fixture_path(capture), "1s")
     assert counts["book"] == len(tables["book"]) == len(snaps) > 2
     assert tables["book"] == [book_row(s) for s in snaps]
 
@@ -182,9 +197,9 @@ def test_book_rows_follow_the_sampling_interval(real_export):
     assert all(r["ready"] is True for r in rows)
 
 
-def test_book_not_ready_numbers_stay_null(tmp_path):
+def test_book_not_ready_numbers_stay_null(tmp_path, capture):
     """Deltas before any snapshot leave the book not ready: every book number is null, not 0."""
-    lines = [raw for raw in fixture_lines(REAL) if b'"type":"snapshot"' not in raw or b"orderbook" not in raw]
+    lines = [raw for raw in fixture_lines(capture) if b'"type":"snapshot"' not in raw or b"orderbook" not in raw]
     src = tmp_path / "nosnap.ndjson"
     src.write_bytes(b"\n".join(lines) + b"\n")
     _, tables = export_all(src, tmp_path)
@@ -214,8 +229,8 @@ def test_densities_are_the_ended_ones_replay_shows_once_each(real_export, replay
 
 # -- files ---------------------------------------------------------------------------------------
 
-def test_tables_have_the_documented_columns(real_export, tmp_path):
-    export_all(fixture_path(REAL), tmp_path)
+def test_tables_have_the_documented_columns(real_export, tmp_path, capture):
+    export_all(fixture_path(capture), tmp_path)
     assert pq.read_schema(tmp_path / "trades.parquet").names == list(TRADE_COLUMNS)
     assert pq.read_schema(tmp_path / "book.parquet").names == list(BOOK_COLUMNS)
     assert pq.read_schema(tmp_path / "densities.parquet").names == list(DENSITY_COLUMNS)
@@ -231,15 +246,15 @@ def test_file_without_trades_gives_an_empty_trades_table_with_its_schema(tmp_pat
     assert counts["book"] > 0
 
 
-def test_only_requested_tables_are_written(tmp_path):
-    counts = export_file(fixture_path(REAL), trades_out=tmp_path / "t.parquet")
-    assert counts == {"trades": 79}
+def test_only_requested_tables_are_written(tmp_path, capture):
+    counts = export_file(fixture_path(capture), trades_out=tmp_path / "t.parquet")
+    assert counts == {"trades": unique_trades(capture)}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
 
 
-def test_large_input_is_written_in_row_groups(tmp_path):
+def test_large_input_is_written_in_row_groups(tmp_path, capture):
     """Rows are flushed every rows_per_group rows instead of being held until the end."""
-    counts = export_file(fixture_path(REAL), trades_out=tmp_path / "t.parquet", book_out=tmp_path / "b.parquet",
+    counts = export_file(fixture_path(capture), trades_out=tmp_path / "t.parquet", book_out=tmp_path / "b.parquet",
                          rows_per_group=10)
     for name, table in (("t.parquet", "trades"), ("b.parquet", "book")):
         meta = pq.ParquetFile(tmp_path / name).metadata
@@ -248,19 +263,19 @@ def test_large_input_is_written_in_row_groups(tmp_path):
         assert max(sizes) <= 10 and meta.num_row_groups == -(-counts[table] // 10)
 
 
-def test_compressed_input_exports_the_same_tables(tmp_path, real_export):
+def test_compressed_input_exports_the_same_tables(tmp_path, real_export, capture):
     src = tmp_path / "capture.ndjson.gz"
-    src.write_bytes(gzip.compress(fixture_path(REAL).read_bytes()))
+    src.write_bytes(gzip.compress(fixture_path(capture).read_bytes()))
     (tmp_path / "out").mkdir()
     _, tables = export_all(src, tmp_path / "out")
     assert tables == real_export[1]
 
 
-def test_missing_pyarrow_is_a_usage_error(tmp_path, monkeypatch):
+def test_missing_pyarrow_is_a_usage_error(tmp_path, monkeypatch, capture):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(UsageError) as info:
-        export_file(fixture_path(REAL), trades_out=tmp_path / "t.parquet")
+        export_file(fixture_path(capture), trades_out=tmp_path / "t.parquet")
     assert str(info.value) == "Parquet export needs pyarrow: pip install 'bybitmon[export]'"
     assert list(tmp_path.iterdir()) == []
 
@@ -279,8 +294,8 @@ def test_missing_input_leaves_no_output_file(tmp_path):
     ({"trades_out": "x.parquet", "bps": 0.0}, "bad bps"),
     ({"trades_out": "x.parquet", "category": "futures"}, "bad category 'futures'"),
 ])
-def test_bad_arguments_are_usage_errors(tmp_path, monkeypatch, kwargs, message):
+def test_bad_arguments_are_usage_errors(tmp_path, monkeypatch, kwargs, message, capture):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match=message):
-        export_file(fixture_path(REAL), **kwargs)
+        export_file(fixture_path(capture), **kwargs)
     assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,9 @@ CAPTURES = [
     ("cryptofeed_spot_BTCUSDT.ndjson", "spot"),
     ("nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson", "linear"),
     ("doc_examples.ndjson", "linear"),
+    ("sim_linear_BTCUSDT_ETHUSDT.ndjson", "linear"),
+    ("sim_spot_BTCUSDT.ndjson", "spot"),
+    ("handbuilt_spot_ack_pong_ob1.ndjson", "spot"),
 ]
 
 

@@ -62,7 +62,8 @@ class _Runner:
             self.obj.feed(0, raw)
 
     def snapshot(self, sym):
-        return self.obj.snapshot(sym)
+        snap = self.obj.snapshot(sym)
+        return snap if self.impl == "oracle" else snap.as_dict()
 
     @property
     def symbols(self):
@@ -280,12 +281,29 @@ def test_bad_frames_counted_pipeline_wide(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_acks_and_pongs_with_int_ts_move_the_clock(impl):
-    """SPEC: acks, pongs, tickers, kline, ... advance the clock when they carry a top-level int ts."""
+def test_acks_pongs_and_unknown_objects_never_move_the_clock(impl):
+    """SPEC: only data frames move the clock; an ack, pong or unknown object with an int ts
+    (even far ahead) changes nothing, so it cannot push the trades out of the window."""
     for frame in ['{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping","ts":%d}',
                   '{"args":["1"],"op":"pong","ts":%d}',
                   '{"success":true,"ret_msg":"","conn_id":"c","req_id":"","op":"subscribe","ts":%d}',
-                  '{"hello":"world","ts":%d}']:
+                  '{"hello":"world","ts":%d}',
+                  '{"topic":7,"ts":%d}']:
+        for ahead in (1_000, 10**12):
+            r = _Runner(impl, window_ms=1_000)
+            r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "10", "a")]))
+            r.feed(frame % (T0 + ahead))
+            snap = r.snapshot("BTCUSDT")
+            assert snap["ts"] == T0, frame
+            assert snap["trades"]["count"] == 1, frame
+            assert snap["health"]["bad_frames"] == 0, frame
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_other_data_topics_with_int_ts_move_the_clock(impl):
+    """SPEC: tickers, kline, ... are data frames: their int ts moves the clock."""
+    for frame in ['{"topic":"tickers.BTCUSDT","type":"snapshot","ts":%d,"data":{}}',
+                  '{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":%d,"data":[]}']:
         r = _Runner(impl, window_ms=1_000)
         r.feed(trade_frame("BTCUSDT", T0, [(T0, "Buy", "1", "10", "a")]))
         r.feed(frame % (T0 + 1_000))
@@ -302,7 +320,7 @@ def test_object_with_non_string_topic_is_not_a_bad_frame(impl):
     r.feed('{"topic": 7, "ts": %d}' % (T0 + 5))
     snap = r.snapshot("BTCUSDT")
     assert snap["health"]["bad_frames"] == 0
-    assert snap["ts"] == T0 + 5
+    assert snap["ts"] == T0  # not a data frame: its ts does not move the clock
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -482,7 +500,7 @@ def streams(draw, malformed: bool = False):
                 json.dumps({"topic": f"tickers.{sym}", "ts": float(future), "data": {}}),
                 json.dumps({"topic": f"tickers.{sym}", "ts": None, "data": {}}),
                 json.dumps({"op": "pong", "ts": [future]}),
-                json.dumps({"topic": 7, "ts": future}),  # non-str topic, int ts: clock moves
+                json.dumps({"topic": 7, "ts": future}),  # non-str topic: not data, the clock stays
                 *ODD_TOPICS,
             ])))
             continue
@@ -499,7 +517,7 @@ def _replay(window_ms, bps, frames) -> None:
     m = Monitor(**kw)
     o = Oracle(**kw)
     for idx, raw in enumerate(frames):
-        m.feed(idx, raw)
+        m.feed(0, raw)  # no receive time: the oracle does not model the receive-time bound
         o.feed(raw)
         where = f"frame#{idx} of {len(frames)} W={window_ms} B={bps}"
         assert m.symbols == o.symbols, f"[{where}] symbols: actual={m.symbols} expected={o.symbols}"
@@ -576,15 +594,15 @@ def _end_states_differ(window_ms, bps, frames) -> str | None:
     kw = dict(category="linear", window_ms=window_ms, bps=bps, density_x=5.0, density_min_notional=0.0)
     busy, quiet = Monitor(**kw), Monitor(**kw)
     for idx, raw in enumerate(frames):
-        busy.feed(idx, raw)
-        quiet.feed(idx, raw)
+        busy.feed(0, raw)
+        quiet.feed(0, raw)
         for sym in busy.symbols:
             busy.snapshot(sym)
     if busy.symbols != quiet.symbols:
         return f"symbols {busy.symbols} != {quiet.symbols}"
     for sym in quiet.symbols:
-        a, b = busy.snapshot(sym), quiet.snapshot(sym)
-        a.pop("densities", None), b.pop("densities", None)
+        # Densities included: snapshot() is a pure read, so it cannot tick them either.
+        a, b = busy.snapshot(sym).to_json(), quiet.snapshot(sym).to_json()
         if a != b:
             return f"{sym}: with snapshot() after every frame {a} != snapshot() only at the end {b}"
     return None

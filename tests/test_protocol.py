@@ -35,8 +35,9 @@ def test_every_documented_pong_shape_is_a_pong(index):
     assert isinstance(parse_frame(fixture_lines("doc_examples.ndjson")[index], 0), Pong)
 
 
-def test_real_spot_pong_is_a_pong():
-    assert isinstance(parse_frame(fixture_lines("readme_quoted_spot_ack_pong_ob1.ndjson")[1], 0), Pong)
+@pytest.mark.parametrize("name", ["readme_quoted_spot_ack_pong_ob1.ndjson", "handbuilt_spot_ack_pong_ob1.ndjson"])
+def test_real_spot_pong_is_a_pong(name):
+    assert isinstance(parse_frame(fixture_lines(name)[1], 0), Pong)
 
 
 @pytest.mark.parametrize("index", [3, 4, 5])
@@ -45,8 +46,11 @@ def test_documented_subscribe_acks_are_successes(index):
     assert isinstance(ev, SubscribeReply) and ev.success
 
 
-def test_real_error_ack_is_a_failed_reply_with_message():
-    ev = parse_frame(fixture_lines("issue_quoted_spot_error_ack.ndjson")[0], 0)
+@pytest.mark.parametrize("name", ["issue_quoted_spot_error_ack.ndjson", "handbuilt_spot_error_ack.ndjson"])
+def test_real_error_ack_is_a_failed_reply_with_message(name):
+    """The live server escapes '>' as \\u003e; the message is unescaped."""
+    assert b"\\u003e" in fixture_lines(name)[0]
+    ev = parse_frame(fixture_lines(name)[0], 0)
     assert isinstance(ev, SubscribeReply)
     assert ev.success is False and ev.ret_msg == "args size >10" and ev.req_id is None
 
@@ -66,8 +70,9 @@ def test_every_frame_of_the_live_captures_parses_without_a_bad_frame():
     assert kinds[OtherTopic] == 401 + 34 + 41 + 15
 
 
-def test_spot_trades_without_tick_direction_parse():
-    line = next(l for l in fixture_lines("cryptofeed_spot_BTCUSDT.ndjson") if b"publicTrade" in l)
+@pytest.mark.parametrize("name", ["cryptofeed_spot_BTCUSDT.ndjson", "sim_spot_BTCUSDT.ndjson"])
+def test_spot_trades_without_tick_direction_parse(name):
+    line = next(l for l in fixture_lines(name) if b"publicTrade" in l)
     ev = parse_frame(line, 0)
     assert isinstance(ev, TradeBatch) and ev.trades and ev.trades[0].trade_id.isdigit()
 

@@ -18,9 +18,10 @@ def frames_of(path) -> list:
     return [(f.recv_ns, f.conn, f.raw) for f in FrameReader(str(path))]
 
 
+@pytest.mark.parametrize("name", ["cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson", "sim_linear_BTCUSDT_ETHUSDT.ndjson"])
 @pytest.mark.parametrize("suffix", [".ndjson", ".ndjson.gz", ".ndjson.zst"])
-def test_recording_round_trip_is_byte_identical(tmp_path, suffix):
-    lines = [l.decode() for l in fixture_lines("cryptofeed_linear_BTCUSDT_ETHUSDT.ndjson")]
+def test_recording_round_trip_is_byte_identical(tmp_path, suffix, name):
+    lines = [l.decode() for l in fixture_lines(name)]
     path = tmp_path / f"rec{suffix}"
     with RecordingWriter(str(path), header=HEADER) as w:
         for i, raw in enumerate(lines):

@@ -214,7 +214,9 @@ def test_unknown_symbol_fails_the_request_while_a_good_subscription_streams():
                     ack = msg
             assert ack == {"success": False, "ret_msg": "error:handler not found,topic:orderbook.50.NOPEUSDT",
                            "conn_id": ack["conn_id"], "req_id": "bad1", "op": "subscribe"}
-            for args in (["orderbook.500.BTCUSDT"], ["orderbook.200.BTCUSDT"], ["tickers.BTCUSDT"], ["kline"]):
+            # Depth 500 is gone since 2025-09-11 and 25 is an option depth; 1/50/200/1000 are served.
+            for args in (["orderbook.500.BTCUSDT"], ["orderbook.25.BTCUSDT"], ["orderbook.050.BTCUSDT"],
+                         ["tickers.BTCUSDT"], ["kline"]):
                 assert (await request(ws, {"op": "subscribe", "args": args}))["success"] is False
             # The good topic streams on; the valid publicTrade.ETHUSDT of the refused request
             # was not subscribed either.

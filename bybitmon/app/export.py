@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import heapq
 import os
+import tempfile
 from typing import Any, Callable
 
-from ..core.densities import ENDED_STATES
+from ..core.snapshot import ENDED_STATES
 from ..errors import UsageError
 from ..core.events import TradeBatch
 from ..core.monitor import Monitor
 from ..core.limits import CATEGORIES
 from ..core.protocol import parse_frame
 from ..transport.recording import FrameReader
+from .emit import Every
+from .files import check_outputs
 
 __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_COLUMNS", "DENSITY_COLUMNS"]
 
@@ -40,11 +43,14 @@ ROW_GROUP_ROWS = 50_000   # rows buffered per table before a row group is writte
 _FORGET_ENDED_MS = 300_000
 
 TRADE_COLUMNS = ("ts", "symbol", "side", "price", "size", "id", "recv_ns")
-BOOK_COLUMNS = ("ts", "symbol", "ready", "best_bid", "best_ask", "mid", "spread_bps", "bid_depth", "ask_depth",
-                "bid_notional", "ask_notional", "imbalance", "tps", "tpm", "volume_delta", "buy_sell_ratio")
+# The book table's snapshot fields, as (section, field) of core/snapshot.py's declaration (a
+# test checks each exists there); the column is named by the field.
+_BOOK_SOURCES = (("book", "ready"), ("book", "best_bid"), ("book", "best_ask"), ("book", "mid"),
+                 ("book", "spread_bps"), ("book", "bid_depth"), ("book", "ask_depth"), ("book", "bid_notional"),
+                 ("book", "ask_notional"), ("book", "imbalance"), ("trades", "tps"), ("trades", "tpm"),
+                 ("trades", "volume_delta"), ("trades", "buy_sell_ratio"))
+BOOK_COLUMNS = ("ts", "symbol", *(name for _, name in _BOOK_SOURCES))
 DENSITY_COLUMNS = ("symbol", "side", "price", "size", "notional", "x_median", "since", "ended", "state")
-_BOOK_FIELDS = BOOK_COLUMNS[3:12]
-_TRADE_FIELDS = BOOK_COLUMNS[12:]
 
 
 def _schemas(pa: Any) -> dict[str, Any]:
@@ -65,7 +71,11 @@ class _Table:
     def __init__(self, pa: Any, pq: Any, path: str, schema: Any, rows_per_group: int) -> None:
         self.pa, self.pq = pa, pq
         self.path = path
-        self.part = path + ".part"
+        # A fresh temporary name beside the output: an existing file (even a ``.part`` one) is
+        # never written over until the finished table replaces ``path``.
+        fd, self.part = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".part",
+                                         dir=os.path.dirname(os.path.abspath(path)))
+        os.close(fd)
         self.schema = schema
         self.names = schema.names
         self.rows_per_group = rows_per_group
@@ -98,6 +108,9 @@ class _Table:
     def close(self) -> None:
         self.flush()  # opens the writer for an empty table, so the file still has its schema
         self.writer.close()
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(self.part, 0o666 & ~mask)  # as a file created in place would be
         os.replace(self.part, self.path)
 
     def abort(self) -> None:
@@ -115,7 +128,7 @@ class _Table:
 def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out: str | os.PathLike | None = None,
                 book_out: str | os.PathLike | None = None, densities_out: str | os.PathLike | None = None,
                 every_ms: int = 100, window_ms: int = 60_000, bps: float = 50.0, density_x: float = 5.0,
-                min_notional: float = 0.0, rows_per_group: int = ROW_GROUP_ROWS) -> dict[str, int]:
+                min_notional: float = 0.0, rows_per_group: int = ROW_GROUP_ROWS, force: bool = False) -> dict[str, int]:
     """Replay ``path`` through the pipeline and write the requested tables as Parquet files.
 
     Args:
@@ -126,12 +139,15 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
         every_ms: book sampling interval on the pipeline clock, ms.
         window_ms, bps, density_x, min_notional: the Monitor's options, as ``replay`` takes them.
         rows_per_group: rows per Parquet row group (and the most rows held in memory per table).
+        force: replace existing output files (without it an existing file is refused).
 
     Returns:
         Rows written per requested table: ``{"trades": n, "book": n, "densities": n}``.
 
     Raises:
-        UsageError: pyarrow is missing, no output was asked for, or an option is out of range.
+        UsageError: pyarrow is missing, no output was asked for, an option is out of range, or an
+            output is the input, an existing file (without ``force``), a directory or in a
+            missing directory -- all checked before the input is read.
         RecordingError: the input cannot be read.
     """
     try:
@@ -143,8 +159,8 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
                (("trades", trades_out), ("book", book_out), ("densities", densities_out)) if out is not None}
     if not outputs:
         raise UsageError("nothing to export: give a trades, book or densities output file")
-    if len(set(map(os.path.abspath, outputs.values()))) < len(outputs):
-        raise UsageError("export outputs must be different files")
+    check_outputs([(f"--{'to' if name == 'trades' else name}", out) for name, out in outputs.items()],
+                  inputs=[os.fspath(path)], force=force, replace=True)
     if category not in CATEGORIES:
         raise UsageError(f"bad category {category!r}: one of {', '.join(CATEGORIES)}")
     for name, value in (("every_ms", every_ms), ("window_ms", window_ms), ("rows_per_group", rows_per_group)):
@@ -178,7 +194,7 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
     expiry: list[tuple[int, str, str]] = []     # (fill ms, symbol, id), oldest first
     trades_clock = None
     ended_keys: dict[tuple, int] = {}           # (symbol, side, price, since) -> ended ms
-    next_ms: int | None = None
+    every = Every(every_ms)                     # the replay --json rule, so the rows are its lines
 
     def sample() -> None:
         if len(ended_keys) > 4096:
@@ -187,34 +203,26 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
             old = monitor.now_ms - _FORGET_ENDED_MS
             for key in [k for k, ended in ended_keys.items() if ended < old]:
                 del ended_keys[key]
+        monitor.advance()
         for sym in monitor.symbols:
             snap = monitor.snapshot(sym)
             if book is not None:
-                b, t = snap["book"], snap["trades"]
-                book.add((snap["ts"], sym, b["ready"], *[b[k] for k in _BOOK_FIELDS],
-                          *[t[k] for k in _TRADE_FIELDS]))
+                book.add((snap.ts, sym, *[getattr(getattr(snap, part), name) for part, name in _BOOK_SOURCES]))
             if dens is not None:
-                for d in snap["densities"]:
-                    if d["state"] in ENDED_STATES:
-                        key = (sym, d["side"], d["price"], d["since"])
+                for d in snap.densities:
+                    if d.state in ENDED_STATES:
+                        key = (sym, d.side, d.price, d.since)
                         if key not in ended_keys:
-                            ended_keys[key] = d["ended"]
-                            dens.add((sym, d["side"], d["price"], d["size"], d["notional"], d["x_median"],
-                                      d["since"], d["ended"], d["state"]))
+                            ended_keys[key] = d.ended
+                            dens.add((sym, str(d.side), d.price, d.size, d.notional, d.x_median,
+                                      d.since, d.ended, str(d.state)))
 
     for frame in FrameReader(path):
         raw = frame.raw
         if need_monitor:
             feed(frame.recv_ns, raw)
-            now = monitor.now_ms
-            if now is not None:
-                # The replay --json rule: the first frame reaching a boundary emits, then the
-                # next boundary is the one after that frame's clock.
-                if next_ms is None:
-                    next_ms = (now // every_ms + 1) * every_ms
-                elif now >= next_ms:
-                    sample()
-                    next_ms = (now // every_ms + 1) * every_ms
+            if every.due(monitor.now_ms):
+                sample()
         if trades is not None and "publicTrade." in raw:
             ev = parse_frame(raw, frame.recv_ns)
             if type(ev) is not TradeBatch:

@@ -1,148 +1,31 @@
-"""The live commands' event loops: ``watch`` (table, ladder or JSON) and ``record``.
+"""``bybitmon watch``: the live table (or ladder, or ``--json`` lines) of a few symbols.
 
 I/O layer: owns the wall clock, the terminal and signals; the numbers come from the Monitor.
+It writes only to the streams it is given; how it ends is :class:`~bybitmon.app.live.Stop`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable
-
-import orjson
+from typing import BinaryIO, TextIO
 
 from .. import __version__, ui
-from ..errors import RecordingError
-from ..transport.feed import LiveFeed
 from ..core.monitor import Monitor
-from ..core.protocol import topic_symbol
+from ..core.protocol import book_topic, topic_symbol, trade_topic
+from ..errors import printable
+from ..errors import OutputError
+from ..transport.feed import LiveFeed
+from .emit import AlertSink, JsonEmitter, Output, status_line
+from .files import check_outputs, open_append
+from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
 
-__all__ = ["WatchOptions", "JsonEmitter", "run_watch", "run_record", "SORT_KEYS"]
+__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
+
+WatchOptions = LiveOptions
 
 SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
-
-
-class AlertSink:
-    """Evaluates alert rules on snapshots (pipeline clock) and writes the events.
-
-    Each event is an NDJSON ``{"type":"alert",...}`` line to ``out`` (the ``--alerts-out`` file,
-    and stdout with ``--json``); ``bell`` rings the terminal once per firing.
-    """
-
-    def __init__(self, rules: list[str], *, path: str | None = None, to_stdout: bool = False,
-                 bell: bool = False) -> None:
-        from ..core.alerts import AlertEngine
-
-        self.engine = AlertEngine(rules)
-        self.to_stdout = to_stdout
-        self.bell = bell
-        self.events = 0
-        self._file = None
-        if path:
-            try:
-                self._file = open(path, "ab")
-            except OSError as exc:
-                raise RecordingError(f"{path}: cannot write alerts ({exc.strerror})") from None
-
-    def check(self, monitor: Monitor) -> list[dict]:
-        out: list[dict] = []
-        for sym in monitor.symbols:
-            out.extend(self.engine.evaluate(monitor.snapshot(sym)))
-        if out:
-            data = b"".join(orjson.dumps(e) + b"\n" for e in out)
-            if self._file is not None:
-                self._file.write(data)
-                self._file.flush()
-            if self.to_stdout:
-                sys.stdout.buffer.write(data)
-            if self.bell and any(e["state"] == "firing" for e in out) and sys.stderr.isatty():
-                sys.stderr.write("\a")
-                sys.stderr.flush()
-            self.events += len(out)
-        return out
-
-    def firing(self, symbols: list[str]) -> set[str]:
-        return {s for s in symbols if self.engine.firing(s)}
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-class JsonEmitter:
-    """Version-1 snapshot lines every ``interval_ms`` of pipeline clock, and on demand."""
-
-    def __init__(self, monitor: Monitor, interval_ms: int, out: Callable[[bytes], None] | None,
-                 alerts: AlertSink | None = None) -> None:
-        self.monitor = monitor
-        self.interval_ms = interval_ms
-        self.out = out
-        self.alerts = alerts
-        self.next_ms: int | None = None
-
-    def maybe_emit(self) -> None:
-        now = self.monitor.now_ms
-        if now is None:
-            return
-        if self.next_ms is None:
-            self.next_ms = (now // self.interval_ms + 1) * self.interval_ms
-        elif now >= self.next_ms:
-            self.emit_all()
-            self.next_ms = (now // self.interval_ms + 1) * self.interval_ms
-
-    def emit_all(self) -> None:
-        m = self.monitor
-        if self.out is not None:
-            self.out(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in m.symbols))
-        if self.alerts is not None:
-            self.alerts.check(m)
-
-
-@dataclass
-class WatchOptions:
-    symbols: list[str]
-    category: str = "linear"
-    depth: int = 50
-    window_ms: int = 60_000
-    bps: float = 50.0
-    density_x: float = 5.0
-    min_notional: float = 0.0
-    sort: str = "tps"
-    json: bool = False
-    interval_ms: int = 1000
-    record: str | None = None
-    url: str | None = None
-    testnet: bool = False
-    ladder: bool = False
-    duration_s: float | None = None
-    refresh_s: float = 0.25
-    alerts: list[str] = field(default_factory=list)
-    alerts_out: str | None = None
-    bell: bool = False
-    client_kwargs: dict = field(default_factory=dict)
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: deque) -> None:
-        super().__init__(logging.WARNING)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append((time.monotonic(), f"{record.levelname.lower()}: {record.getMessage()}"))
-
-
-def _install_stop(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
 
 
 def _trade_value(pick):
@@ -184,42 +67,77 @@ def order_symbols(monitor: Monitor, symbols: list[str], key: str) -> list[str]:
     return sorted(symbols, key=lambda s: (-value(monitor, s), s))
 
 
-def _recording_header(opts: WatchOptions, feed: LiveFeed) -> dict:
+def recording_header(opts: LiveOptions, feed: LiveFeed) -> dict:
     return {"category": opts.category, "url": feed.client.url, "symbols": opts.symbols, "depth": opts.depth,
             "start_ns": time.time_ns(), "bybitmon": __version__}
 
 
-async def run_watch(opts: WatchOptions, *, console=None) -> int:
-    """Run ``bybitmon watch`` until Ctrl-C (or ``duration_s``); returns the exit status."""
+def asked_topics(opts: LiveOptions) -> list[str]:
+    return [t for s in opts.symbols for t in (book_topic(s, opts.depth), trade_topic(s))]
+
+
+async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None,
+                    console=None) -> int:
+    """Run ``bybitmon watch`` until Ctrl-C (or ``duration_s``); returns the exit status.
+
+    Args:
+        opts: the parsed options.
+        stdout: where ``--json`` lines go.
+        stderr: warnings with ``--json`` (the table shows them in its header).
+        terminal: the text stream the table is drawn on.
+
+    Raises:
+        OutputError: stdout or an output file could not be written (``OutputClosed``: stdout's
+            reader went away).
+        SubscriptionError: the server refused subscriptions (at once when it refused them all).
+        RecordingError: the ``--record`` file could not be written.
+    """
     from rich.console import Console, Group
     from rich.live import Live
 
+    check_outputs([("--record", opts.record), ("--alerts-out", opts.alerts_out)], force=opts.force,
+                  append=["--alerts-out"])
     monitor = Monitor(opts.category, opts.window_ms, opts.bps, opts.density_x, opts.min_notional)
-    stop = asyncio.Event()
-    _install_stop(stop)
+    stop = Stop()
+    out = Output(stdout, "stdout", flush=True)
     messages: deque[tuple[float, str]] = deque(maxlen=5)
     # The table shows warnings in its header; with --json they go to stderr as lines.
-    handler: logging.Handler = _ListHandler(messages)
-    if opts.json:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logging.getLogger("bybitmon").addHandler(handler)
-    alerts = AlertSink(opts.alerts, path=opts.alerts_out, to_stdout=opts.json, bell=opts.bell) if opts.alerts else None
-    emitter = None
-    if opts.json:
-        out = sys.stdout.buffer
-        emitter = JsonEmitter(monitor, opts.interval_ms, lambda b: (out.write(b), out.flush()), alerts)
-    elif alerts is not None:
-        emitter = JsonEmitter(monitor, opts.interval_ms, None, alerts)
-    feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth,
-                    on_frame=(lambda *_: emitter.maybe_emit()) if emitter else None, **opts.client_kwargs)
+    handler = log_to(stderr) if opts.json else log_to(None, messages)
+    alerts = None
+    if opts.alerts:
+        file = Output(open_append(opts.alerts_out), printable(opts.alerts_out), flush=True) if opts.alerts_out else None
+        bell = stderr if opts.bell and stderr.isatty() else None
+        alerts = AlertSink(opts.alerts, file=file, stdout=out if opts.json else None, bell=bell)
+    emitter = JsonEmitter(monitor, opts.interval_ms, out if opts.json else None, alerts) \
+        if (opts.json or alerts) else None
+
+    def on_frame(recv_ns: int, conn: str, raw: str) -> None:
+        # Output errors are ours, not the network's: they end the command here, before the
+        # client could take them for a lost connection.
+        if emitter is not None and stop.error is None:
+            try:
+                emitter.maybe_emit()
+            except OutputError as exc:
+                stop.fail(exc)
+
+    def on_refused(topic: str, why: str) -> None:
+        if opts.json and stop.error is None:
+            try:
+                out.write(status_line(topic_symbol(topic), topic, "refused", why, monitor.now_ms))
+            except OutputError as exc:
+                stop.fail(exc)
+
+    refusals = Refusals(asked_topics(opts), stop, on_refused)
+    feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth, on_frame=on_frame,
+                    on_subscribe_error=refusals, **opts.client_kwargs)
+    quiet = QuietWatch(monitor, feed, opts.symbols, opts.quiet_warn_s)
     if opts.record:
         from ..transport.recording import RecordingWriter
-        feed.recorder = RecordingWriter(opts.record, header=_recording_header(opts, feed))
-    console = console or Console()
+        feed.recorder = RecordingWriter(opts.record, header=recording_header(opts, feed))
+    console = console or Console(file=terminal)
     sparks: dict[str, deque] = {s: deque(maxlen=180) for s in opts.symbols}  # TPS, 1 sample/s, 3 min
     rate = deque(maxlen=2)
+    source = printable(feed.client.url)
 
     def statuses() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -231,8 +149,7 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                     out[sym] = f"reconnecting {h.reconnects}"
                 elif h.state == "connecting":
                     out[sym] = "connecting"
-        for t in feed.client.failed:
-            out[topic_symbol(t)] = "error: refused"
+        out.update(refusals.symbol_errors())
         return out
 
     def render():
@@ -243,8 +160,8 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
         # Warnings stay on screen while a connection is down, or for 15 s.
         down = any(h.state != "connected" for h in feed.health)
         recent = [m for t, m in messages if down or now - t < 15]
-        errs = [str(e) for e in feed.errors[-2:]] + recent[-1:]
-        head = ui.header(source=feed.client.url, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
+        errs = [printable(e, 300) for e in feed.errors[-2:]] + recent[-1:]
+        head = ui.header(source=source, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
         dps = {s: monitor.price_decimals(s) for s in opts.symbols}
         if opts.ladder:
             sym = opts.symbols[0]
@@ -264,26 +181,28 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                                      max_rows=max_rows, n_symbols=len(ordered))
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
 
-    status = 0
     # Drawing costs grow with the rows: many symbols refresh twice a second, not four times.
     refresh_s = opts.refresh_s if len(opts.symbols) <= 20 else max(opts.refresh_s, 0.5)
+    stop.install()
     try:
         await feed.start(opts.symbols)
         deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
         next_sample = time.monotonic() + 1.0
         if opts.json:
-            while not stop.is_set() and not feed.failed.is_set():
+            while not stop.is_set:
                 if deadline and time.monotonic() >= deadline:
                     break
-                await _wait(stop, feed, 0.2)
-                _flush_recording(feed)
+                await stop.wait(0.2)
+                flush_recording(feed, stop)
+                quiet.check()
         else:
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                while not stop.is_set() and not feed.failed.is_set():
+                while not stop.is_set:
                     if deadline and time.monotonic() >= deadline:
                         break
-                    await _wait(stop, feed, refresh_s)
-                    _flush_recording(feed)
+                    await stop.wait(refresh_s)
+                    flush_recording(feed, stop)
+                    quiet.check()
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0
                         for s in opts.symbols:
@@ -291,80 +210,25 @@ async def run_watch(opts: WatchOptions, *, console=None) -> int:
                             sparks[s].append(st.tps if st else 0.0)
                     live.update(render(), refresh=True)
     finally:
+        stop.uninstall()
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
-        _close_recording(feed)
-    if emitter is not None and opts.json:
-        emitter.emit_all()
-    if alerts is not None:
-        alerts.close()
-    if feed.fatal is not None:
-        raise feed.fatal
-    return status
-
-
-def _close_recording(feed: LiveFeed) -> None:
-    if feed.recorder is not None:
-        try:
-            feed.recorder.close()
-        except RecordingError as exc:
-            if feed.fatal is None:
-                feed.fatal = exc
-
-
-def _flush_recording(feed: LiveFeed) -> None:
-    if feed.recorder is not None and feed.fatal is None:
-        try:
-            feed.recorder.flush_if_due(time.time_ns())
-        except RecordingError as exc:
-            feed.fatal = exc
-            feed.failed.set()
-
-
-async def _wait(stop: asyncio.Event, feed: LiveFeed, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
-
-
-async def run_record(opts: WatchOptions, path: str, *, progress: bool) -> int:
-    """Run ``bybitmon record``: every frame verbatim into ``path``; returns the exit status."""
-    from ..transport.recording import RecordingWriter
-
-    monitor = Monitor(opts.category, opts.window_ms, opts.bps)
-    stop = asyncio.Event()
-    _install_stop(stop)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    feed = LiveFeed(monitor, url=opts.url, testnet=opts.testnet, depth=opts.depth, **opts.client_kwargs)
-    feed.recorder = RecordingWriter(path, header=_recording_header(opts, feed))
-    data_frames = 0
-
-    def count(recv_ns: int, conn: str, raw: str) -> None:
-        nonlocal data_frames
-        if raw.startswith('{"topic"'):
-            data_frames += 1
-
-    feed.extra_on_frame = count
-    deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
-    last_report = time.monotonic()
-    try:
-        await feed.start(opts.symbols)
-        while not stop.is_set() and not feed.failed.is_set():
-            if deadline and time.monotonic() >= deadline:
-                break
-            await _wait(stop, feed, 0.25)
-            _flush_recording(feed)
-            if progress and time.monotonic() - last_report >= 5:
-                last_report = time.monotonic()
-                states = ", ".join(f"{h.label} {h.state}" for h in feed.health)
-                print(f"recording {path}: {feed.recorder.frames} frames ({states})", file=sys.stderr)
-    finally:
-        await feed.stop()
-        _close_recording(feed)
-    if feed.fatal is not None:
-        raise feed.fatal
-    if data_frames == 0:
-        raise RecordingError(f"nothing was recorded to {path}: no data frame arrived from {feed.client.url}")
-    print(f"recorded {feed.recorder.frames} frames to {path}", file=sys.stderr)
+        close_recording(feed, stop)
+        if emitter is not None and opts.json and stop.error is None:
+            try:
+                emitter.emit_all()
+            except OutputError as exc:
+                stop.fail(exc)
+        if alerts is not None:
+            try:
+                alerts.close()
+            except OutputError as exc:
+                stop.fail(exc)
+    if stop.error is not None:
+        raise stop.error
+    if stop.status:
+        return stop.status
+    err = refusals.error()
+    if err is not None:
+        raise err
     return 0

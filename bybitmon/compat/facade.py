@@ -26,11 +26,13 @@ from ..core.events import BookUpdate, TradeBatch
 from ..transport.feed import LiveFeed
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, trade_topic
+from ..core.snapshot import Side
 
-__all__ = ["BybitWebSocketClient", "TradesAggregator", "OrderBookManager", "OrderBookSnapshot", "DensityInfo"]
+__all__ = ["BybitWebSocketClient", "TradesAggregator", "OrderBookManager", "OrderBookSnapshot", "DensityInfo", "MAX_PENDING_CALLBACKS"]
 
 log = logging.getLogger("bybitmon.facade")
 _RETENTION_MS = 15 * 60_000
+MAX_PENDING_CALLBACKS = 256  # async callbacks running at once per client; further ones are dropped
 
 
 class BybitWebSocketClient:
@@ -41,7 +43,10 @@ class BybitWebSocketClient:
         on_trade: called with each :class:`~bybitmon.core.events.TradeBatch` (a ``publicTrade`` frame).
         on_orderbook: called with each :class:`~bybitmon.core.events.BookUpdate` (snapshot or delta).
             Either may be a plain function or an ``async def``; an exception it raises is logged
-            (once per kind) and never breaks the connection.
+            (once per kind) and never breaks the connection. At most ``MAX_PENDING_CALLBACKS``
+            async callbacks run at once: while that many are pending, further events are not
+            passed to the callback and are counted in ``dropped_callbacks`` (a warning is logged
+            once). :meth:`stop` cancels the pending ones.
         category: ``spot`` (the seed's default), ``linear`` or ``inverse``.
         url: a server instead of Bybit (``BYBITMON_URL`` does the same).
     """
@@ -57,6 +62,8 @@ class BybitWebSocketClient:
         self._reported: set[tuple[str, str]] = set()
         self._started = False
         self._users = 0
+        self._tasks: set[asyncio.Task] = set()
+        self.dropped_callbacks = 0
 
     @property
     def connected(self) -> bool:
@@ -73,9 +80,15 @@ class BybitWebSocketClient:
             await self.feed.start()
 
     async def stop(self) -> None:
+        """Close the connection and cancel the async callbacks still running."""
         if self._started:
             self._started = False
             await self.feed.stop()
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def subscribe_trades(self, symbol: str) -> None:
         await self.feed.client.subscribe([trade_topic(symbol.upper())])
@@ -99,15 +112,24 @@ class BybitWebSocketClient:
     def _call(self, kind: str, cb: Callable[[Any], Any] | None, ev: object) -> None:
         if cb is None:
             return
+        if len(self._tasks) >= MAX_PENDING_CALLBACKS:
+            # Backpressure by dropping: a slow callback must not pile up tasks without bound.
+            self.dropped_callbacks += 1
+            if self.dropped_callbacks == 1:
+                log.warning("callbacks are slower than the stream: %d pending; events are dropped "
+                            "for the callbacks (counted in dropped_callbacks)", len(self._tasks))
+            return
         try:
             result = cb(ev)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
+                self._tasks.add(task)
                 task.add_done_callback(lambda t: self._task_done(kind, t))
         except Exception as exc:  # a user callback must never kill the connection
             self._report(kind, exc)
 
     def _task_done(self, kind: str, task: asyncio.Future) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
         if not task.cancelled() and task.exception() is not None:
             self._report(kind, task.exception())  # type: ignore[arg-type]
 
@@ -213,18 +235,22 @@ class TradesAggregator(_Facade, SeedTradeGetters):
     async def _unsubscribe(self, symbol: str) -> None:
         await self.bybit_ws.unsubscribe_trades(symbol)  # type: ignore[union-attr]
 
-    def stats(self, symbol: str, window: str | int | None = "60s", now_ms: int | None = None) -> WindowStats | None:
+    def stats(self, symbol: str, window: str | float | None = "60s", now_ms: int | None = None) -> WindowStats | None:
         """Activity over ``window`` at the pipeline clock (None before any data).
 
+        ``window`` as :func:`~bybitmon.core.activity.parse_window` reads it: ``"60s"``, ``"5m"``,
+        or a bare number of seconds (``60`` is a minute); None is the 60 s window.
+
         Raises:
-            UsageError: ``now_ms`` given: the live pipeline reads at its own clock.
+            UsageError: ``now_ms`` given (the live pipeline reads at its own clock), or a bad,
+                zero or negative window, or one longer than the 15 min kept.
         """
         if now_ms is not None:
             raise UsageError("the live aggregator reads at its own pipeline clock: now_ms is not supported")
+        window_ms = None if window is None else parse_window(window)
         m = self._monitor
         if m is None:
             return None
-        window_ms = parse_window(window) if isinstance(window, str) else window
         return m.trade_stats(symbol.upper(), window_ms)
 
 
@@ -255,7 +281,7 @@ class DensityInfo:
 class OrderBookManager(_Facade):
     """Order books per symbol (the seed's ``OrderBookManager``), fed by the live stream.
 
-    Every getter answers None (or 0.0) while the book is not ready: before its first snapshot,
+    Every getter answers None while the book is not ready: before its first snapshot,
     after a gap or a crossed update, and after a reconnect until the fresh snapshot.
     """
 
@@ -283,31 +309,53 @@ class OrderBookManager(_Facade):
         b = st.book
         return OrderBookSnapshot(symbol.upper(), b.ts_ms or 0, b.best_bid, b.best_ask, b.mid, b.spread_bps, b.update_id)  # type: ignore[arg-type]
 
-    def get_imbalance(self, symbol: str, range_bps: float = 50.0) -> float:
-        """(bid − ask depth)/(bid + ask depth) within ``range_bps`` of mid; 0.0 when not ready."""
+    def get_imbalance(self, symbol: str, range_bps: float = 50.0) -> float | None:
+        """(bid − ask depth)/(bid + ask depth) within ``range_bps`` of mid; None when the book is
+        not ready or there is no depth within the band."""
         st = self._book(symbol)
         if st is None:
-            return 0.0
-        return st.book.depth(range_bps).imbalance or 0.0
+            return None
+        return st.book.depth(_bps(range_bps)).imbalance  # type: ignore[union-attr]
 
-    def get_aggregated_depth(self, symbol: str, side: str, range_bps: float = 50.0) -> float:
-        """Sum of sizes on ``side`` ("bid"/"ask") within ``range_bps`` of mid; 0.0 when not ready."""
+    def get_aggregated_depth(self, symbol: str, side: str, range_bps: float = 50.0) -> float | None:
+        """Sum of sizes on ``side`` ("bid"/"ask") within ``range_bps`` of mid; None when the
+        book is not ready.
+
+        Raises:
+            UsageError: ``side`` is neither, or ``range_bps`` is not a positive number.
+        """
+        key = side.lower() if isinstance(side, str) else ""
+        if key not in ("bid", "bids", "buy", "ask", "asks", "sell"):
+            raise UsageError(f"bad side {side!r}: use 'bid' or 'ask'")
         st = self._book(symbol)
         if st is None:
-            return 0.0
-        d = st.book.depth(range_bps)
-        if side.lower() in ("bid", "bids", "buy"):
-            return d.bid_depth
-        if side.lower() in ("ask", "asks", "sell"):
-            return d.ask_depth
-        raise ValueError(f"side must be 'bid' or 'ask', not {side!r}")
+            return None
+        d = st.book.depth(_bps(range_bps))
+        return d.bid_depth if key in ("bid", "bids", "buy") else d.ask_depth  # type: ignore[union-attr]
 
     def get_density_at_price(self, symbol: str, price: float, side: str | None = None) -> DensityInfo | None:
         """The active density at ``price`` (None when there is none or the book is not ready)."""
         st = self._book(symbol)
         if st is None:
             return None
-        d = st.densities.at_price(float(price), side)
+        d = st.densities.at_price(float(price), _side(side))
         if d is None:
             return None
-        return DensityInfo(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state)
+        return DensityInfo(str(d.side), d.price, d.size, d.notional, d.x_median, d.since, str(d.state))
+
+
+def _bps(range_bps: float) -> float:
+    if isinstance(range_bps, bool) or not isinstance(range_bps, (int, float)) or not 0.0 < range_bps < float("inf"):
+        raise UsageError(f"bad range_bps {range_bps!r}: use a positive number of basis points")
+    return float(range_bps)
+
+
+def _side(side: str | None) -> Side | None:
+    if side is None:
+        return None
+    key = side.lower() if isinstance(side, str) else ""
+    if key in ("bid", "bids", "buy"):
+        return Side.BID
+    if key in ("ask", "asks", "sell"):
+        return Side.ASK
+    raise UsageError(f"bad side {side!r}: use 'bid' or 'ask'")

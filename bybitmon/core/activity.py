@@ -11,6 +11,7 @@ so adding and removing trades never leaves float residue (an emptied window show
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -19,29 +20,54 @@ from typing import Sequence
 from ..errors import UsageError
 from .events import Trade
 
-__all__ = ["parse_window", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]
+__all__ = ["parse_window", "MAX_DURATION_MS", "MAX_TRADES_HELD", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]
 
 UNITS_PER_BASE = 10**12
+MAX_TRADES_HELD = 200_000  # trades one window holds (future + in window + retained); see TradeWindow
 _POW10 = [10 ** (12 - n) for n in range(13)]
-_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _WINDOW_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+MAX_DURATION_MS = 366 * 86_400_000  # a year: longer durations are typos (and overflow timers)
 
 
-def parse_window(text: str | int | float) -> int:
-    """``"10s"``, ``"60s"``, ``"5m"``, ``"1h"``, ``"500ms"`` (a bare number means seconds) -> ms.
+def parse_window(text: str | int | float, *, what: str = "window", bare_seconds: bool = True) -> int:
+    """The one duration grammar: ``"10s"``, ``"60s"``, ``"5m"``, ``"1h"``, ``"500ms"``, ``"1.5m"``
+    -> milliseconds (rounded to whole ms).
+
+    ``NUMBER [ms|s|m|h]`` with a plain decimal NUMBER (no sign, no exponent); a bare number (a
+    string without a unit, or an int/float) means seconds, as the seed's ``"60s"`` suggests.
+
+    Args:
+        text: the duration.
+        what: what it is, for the message (``window``, ``interval``, ``duration``, ...).
+        bare_seconds: False to require a unit (the server's fault grammar, where a bare number
+            is a probability).
 
     Raises:
-        UsageError: for anything else, or a window that is not positive.
+        UsageError: anything else, a bare number when ``bare_seconds`` is False, or a duration
+            that is not more than 0 ms or longer than a year (one line, saying what to write).
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        ms = int(round(float(text) * 1000))
+        if not bare_seconds:
+            raise UsageError(f"bad {what} {text!r}: give a unit, e.g. 10s, 5m or 500ms")
+        seconds = float(text)
+        if not math.isfinite(seconds):
+            raise UsageError(f"bad {what} {text!r}: use a duration such as 10s, 60s, 5m or 500ms")
+        ms = round(seconds * 1000)
     else:
-        m = _WINDOW_RE.match(str(text))
+        m = _WINDOW_RE.match(text) if isinstance(text, str) else None
         if not m:
-            raise UsageError(f"bad window {text!r}: use a duration such as 10s, 60s, 5m or 500ms")
-        ms = int(round(float(m.group(1)) * _WINDOW_UNIT_MS[m.group(2)]))
+            raise UsageError(f"bad {what} {text!r}: use a duration such as 10s, 60s, 5m or 500ms")
+        if m.group(2) is None and not bare_seconds:
+            raise UsageError(f"bad {what} {text!r}: give a unit, e.g. 10s, 5m or 500ms")
+        value = float(m.group(1))
+        if not math.isfinite(value):
+            raise UsageError(f"bad {what} {text!r}: it is longer than a year")
+        ms = round(value * _WINDOW_UNIT_MS[m.group(2)])
     if ms <= 0:
-        raise UsageError(f"bad window {text!r}: it must be longer than 0")
+        raise UsageError(f"bad {what} {text!r}: it must be longer than 0")
+    if ms > MAX_DURATION_MS:
+        raise UsageError(f"bad {what} {text!r}: it is longer than a year")
     return ms
 
 
@@ -105,19 +131,46 @@ class WindowStats:
 _Entry = tuple[int, int, int]
 
 
+def _at_or_before(heap: list[_Entry], bound: int) -> list[_Entry]:
+    """The entries of a min-heap with time <= ``bound``, without changing it: a node above the
+    bound has no descendant below it, so only the matching entries (and their children) are read."""
+    out: list[_Entry] = []
+    if not heap or heap[0][0] > bound:
+        return out
+    n = len(heap)
+    todo = [0]
+    while todo:
+        i = todo.pop()
+        entry = heap[i]
+        if entry[0] <= bound:
+            out.append(entry)
+            child = 2 * i + 1
+            if child < n:
+                todo.append(child)
+                if child + 1 < n:
+                    todo.append(child + 1)
+    return out
+
+
 class TradeWindow:
     """One symbol's trades within a window, with running exact sums.
 
     Three heaps by fill time: ``_future`` (T > now: not yet countable), ``_active`` (in the
     primary window, included in the running sums) and ``_retained`` (older, kept until
     ``retention_ms`` so longer windows can still be asked for). Trade ids of every held trade
-    are remembered so a trade seen twice counts once; memory is bounded by the retention.
+    are remembered so a trade seen twice counts once.
+
+    Memory is bounded by the retention and, whatever the rate, by ``max_held`` trades (about
+    200 bytes each): at the bound the oldest retained trade is forgotten first (only windows
+    longer than the primary one miss it), and when none is retained a new trade is refused.
+    Both are counted in ``overflow``, so a window that undercounts says so.
     """
 
     __slots__ = ("window_ms", "retention_ms", "_future", "_active", "_retained", "_ids",
-                 "count", "_buy_units", "_sell_units", "last_price", "now_ms")
+                 "count", "_buy_units", "_sell_units", "last_price", "now_ms", "max_held", "overflow")
 
-    def __init__(self, window_ms: int = 60_000, retention_ms: int | None = None) -> None:
+    def __init__(self, window_ms: int = 60_000, retention_ms: int | None = None,
+                 max_held: int = MAX_TRADES_HELD) -> None:
         self.window_ms = window_ms
         self.retention_ms = max(retention_ms or window_ms, window_ms)
         self._future: list[_Entry] = []
@@ -129,6 +182,8 @@ class TradeWindow:
         self._sell_units = 0
         self.last_price: float | None = None
         self.now_ms = -(2**62)
+        self.max_held = max_held
+        self.overflow = 0
 
     def add(self, trade: Trade, now_ms: int) -> bool:
         """Add one trade; returns False when it is a duplicate (ignored). See :meth:`add_many`."""
@@ -156,6 +211,9 @@ class TradeWindow:
             t = trade.ts_ms
             if t <= oldest:
                 continue  # too old to matter for any window we answer
+            if len(ids) >= self.max_held and not self._make_room():
+                self.overflow += 1
+                continue
             units = size_units(trade.size_str)
             if not trade.is_buy:
                 units = -units
@@ -172,6 +230,14 @@ class TradeWindow:
             else:
                 heapq.heappush(self._retained, (t, units, tid))
         return fresh
+
+    def _make_room(self) -> bool:
+        """Forget the oldest retained trade to stay within ``max_held``; False when none is."""
+        if not self._retained:
+            return False
+        self._ids.discard(heapq.heappop(self._retained)[2])
+        self.overflow += 1
+        return True
 
     def advance(self, now_ms: int) -> None:
         """Move the window's end to ``now_ms`` (never backwards)."""
@@ -208,22 +274,43 @@ class TradeWindow:
     def stats(self, now_ms: int, window_ms: int | None = None) -> WindowStats:
         """Activity over ``window_ms`` (default: the primary window) ending at ``now_ms``.
 
+        A pure read: the window is not moved (:meth:`advance` does that). When it was last
+        advanced to ``now_ms`` the primary window's running sums answer at once; otherwise
+        the held trades are counted, with the same result.
+
         Raises:
             UsageError: when ``window_ms`` is longer than the retention.
         """
-        self.advance(now_ms)
-        now_ms = self.now_ms
+        now_ms = max(now_ms, self.now_ms)
         if window_ms is None or window_ms == self.window_ms:
-            return WindowStats(now_ms, self.window_ms, self.count,
-                               self._buy_units / UNITS_PER_BASE, self._sell_units / UNITS_PER_BASE,
+            count, buy, sell = self.count, self._buy_units, self._sell_units
+            if now_ms != self.now_ms:
+                # What advance(now_ms) would move: trades leaving the window (the active heap's
+                # entries at or before the new start) and trades entering it (the future heap's
+                # entries up to now_ms). Read off the heaps without popping: cost ~ what moves.
+                start = now_ms - self.window_ms
+                for _, units, _ in _at_or_before(self._active, start):
+                    count -= 1
+                    if units > 0:
+                        buy -= units
+                    else:
+                        sell += units
+                for t, units, _ in _at_or_before(self._future, now_ms):
+                    if t > start:
+                        count += 1
+                        if units > 0:
+                            buy += units
+                        else:
+                            sell -= units
+            return WindowStats(now_ms, self.window_ms, count, buy / UNITS_PER_BASE, sell / UNITS_PER_BASE,
                                self.last_price)
-        if window_ms > self.retention_ms:
+        elif window_ms > self.retention_ms:
             raise UsageError(f"window {window_ms} ms is longer than the {self.retention_ms} ms kept")
         start = now_ms - window_ms
         count = buy = sell = 0
-        for heap in (self._active, self._retained):
+        for heap in (self._future, self._active, self._retained):
             for t, units, _ in heap:
-                if t > start:
+                if start < t <= now_ms:
                     count += 1
                     if units > 0:
                         buy += units
@@ -238,27 +325,30 @@ class TradeWindow:
 
 class SeedTradeGetters:
     """The seed's getters (``get_tpm(symbol, "60s")``, ...) over a ``stats(symbol, window,
-    now_ms)`` method, shared by the sans-I/O :class:`TradeActivity` and the async facade."""
+    now_ms)`` method, shared by the sans-I/O :class:`TradeActivity` and the async facade.
 
-    def stats(self, symbol: str, window: str | int | None = None, now_ms: int | None = None) -> WindowStats | None:
+    ``window`` goes through :func:`parse_window`: ``"60s"``, ``"5m"``, or a bare number of
+    seconds (``60`` is a minute); 0, negative or malformed windows raise ``UsageError``."""
+
+    def stats(self, symbol: str, window: str | float | None = None, now_ms: int | None = None) -> WindowStats | None:
         raise NotImplementedError
 
-    def get_tpm(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+    def get_tpm(self, symbol: str, window: str | float = "60s", now_ms: int | None = None) -> float:
         """Trades per minute over ``window`` (0.0 for an unknown symbol)."""
         s = self.stats(symbol, window, now_ms)
         return s.tpm if s else 0.0
 
-    def get_tps(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+    def get_tps(self, symbol: str, window: str | float = "60s", now_ms: int | None = None) -> float:
         """Trades per second over ``window`` (0.0 for an unknown symbol)."""
         s = self.stats(symbol, window, now_ms)
         return s.tps if s else 0.0
 
-    def get_vol_delta(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float:
+    def get_vol_delta(self, symbol: str, window: str | float = "60s", now_ms: int | None = None) -> float:
         """Taker buy minus sell volume over ``window``, base units (0.0 for an unknown symbol)."""
         s = self.stats(symbol, window, now_ms)
         return s.volume_delta if s else 0.0
 
-    def get_buy_sell_ratio(self, symbol: str, window: str | int = "60s", now_ms: int | None = None) -> float | None:
+    def get_buy_sell_ratio(self, symbol: str, window: str | float = "60s", now_ms: int | None = None) -> float | None:
         """Buy volume / sell volume over ``window``; None without sell volume."""
         s = self.stats(symbol, window, now_ms)
         return s.buy_sell_ratio if s else None
@@ -271,9 +361,9 @@ class TradeActivity(SeedTradeGetters):
     the wall clock.
     """
 
-    def __init__(self, window: str | int = "60s", retention: str | int | None = None) -> None:
-        self.window_ms = parse_window(window) if isinstance(window, str) else int(window)
-        ret = parse_window(retention) if isinstance(retention, str) else retention
+    def __init__(self, window: str | float = "60s", retention: str | float | None = None) -> None:
+        self.window_ms = parse_window(window)
+        ret = None if retention is None else parse_window(retention, what="retention")
         self.retention_ms = max(ret or self.window_ms, self.window_ms)
         self.windows: dict[str, TradeWindow] = {}
         self.now_ms = 0
@@ -290,9 +380,9 @@ class TradeActivity(SeedTradeGetters):
             self.now_ms = now_ms
         return len(self.window(symbol).add_many(trades, now_ms))
 
-    def stats(self, symbol: str, window: str | int | None = None, now_ms: int | None = None) -> WindowStats | None:
+    def stats(self, symbol: str, window: str | float | None = None, now_ms: int | None = None) -> WindowStats | None:
+        window_ms = None if window is None else parse_window(window)
         w = self.windows.get(symbol)
         if w is None:
             return None
-        window_ms = parse_window(window) if isinstance(window, str) else window
         return w.stats(self.now_ms if now_ms is None else now_ms, window_ms)

@@ -1,4 +1,4 @@
-"""Alert rules over version-1 snapshots: parsed up front, evaluated with hysteresis. Sans-I/O.
+"""Alert rules over typed snapshots: parsed up front, evaluated with hysteresis. Sans-I/O.
 
 Grammar (whitespace around tokens is ignored)::
 
@@ -24,21 +24,14 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import UsageError
+from .snapshot import FIELDS, Snapshot
 
 __all__ = ["ALERT_VERSION", "FIELDS", "SHORTCUTS", "AlertRule", "AlertEngine", "parse_alert"]
 
 ALERT_VERSION = 1
 
-# Numeric fields of a version-1 snapshot, by section. ``density`` is computed, not a snapshot key.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "trades": ("window_s", "count", "tps", "tpm", "buy_volume", "sell_volume", "volume_delta",
-               "buy_sell_ratio", "last_price"),
-    "book": ("ready", "best_bid", "best_ask", "mid", "spread_bps", "bps", "bid_depth", "ask_depth",
-             "bid_notional", "ask_notional", "imbalance", "update_id", "seq"),
-    "health": ("frames", "bad_frames", "stale", "gaps", "crossed", "resets", "dropped"),
-    "density": ("x_median", "notional", "size"),
-}
-
+# FIELDS (the names a rule may use, by section) comes from the snapshot's own declaration
+# (core/snapshot.py); the shortcuts below are names of those fields, checked at import.
 SHORTCUTS: dict[str, str] = {
     **{name: f"trades.{name}" for name in ("tps", "tpm", "count", "buy_volume", "sell_volume",
                                            "volume_delta", "buy_sell_ratio", "last_price")},
@@ -87,22 +80,9 @@ class AlertRule:
     def applies_to(self, symbol: str) -> bool:
         return self.symbol is None or self.symbol == symbol
 
-    def value(self, snapshot: dict) -> float | int | None:
-        """The field's value in a version-1 snapshot; None when it has none (no book, no density)."""
-        section, _, key = self.field.partition(".")
-        if section == "density":
-            values = [d[key] for d in snapshot.get("densities") or ()
-                      if d.get("state") == "active" and d.get(key) is not None]
-            return max(values) if values else None
-        part = snapshot.get(section)
-        if not isinstance(part, dict):
-            return None
-        value = part.get(key)
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, (int, float)):
-            return value
-        return None
+    def value(self, snapshot: Snapshot) -> float | int | None:
+        """The field's value in a snapshot; None when it has none (no book, no density)."""
+        return snapshot.value(self.field)
 
     def holds(self, value: float) -> bool:
         """Whether the condition is true for ``value``."""
@@ -192,9 +172,9 @@ class AlertEngine:
             return value > rule.threshold + self._margins[i]
         return not rule.holds(value)
 
-    def evaluate(self, snapshot: dict) -> list[dict]:
-        """Alert events for one symbol's version-1 snapshot, in rule order (may be empty)."""
-        symbol = snapshot["symbol"]
+    def evaluate(self, snapshot: Snapshot) -> list[dict]:
+        """Alert events for one symbol's snapshot, in rule order (may be empty)."""
+        symbol = snapshot.symbol
         events: list[dict] = []
         for i, rule in enumerate(self.rules):
             if not rule.applies_to(symbol):
@@ -216,7 +196,7 @@ class AlertEngine:
             events.append({
                 "type": "alert",
                 "v": ALERT_VERSION,
-                "ts": snapshot["ts"],
+                "ts": snapshot.ts,
                 "symbol": symbol,
                 "rule": rule.text,
                 "field": rule.field,

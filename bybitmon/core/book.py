@@ -22,9 +22,10 @@ from typing import Sequence
 
 from .events import BookUpdate, Level
 
-__all__ = ["Applied", "BookCounters", "OrderBook", "DepthStats"]
+__all__ = ["Applied", "BookCounters", "OrderBook", "DepthStats", "MAX_BOOK_LEVELS"]
 
 _BOUND_EPS = 1e-11
+MAX_BOOK_LEVELS = 5000  # levels kept per side; Bybit's deepest topic carries 1000
 
 
 class Applied(enum.Enum):
@@ -50,6 +51,7 @@ class BookCounters:
     crossed: int = 0
     resets: int = 0
     dropped: int = 0
+    trimmed: int = 0    # levels beyond MAX_BOOK_LEVELS removed (farthest from the mid first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +141,30 @@ class OrderBook:
         self.cts_ms = cts_ms
         bid_px = self.bid_px
         ask_px = self.ask_px
+        if len(bid_px) > MAX_BOOK_LEVELS or len(ask_px) > MAX_BOOK_LEVELS:
+            self._trim()
         if bid_px and ask_px and bid_px[-1] >= ask_px[0]:
             self.counters.crossed += 1
             self.ready = False
             return _CROSSED
         self.ready = True
         return result
+
+    def _trim(self) -> None:
+        """Keep the MAX_BOOK_LEVELS levels per side nearest the mid: a server cannot grow the
+        book without bound by sending ever new prices."""
+        extra = len(self.bid_px) - MAX_BOOK_LEVELS
+        if extra > 0:
+            for p in self.bid_px[:extra]:
+                del self.bids[p]
+            del self.bid_px[:extra]
+            self.counters.trimmed += extra
+        extra = len(self.ask_px) - MAX_BOOK_LEVELS
+        if extra > 0:
+            for p in self.ask_px[-extra:]:
+                del self.asks[p]
+            del self.ask_px[-extra:]
+            self.counters.trimmed += extra
 
     def invalidate(self) -> None:
         """Mark the book not ready until the next snapshot (e.g. on reconnect)."""

@@ -26,25 +26,31 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from heapq import merge
 from typing import Sequence
 
-from .book import _CROSSED, _DELTA, _GAP, _SNAPSHOT, Applied, OrderBook
+from .book import Applied, OrderBook
 from .events import Level, Trade
+from .snapshot import ENDED_STATES, DensityState, DensityView, Side
 
-__all__ = ["Density", "DensityTracker", "MEDIAN_STEP", "ENDED_STATES"]
+__all__ = ["Density", "DensityTracker", "MEDIAN_STEP", "MEDIAN_EVERY_MS", "ENDED_STATES", "MAX_ENDED", "Side", "DensityState"]
 
-# How an ended density ended. "out_of_depth": the topic's depth window moved away from its price
-# (orderbook.50 carries 50 levels a side, and a level pushed out of them arrives as a delete), so
-# whether it was eaten or pulled cannot be seen.
-ENDED_STATES = ("eaten", "pulled", "faded", "out_of_depth")
+# Reading a member through its class costs ~80 ns in Python 3.11; the hot paths use these.
+_SNAPSHOT, _DELTA, _GAP, _CROSSED = Applied.SNAPSHOT, Applied.DELTA, Applied.GAP, Applied.CROSSED
+_BID, _ASK = Side.BID, Side.ASK
+_ACTIVE, _ENDING, _EATEN, _PULLED, _FADED, _OUT_OF_DEPTH = (
+    DensityState.ACTIVE, DensityState.ENDING, DensityState.EATEN, DensityState.PULLED, DensityState.FADED,
+    DensityState.OUT_OF_DEPTH)
+_INF = float("inf")
 
 MEDIAN_STEP = 0.1  # the reference median follows the book's median when it drifts by > 10 %
 MEDIAN_EVERY_MS = 1000  # how often (book time) the book's median is taken
+MAX_ENDED = 4096  # ended densities kept per symbol (besides the keep_ended_ms age limit)
 
 
 @dataclass(slots=True)
 class Density:
-    side: str               # "bid" | "ask"
+    side: Side
     price: float
     size: float             # base units, latest seen
     notional: float         # price * size, quote units
@@ -55,20 +61,19 @@ class Density:
     peak_size: float = 0.0  # largest size seen while tracked
     traded_total: float = 0.0  # volume traded against it while tracked
     decrease: float = 0.0   # last_size - size when it ended
-    state: str = "active"   # active | ending | eaten | pulled | faded
+    state: DensityState = _ACTIVE
     ended_ms: int | None = None
 
-    def as_dict(self) -> dict:
-        return {
-            "side": self.side,
-            "price": self.price,
-            "size": self.size,
-            "notional": self.notional,
-            "x_median": self.x_median,
-            "since": self.since_ms,
-            "state": self.state,
-            "ended": self.ended_ms,
-        }
+    def view(self, x_median: float | None = None, state: DensityState | None = None) -> DensityView:
+        """A frozen copy for a snapshot (``x_median``/``state`` as of the snapshot when given)."""
+        return DensityView(self.side, self.price, self.size, self.notional,
+                           self.x_median if x_median is None else x_median, self.since_ms,
+                           self.state if state is None else state, self.ended_ms)
+
+    def fate(self) -> DensityState:
+        """What an ending density becomes when its grace is over: eaten when the volume traded
+        against it since its last size covers at least half of its decrease, else pulled."""
+        return _EATEN if self.traded >= self.decrease / 2.0 else _PULLED
 
 
 def _beyond_depth(book: OrderBook, d: Density) -> bool:
@@ -77,7 +82,7 @@ def _beyond_depth(book: OrderBook, d: Density) -> bool:
     n = book.topic_depth
     if not n:
         return False
-    if d.side == "bid":
+    if d.side is _BID:
         return len(book.bid_px) >= n and d.price < book.bid_px[0]
     return len(book.ask_px) >= n and d.price > book.ask_px[-1]
 
@@ -110,17 +115,17 @@ class DensityTracker:
         self.scan_ms = scan_ms
         self.grace_ms = grace_ms
         self.keep_ended_ms = keep_ended_ms
-        self.active: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
-        self.ending: dict[str, dict[float, Density]] = {"bid": {}, "ask": {}}
+        self.active: dict[Side, dict[float, Density]] = {_BID: {}, _ASK: {}}
+        self.ending: dict[Side, dict[float, Density]] = {_BID: {}, _ASK: {}}
         # Ended densities kept for keep_ended_ms, in (ended_ms, side, price) order, so that old
         # ones are cut off the front and a snapshot reads the most recent off the back.
         self.ended: list[Density] = []
-        self.thresholds = {"bid": float("inf"), "ask": float("inf")}
-        self.medians = {"bid": 0.0, "ask": 0.0}
+        self.thresholds = {_BID: _INF, _ASK: _INF}
+        self.medians = {_BID: 0.0, _ASK: 0.0}
         self.next_scan_ms = -(2**62)
         self.n_active = 0    # len(active bid) + len(active ask), kept for the per-frame fast check
         self.n_ending = 0
-        self.next_decide_ms = float("inf")  # earliest moment an ending density's grace is over
+        self.next_decide_ms = _INF  # earliest moment an ending density's grace is over
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -132,12 +137,12 @@ class DensityTracker:
             if self.n_active:
                 # Runs for most book frames: kept to membership tests in C for the usual case
                 # where no tracked price changed.
-                active = self.active["bid"]
+                active = self.active[_BID]
                 if active and bids:
                     for p, s in bids:
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
-                active = self.active["ask"]
+                active = self.active[_ASK]
                 if active and asks:
                     for p, s in asks:
                         if p in active:
@@ -145,7 +150,7 @@ class DensityTracker:
             if ts_ms >= self.next_scan_ms:
                 self._scan(book, ts_ms)
         elif applied is _SNAPSHOT:
-            for side, levels in (("bid", book.bids), ("ask", book.asks)):
+            for side, levels in ((_BID, book.bids), (_ASK, book.asks)):
                 for d in list(self.active[side].values()):
                     self._changed(d, levels.get(d.price, 0.0), ts_ms, book)
             self._scan(book, ts_ms, full=True)
@@ -154,15 +159,15 @@ class DensityTracker:
 
     def lose_sync(self) -> None:
         """The book is out of sync: what was tracked can no longer be followed."""
-        self.active["bid"].clear()
-        self.active["ask"].clear()
+        self.active[_BID].clear()
+        self.active[_ASK].clear()
         self.n_active = 0
         self.next_scan_ms = -(2**62)
 
     def on_trades(self, trades: tuple[Trade, ...]) -> None:
         """Tally trades against tracked levels: a buy taker lifts asks, a sell taker hits bids."""
         for t in trades:
-            side = "ask" if t.is_buy else "bid"
+            side = _ASK if t.is_buy else _BID
             d = self.ending[side].get(t.price) or self.active[side].get(t.price)
             if d is not None:
                 d.traded += t.size
@@ -172,8 +177,8 @@ class DensityTracker:
         """Decide the fate of ending densities whose grace is over; forget old ended ones."""
         if self.n_ending and now_ms >= self.next_decide_ms:
             grace = self.grace_ms
-            nxt = float("inf")
-            for side in ("bid", "ask"):
+            nxt = _INF
+            for side in (_BID, _ASK):
                 ending = self.ending[side]
                 for p, d in list(ending.items()):
                     if d.ended_ms + grace <= now_ms:
@@ -186,16 +191,16 @@ class DensityTracker:
 
     def finish(self) -> None:
         """Decide every ending density now (end of input)."""
-        for side in ("bid", "ask"):
+        for side in (_BID, _ASK):
             for d in self.ending[side].values():
                 self._decide(d)
             self.ending[side].clear()
         self.n_ending = 0
-        self.next_decide_ms = float("inf")
+        self.next_decide_ms = _INF
 
     # -- internals ------------------------------------------------------------------------
 
-    def _qualifies(self, side: str, price: float, size: float) -> bool:
+    def _qualifies(self, side: Side, price: float, size: float) -> bool:
         return size > 0.0 and size >= self.thresholds[side] and price * size >= self.min_notional
 
     def _changed(self, d: Density, size: float, ts_ms: int, book: OrderBook) -> None:
@@ -215,14 +220,14 @@ class DensityTracker:
         median = self.medians[d.side]
         d.x_median = d.size / median if median else 0.0
         if size == 0.0 and _beyond_depth(book, d):
-            d.state = "out_of_depth"
+            d.state = _OUT_OF_DEPTH
             self._record_ended(d)
             return
         if d.decrease <= 0.0:
-            d.state = "faded"
+            d.state = _FADED
             self._record_ended(d)
             return
-        d.state = "ending"
+        d.state = _ENDING
         previous = self.ending[d.side].pop(d.price, None)
         if previous is not None:
             self._decide(previous)
@@ -233,7 +238,11 @@ class DensityTracker:
             self.next_decide_ms = ts_ms + self.grace_ms
 
     def _record_ended(self, d: Density) -> None:
-        insort(self.ended, d, key=_ended_order)
+        ended = self.ended
+        insort(ended, d, key=_ended_order)
+        if len(ended) > MAX_ENDED:
+            # Bounded by count as well as by age: a book churning densities cannot grow it.
+            del ended[: len(ended) - MAX_ENDED]
 
     def _forget_ended(self, now_ms: int) -> None:
         """Drop ended densities older than ``keep_ended_ms``."""
@@ -242,7 +251,7 @@ class DensityTracker:
             del ended[:bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms)]
 
     def _decide(self, d: Density) -> None:
-        d.state = "eaten" if d.traded >= d.decrease / 2.0 else "pulled"
+        d.state = d.fate()
         self._record_ended(d)
 
     def _scan(self, book: OrderBook, ts_ms: int, full: bool = False) -> None:
@@ -254,11 +263,11 @@ class DensityTracker:
         min_notional = self.min_notional
         # book.touched_*: the prices deltas set to a size >= the threshold of the last scan (the
         # book records them; book.touch_min_* is that threshold).
-        for side, levels, dirty in (("bid", book.bids, book.touched_bid), ("ask", book.asks, book.touched_ask)):
+        for side, levels, dirty in ((_BID, book.bids, book.touched_bid), (_ASK, book.asks, book.touched_ask)):
             active = self.active[side]
             if not levels:
                 # The next scan with levels sees the threshold fall and checks every level.
-                self.thresholds[side] = float("inf")
+                self.thresholds[side] = _INF
                 dirty.clear()
                 continue
             median = self.medians[side]
@@ -286,9 +295,9 @@ class DensityTracker:
                     d.x_median = d.size / median
                     d.decrease = d.peak_size - d.size
                     if d.decrease > 0.0:
-                        d.state = "eaten" if d.traded_total >= d.decrease / 2.0 else "pulled"
+                        d.state = _EATEN if d.traded_total >= d.decrease / 2.0 else _PULLED
                     else:
-                        d.state = "faded"
+                        d.state = _FADED
                     self._record_ended(d)
             # Unless the threshold fell, a new density can only be at a price that a delta set
             # to a size at or above the old threshold since the last scan.
@@ -298,43 +307,58 @@ class DensityTracker:
                     active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
                     self.n_active += 1
             dirty.clear()
-            if side == "bid":
+            if side is _BID:
                 book.touch_min_bid = threshold
             else:
                 book.touch_min_ask = threshold
 
-    # -- reading --------------------------------------------------------------------------
+    # -- reading (pure: nothing here changes the tracker) ---------------------------------
 
-    def at_price(self, price: float, side: str | None = None) -> Density | None:
+    def x_median(self, d: Density) -> float:
+        """An active density's size over its side's reference median (0.0 without a median)."""
+        median = self.medians[d.side]
+        return d.size / median if median else 0.0
+
+    def at_price(self, price: float, side: Side | str | None = None) -> DensityView | None:
         """The active density at ``price`` (either side unless ``side`` is given)."""
-        for s in (side,) if side else ("bid", "ask"):
+        for s in (Side(side),) if side else (_BID, _ASK):
             d = self.active[s].get(price)
             if d is not None:
-                median = self.medians[s]
-                d.x_median = d.size / median if median else 0.0
-                return d
+                return d.view(self.x_median(d))
         return None
 
-    def listing(self, now_ms: int) -> list[Density]:
-        """What a snapshot shows: the ``list_max`` strongest active densities (largest multiple
-        of the median first), every ending one, and the ``list_max`` most recent of those
-        ended within ``keep_ended_ms`` of ``now_ms`` (newest first)."""
-        medians = self.medians
-        active = []
-        for side in ("bid", "ask"):
-            median = medians[side]
-            for d in self.active[side].values():
-                d.x_median = d.size / median if median else 0.0
-                active.append(d)
-        active.sort(key=lambda d: (-d.x_median, d.side, d.price))
-        ending = [d for s in ("bid", "ask") for d in self.ending[s].values()]
+    def listing(self, now_ms: int) -> list[DensityView]:
+        """What a snapshot shows at ``now_ms``: the ``list_max`` strongest active densities
+        (largest multiple of the median first), every ending one, and the ``list_max`` most
+        recent of those ended within ``keep_ended_ms`` (newest first).
+
+        An ending density whose grace is over by ``now_ms`` is shown with the fate
+        :meth:`tick` would give it, so the listing is the same whether or not the tracker
+        was ticked to ``now_ms`` first.
+        """
+        active = [(self.x_median(d), d) for side in (_BID, _ASK) for d in self.active[side].values()]
+        active.sort(key=lambda xd: (-xd[0], xd[1].side, xd[1].price))
+        grace = self.grace_ms
+        ending: list[Density] = []
+        due: list[Density] = []
+        for side in (_BID, _ASK):
+            for d in self.ending[side].values():
+                (due if d.ended_ms + grace <= now_ms else ending).append(d)  # type: ignore[operator]
         ending.sort(key=_recent_first)
+        ended = self.ended
+        fates: dict[int, DensityState] = {}
+        if due:
+            # tick() would insort these behind the ended ones with equal keys: merge() keeps
+            # that order (items of its first input come first among equals).
+            due.sort(key=_ended_order)
+            fates = {id(d): d.fate() for d in due}
+            ended = list(merge(ended, due, key=_ended_order))
         n = self.list_max
         # The n most recent within keep_ended_ms: the back of the ordered list, widened to every
         # density that ended at the same ms as the oldest of them (ties are listed by side, price).
-        ended = self.ended
         start = max(bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms), len(ended) - n)
         if start < len(ended):
             start = bisect_left(ended, ended[start].ended_ms, key=_ended_ms)
-        recent = sorted(ended[start:], key=_recent_first)
-        return active[:n] + ending + recent[:n]
+        recent = sorted(ended[start:], key=_recent_first)[:n]
+        return ([d.view(x) for x, d in active[:n]] + [d.view() for d in ending]
+                + [d.view(state=fates.get(id(d))) for d in recent])

@@ -112,11 +112,16 @@ class UnknownFrame:
 
 @dataclass(frozen=True, slots=True)
 class BadFrame:
-    """A frame that could not be parsed; counted, never raised out of the pipeline."""
+    """A frame that could not be parsed; counted, never raised out of the pipeline.
+
+    ``reason`` is one of a closed set (``protocol.BadReason``); ``detail`` says what exactly was
+    wrong (it may quote the bad value, so it is kept as a capped sample, never as a key).
+    """
 
     recv_ns: int
     reason: str
     excerpt: str
+    detail: str = ""
 
 
 Event = Union[TradeBatch, BookUpdate, SubscribeReply, Pong, OtherTopic, UnknownFrame, BadFrame]

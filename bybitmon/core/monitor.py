@@ -1,30 +1,56 @@
 """The pipeline: raw frames in, per-symbol books, trade windows and densities out. Sans-I/O.
 
 ``Monitor.feed(recv_ns, raw)`` is the one entry point for watch, record and replay alike, so a
-replay reproduces the live numbers exactly. The pipeline clock ``now_ms`` is the largest
-exchange ``ts`` of any well-formed frame fed so far: replay never looks at the wall clock.
+replay reproduces the live numbers exactly. Reading (:meth:`Monitor.snapshot` and the other
+readers) changes nothing; frames and :meth:`Monitor.advance` are what move time.
+
+The pipeline clock ``now_ms`` (exchange ms; the snapshot's ``ts``) follows this rule:
+
+- Only data frames move it (book, trade and other topic frames): the largest ``ts`` seen.
+  Acks, pongs and unknown objects never do, whatever ``ts`` they carry.
+- A frame's ``ts`` outside [``TS_MIN_MS``, ``TS_MAX_MS``) (before 1970, after 2200) makes it a
+  bad frame (see :mod:`bybitmon.core.protocol`).
+- Where the frame has a receive time (``recv_ns > 0``: live, and recordings), its ``ts`` is
+  trusted up to ``recv + MAX_LEAD_MS`` (clocks differ a little); a later one is taken at its
+  receive time and counted in ``health.clock_jumps``. So one frame stamped in the year 2100
+  cannot push every later trade out of the window: the clock keeps following the receive time.
+- Without a receive time (captures with ``recv_ns == 0``), a forward jump of more than
+  ``MAX_JUMP_MS`` moves the clock only when the next data frame confirms it (a real gap in a
+  capture); a lone wild frame is taken at the current clock and counted in ``health.clock_jumps``.
+- The frame's bounded ``ts`` is the time its book change and densities are stamped with.
+
+Bounds (so no input can grow memory without limit): at most ``max_symbols`` symbols (frames of
+further symbols are bad frames, "symbol over the limit"); per symbol, ``MAX_TRADES_HELD`` trades
+(see :class:`~bybitmon.core.activity.TradeWindow`) and ``MAX_BOOK_LEVELS`` levels per side
+(see :class:`~bybitmon.core.book.OrderBook`), what goes over them counted in ``health.overflow``;
+``MAX_ENDED`` ended densities; 512 latency samples; ``bad_reasons`` keyed by a closed set of
+reasons, with at most ``BAD_SAMPLES`` example details each.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
 
-import orjson
+from .activity import MAX_TRADES_HELD, TradeWindow, WindowStats
+from .book import MAX_BOOK_LEVELS, Applied, OrderBook
+from .densities import MAX_ENDED, DensityTracker
+from .events import BadFrame, BookUpdate, Event, OtherTopic, TradeBatch
+from .protocol import BadReason, BookFields, TradesFields, route
+from .snapshot import SNAPSHOT_VERSION, BookView, DensityView, Health, Snapshot, TradesView
 
-from .activity import TradeWindow, WindowStats
-from .book import _CROSSED, _DELTA, _DROPPED, _GAP, _SNAPSHOT, _STALE, OrderBook
-from .densities import DensityTracker
-from .events import BadFrame, BookUpdate, Event, Level, Trade, TradeBatch
-from .protocol import book_fields, parse_frame, topic_symbol, trade_fields
+__all__ = ["Monitor", "SymbolState", "SNAPSHOT_VERSION", "MAX_LEAD_MS", "MAX_JUMP_MS", "DEFAULT_MAX_SYMBOLS",
+           "BAD_SAMPLES", "MAX_TRADES_HELD", "MAX_BOOK_LEVELS", "MAX_ENDED"]
 
-__all__ = ["Monitor", "SymbolState", "SNAPSHOT_VERSION"]
+MAX_LEAD_MS = 60_000        # a frame's ts may lead its receive time by this much
+MAX_JUMP_MS = 600_000       # without receive times, a larger forward jump needs a second frame
+DEFAULT_MAX_SYMBOLS = 4096  # Bybit lists ~500 linear and ~600 spot instruments
+BAD_SAMPLES = 3             # example details kept per bad-frame reason
+_MAX_REASONS = 32
 
-SNAPSHOT_VERSION = 1
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
-_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+# Reading a member through its class costs ~80 ns in Python 3.11; the hot paths use these.
+_SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
+    Applied.SNAPSHOT, Applied.DELTA, Applied.STALE, Applied.DROPPED, Applied.GAP, Applied.CROSSED)
 
 
 @dataclass(slots=True)
@@ -64,11 +90,13 @@ class Monitor:
         density_list_max: a snapshot lists at most this many active and this many ended
             densities (the strongest, the most recent).
         retention_ms: keep trades this long so longer windows can be asked for (default W).
+        max_symbols: the most symbols followed; frames of further symbols are bad frames.
     """
 
     def __init__(self, category: str = "linear", window_ms: int = 60_000, bps: float = 50.0,
                  density_x: float = 5.0, density_min_notional: float = 0.0,
-                 retention_ms: int | None = None, density_list_max: int = 20) -> None:
+                 retention_ms: int | None = None, density_list_max: int = 20,
+                 max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
         self.category = category
         self.window_ms = window_ms
         self.retention_ms = retention_ms
@@ -76,99 +104,128 @@ class Monitor:
         self.density_x = density_x
         self.density_min_notional = density_min_notional
         self.density_list_max = density_list_max
+        self.max_symbols = max_symbols
         self.now_ms: int | None = None
         self.states: dict[str, SymbolState] = {}
         self.frames = 0
         self.bad_frames = 0
         self.bad_reasons: dict[str, int] = {}
+        self.bad_samples: dict[str, deque[str]] = {}
+        self.clock_jumps = 0
+        self._jump_pending = False
         self.needs_resync: set[str] = set()
 
     @property
     def symbols(self) -> list[str]:
         return sorted(self.states)
 
+    def _new_state(self, symbol: str) -> SymbolState:
+        return SymbolState(
+            symbol, OrderBook(symbol), TradeWindow(self.window_ms, self.retention_ms),
+            DensityTracker(self.density_x, self.density_min_notional, list_max=self.density_list_max),
+        )
+
     def state(self, symbol: str) -> SymbolState:
+        """``symbol``'s state, created if new (the max_symbols bound is the caller's to check)."""
         st = self.states.get(symbol)
         if st is None:
-            st = self.states[symbol] = SymbolState(
-                symbol, OrderBook(symbol), TradeWindow(self.window_ms, self.retention_ms),
-                DensityTracker(self.density_x, self.density_min_notional, list_max=self.density_list_max),
-            )
+            st = self.states[symbol] = self._new_state(symbol)
         return st
 
     def feed(self, recv_ns: int, raw: str | bytes) -> None:
         """Apply one raw frame (never raises for bad input).
 
-        The hot path: book and trade frames go from JSON straight into the book and the
-        window, without building event objects. It is equivalent to
-        ``feed_event(parse_frame(raw, recv_ns))``, which a test checks frame by frame.
+        Book and trade frames go from JSON straight into the book and the window as validated
+        fields, without building event objects; :func:`~bybitmon.core.protocol.route` is the
+        dispatch ``parse_frame`` uses too, so this equals ``feed_event(parse_frame(raw, recv_ns))``.
         """
-        try:
-            msg = _loads(raw)
-        except _JSONDecodeError:
-            self.feed_event(parse_frame(raw, recv_ns))
-            return
-        if type(msg) is not dict:
-            self.feed_event(parse_frame(raw, recv_ns))
-            return
-        topic = msg.get("topic")
-        if type(topic) is str:
-            try:
-                if topic.startswith("orderbook."):
-                    f = book_fields(msg, topic)
-                    if f is not None:
-                        self.frames += 1
-                        self._book(recv_ns, *f)
-                        return
-                elif topic.startswith("publicTrade."):
-                    ts, trades = trade_fields(msg, topic)
-                    self.frames += 1
-                    self._trades(recv_ns, topic_symbol(topic), ts, trades)
-                    return
-            except _MALFORMED:
-                self.feed_event(parse_frame(raw, recv_ns))  # counted as a bad frame
-                return
-        # Any other object (tickers, kline, acks, pongs, unknown): only the clock moves.
+        r = route(raw, recv_ns)
+        cls = type(r)
         self.frames += 1
-        ts = msg.get("ts")
-        if type(ts) is int:
-            self._clock(ts)
+        if cls is BookFields:
+            self._book(recv_ns, *r)  # type: ignore[misc]
+        elif cls is TradesFields:
+            self._trades(recv_ns, *r)  # type: ignore[misc]
+        else:
+            self._event(r)  # type: ignore[arg-type]
 
     def feed_event(self, ev: Event) -> None:
         """Apply one parsed event."""
         self.frames += 1
         cls = type(ev)
         if cls is BookUpdate:
-            self._book(ev.recv_ns, ev.symbol, ev.depth, ev.ts_ms, ev.cts_ms, ev.update_id, ev.seq,
-                       ev.is_snapshot, ev.bids, ev.asks)
+            self._book(ev.recv_ns, ev.symbol, ev.depth, ev.ts_ms, ev.cts_ms, ev.update_id, ev.seq,  # type: ignore[union-attr]
+                       ev.is_snapshot, ev.bids, ev.asks)  # type: ignore[union-attr]
         elif cls is TradeBatch:
-            self._trades(ev.recv_ns, ev.symbol, ev.ts_ms, ev.trades)
-        elif cls is BadFrame:
-            self.bad_frames += 1
-            self.bad_reasons[ev.reason] = self.bad_reasons.get(ev.reason, 0) + 1
-        elif ev.ts_ms is not None:  # other topics, acks, pongs, unknown objects: the clock only
-            self._clock(ev.ts_ms)
+            self._trades(ev.recv_ns, ev.symbol, ev.ts_ms, ev.trades)  # type: ignore[union-attr]
+        else:
+            self._event(ev)
 
-    def _arrive(self, recv_ns: int, symbol: str, ts_ms: int) -> SymbolState:
-        """What every book or trade frame does first: move the clock, count the frame, note
-        its latency, and settle densities whose grace period is over."""
+    def _event(self, ev: Event) -> None:
+        cls = type(ev)
+        if cls is BadFrame:
+            self._bad(ev.reason, ev.detail or ev.excerpt)  # type: ignore[union-attr]
+        elif cls is OtherTopic and ev.ts_ms is not None:  # type: ignore[union-attr]
+            # tickers, kline...: data frames, so they move the clock; nothing else is read.
+            self._clock(ev.recv_ns, ev.ts_ms)  # type: ignore[union-attr]
+        # Acks, pongs and unknown objects: nothing (their ts never moves the clock).
+
+    def _bad(self, reason: str, detail: str) -> None:
+        self.bad_frames += 1
+        reasons = self.bad_reasons
+        if reason not in reasons and len(reasons) >= _MAX_REASONS:
+            reason = "other"
+        reasons[reason] = reasons.get(reason, 0) + 1
+        samples = self.bad_samples.get(reason)
+        if samples is None:
+            samples = self.bad_samples[reason] = deque(maxlen=BAD_SAMPLES)
+        samples.append(detail[:200])
+
+    def _clock(self, recv_ns: int, ts_ms: int) -> int:
+        """Move the pipeline clock for a data frame stamped ``ts_ms``; returns the frame's
+        time as bounded by the rule in the module docstring."""
         now = self.now_ms
+        if recv_ns > 0:
+            recv_ms = recv_ns // 1_000_000
+            if ts_ms > recv_ms + MAX_LEAD_MS:
+                self.clock_jumps += 1
+                ts_ms = recv_ms if now is None or recv_ms > now else now
+        elif now is not None and ts_ms > now + MAX_JUMP_MS:
+            if not self._jump_pending:
+                self._jump_pending = True
+                self.clock_jumps += 1
+                return now
         if now is None or ts_ms > now:
-            self.now_ms = now = ts_ms
+            self.now_ms = ts_ms
+        self._jump_pending = False
+        return ts_ms
+
+    def _arrive(self, recv_ns: int, symbol: str, ts_ms: int) -> tuple[SymbolState, int] | None:
+        """What every book or trade frame does first: find its symbol's state (None: over the
+        symbol limit, dropped), move the clock, count the frame, note its latency, and settle
+        densities whose grace period is over."""
         st = self.states.get(symbol)
         if st is None:
+            if len(self.states) >= self.max_symbols:
+                self._bad(BadReason.UNKNOWN_SYMBOL, symbol)
+                return None
             st = self.state(symbol)
+        ts_ms = self._clock(recv_ns, ts_ms)
+        now = self.now_ms
         st.frames += 1
         if recv_ns:
             st.latency_ms.append(recv_ns / 1e6 - ts_ms)
         dens = st.densities
-        if dens.n_ending and now >= dens.next_decide_ms:
-            dens.tick(now)
-        return st
+        if dens.n_ending and now >= dens.next_decide_ms:  # type: ignore[operator]
+            dens.tick(now)  # type: ignore[arg-type]
+        return st, ts_ms
 
     def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
-              seq: int | None, is_snapshot: bool, bids: Sequence[Level], asks: Sequence[Level]) -> None:
-        st = self._arrive(recv_ns, symbol, ts_ms)
+              seq: int | None, is_snapshot: bool, bids, asks) -> None:
+        arrived = self._arrive(recv_ns, symbol, ts_ms)
+        if arrived is None:
+            return
+        st, ts_ms = arrived
         dens = st.densities
         book = st.book
         applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
@@ -184,16 +241,34 @@ class Monitor:
             if applied is _GAP or applied is _CROSSED:
                 self.needs_resync.add(symbol)
 
-    def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades: Sequence[Trade]) -> None:
-        st = self._arrive(recv_ns, symbol, ts_ms)
+    def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades) -> None:
+        arrived = self._arrive(recv_ns, symbol, ts_ms)
+        if arrived is None:
+            return
+        st = arrived[0]
         dens = st.densities
-        fresh = st.trades.add_many(trades, self.now_ms)
+        fresh = st.trades.add_many(trades, self.now_ms)  # type: ignore[arg-type]
         if fresh and (dens.n_active or dens.n_ending):
             dens.on_trades(fresh)
 
-    def _clock(self, ts_ms: int) -> None:
-        if self.now_ms is None or ts_ms > self.now_ms:
-            self.now_ms = ts_ms
+    def advance(self, now_ms: int | None = None) -> None:
+        """Settle time-dependent state at the pipeline clock: move every trade window to it,
+        decide densities whose grace is over, forget old ended ones.
+
+        Args:
+            now_ms: move the clock forward to this exchange time first (never backwards), e.g.
+                from an I/O layer that wants windows to age while no frame arrives.
+
+        Snapshots read the same numbers with or without it; it keeps later reads cheap.
+        """
+        if now_ms is not None and (self.now_ms is None or now_ms > self.now_ms):
+            self.now_ms = now_ms
+        now = self.now_ms
+        if now is None:
+            return
+        for st in self.states.values():
+            st.trades.advance(now)
+            st.densities.tick(now)
 
     def invalidate(self, symbol: str | None = None) -> None:
         """Mark one book (or all) not ready until its next snapshot, e.g. after a reconnect."""
@@ -213,6 +288,7 @@ class Monitor:
     # -- reading --------------------------------------------------------------------------
 
     def trade_stats(self, symbol: str, window_ms: int | None = None) -> WindowStats | None:
+        """Trade activity of ``symbol`` at the pipeline clock (None before any data)."""
         st = self.states.get(symbol)
         if st is None or self.now_ms is None:
             return None
@@ -243,66 +319,31 @@ class Monitor:
             "asks": [(p, b.asks[p]) for p in b.ask_px[:rows]],
         }
 
-    def snapshot(self, symbol: str) -> dict:
-        """The version-1 snapshot of ``symbol`` at the pipeline clock (see README)."""
-        st = self.state(symbol)
+    def snapshot(self, symbol: str) -> Snapshot:
+        """The version-1 snapshot of ``symbol`` at the pipeline clock (see README). A pure read:
+        an unknown symbol gets an empty snapshot and no state."""
+        st = self.states.get(symbol)
+        if st is None:
+            st = self._new_state(symbol)
         now = self.now_ms if self.now_ms is not None else 0
-        st.densities.tick(now)
         ts = st.trades.stats(now)
         book = st.book
         if book.ready and book.mid is not None:
             depth = book.depth(self.bps)
-            book_part = {
-                "ready": True,
-                "best_bid": book.best_bid,
-                "best_ask": book.best_ask,
-                "mid": book.mid,
-                "spread_bps": book.spread_bps,
-                "bps": self.bps,
-                "bid_depth": depth.bid_depth,
-                "ask_depth": depth.ask_depth,
-                "bid_notional": depth.bid_notional,
-                "ask_notional": depth.ask_notional,
-                "imbalance": depth.imbalance,
-                "update_id": book.update_id,
-                "seq": book.seq,
-            }
+            book_part = BookView(True, book.best_bid, book.best_ask, book.mid, book.spread_bps, self.bps,
+                                 depth.bid_depth, depth.ask_depth, depth.bid_notional,  # type: ignore[union-attr]
+                                 depth.ask_notional, depth.imbalance, book.update_id, book.seq)  # type: ignore[union-attr]
         else:
             # Not ready (or one side empty): no number is shown rather than a wrong one.
-            book_part = {
-                "ready": book.ready, "best_bid": None, "best_ask": None, "mid": None,
-                "spread_bps": None, "bps": self.bps, "bid_depth": None, "ask_depth": None,
-                "bid_notional": None, "ask_notional": None, "imbalance": None,
-                "update_id": book.update_id, "seq": book.seq,
-            }
+            book_part = BookView(book.ready, None, None, None, None, self.bps, None, None, None, None, None,
+                                 book.update_id, book.seq)
         c = book.counters
-        return {
-            "type": "snapshot",
-            "v": SNAPSHOT_VERSION,
-            "ts": now,
-            "symbol": symbol,
-            "category": self.category,
-            "trades": {
-                "window_s": ts.window_s,
-                "count": ts.count,
-                "tps": ts.tps,
-                "tpm": ts.tpm,
-                "buy_volume": ts.buy_volume,
-                "sell_volume": ts.sell_volume,
-                "volume_delta": ts.volume_delta,
-                "buy_sell_ratio": ts.buy_sell_ratio,
-                "last_price": ts.last_price,
-            },
-            "book": book_part,
-            "densities": [d.as_dict() for d in st.densities.listing(now)],
-            "health": {
-                "frames": st.frames,
-                "bad_frames": self.bad_frames,
-                "stale": c.stale,
-                "gaps": c.gaps,
-                "crossed": c.crossed,
-                "resets": c.resets,
-                "dropped": c.dropped,
-            },
-        }
-
+        return Snapshot(
+            ts=now, symbol=symbol, category=self.category,
+            trades=TradesView(ts.window_s, ts.count, ts.tps, ts.tpm, ts.buy_volume, ts.sell_volume,
+                              ts.volume_delta, ts.buy_sell_ratio, ts.last_price),
+            book=book_part,
+            densities=tuple(st.densities.listing(now)),
+            health=Health(st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,
+                          self.clock_jumps, st.trades.overflow + c.trimmed),
+        )

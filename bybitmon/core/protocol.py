@@ -8,7 +8,8 @@ Protocol reference: https://bybit-exchange.github.io/docs/v5/ws/connect
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+import re
+from typing import Iterable, NamedTuple
 
 import orjson
 
@@ -27,6 +28,15 @@ from .events import (
 
 __all__ = [
     "parse_frame",
+    "route",
+    "BookFields",
+    "TradesFields",
+    "BadReason",
+    "TS_MIN_MS",
+    "TS_MAX_MS",
+    "MAX_PRICE",
+    "MAX_SIZE",
+    "MAX_ID",
     "book_fields",
     "trade_fields",
     "book_topic",
@@ -39,6 +49,44 @@ __all__ = [
 ]
 
 _INF = float("inf")
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+
+# Range checks at the edge (issue: "no OverflowError possible anywhere downstream"). A frame with
+# a number outside these bounds is a bad frame: nothing of it is applied.
+TS_MIN_MS = 0                   # exchange times (ts, T, cts) are ms since the epoch ...
+TS_MAX_MS = 7_258_118_400_000   # ... before 2200-01-01
+MAX_ID = 2**63 - 1              # u and seq fit a signed 64-bit integer (Parquet, JSON readers)
+MAX_PRICE = 1e12                # quote units; the dearest instrument is ~1e5 ...
+MAX_SIZE = 1e15                 # ... and sums of 1e5 such sizes or notionals stay far from float's range
+_MAX_NUM_CHARS = 64             # a price or size string longer than this is not a number Bybit sends
+_MAX_TRADE_ID_CHARS = 128
+# Symbols as Bybit names them (BTCUSDT, 1000PEPEUSDT, BTC-27DEC24-100000-C): nothing that could
+# carry a terminal escape or a path.
+_SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")
+
+
+class BadReason:
+    """Why a frame is bad: a closed set, so counts keyed by reason stay bounded."""
+
+    INVALID_JSON = "invalid JSON"
+    NOT_OBJECT = "not a JSON object"
+    MALFORMED_BOOK = "malformed orderbook frame"
+    MALFORMED_TRADE = "malformed publicTrade frame"
+    OUT_OF_RANGE = "number out of range"
+    BAD_SYMBOL = "bad symbol in topic"
+    UNKNOWN_SYMBOL = "symbol over the limit"   # set by the Monitor (max_symbols)
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+class _BadSymbol(ValueError):
+    pass
+
+
 _req_ids = itertools.count(1)
 _MISSING: object = object()
 
@@ -90,32 +138,50 @@ def _excerpt(raw: str | bytes) -> str:
     return raw[:120]
 
 
-def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
-    """Turn one raw frame into one event. Never raises.
+class TradesFields(NamedTuple):
+    """A validated ``publicTrade.{symbol}`` frame, before it becomes a :class:`TradeBatch`."""
 
-    Args:
-        raw: the frame text exactly as received.
-        recv_ns: local receive time in ns (``time.time_ns()`` at the source).
+    symbol: str
+    ts_ms: int
+    trades: list[Trade]
+
+
+def route(raw: str | bytes, recv_ns: int) -> BookFields | TradesFields | Event:
+    """The one dispatch of a raw frame, shared by :func:`parse_frame` and ``Monitor.feed``.
+
+    Book and trade frames come out as validated fields (:class:`BookFields`,
+    :class:`TradesFields`), so the Monitor's hot path builds no event; everything else comes
+    out as its event. Never raises: a malformed frame is a :class:`BadFrame` whose ``reason`` is
+    one of :class:`BadReason` (the offending value is in ``detail``, never in ``reason``).
     """
     try:
-        msg = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        return BadFrame(recv_ns, "invalid JSON", _excerpt(raw) if isinstance(raw, (str, bytes)) else "")
+        msg = _loads(raw)
+    except (_JSONDecodeError, TypeError):
+        return BadFrame(recv_ns, BadReason.INVALID_JSON, _excerpt(raw) if isinstance(raw, (str, bytes)) else "")
     if type(msg) is not dict:
-        return BadFrame(recv_ns, "not a JSON object", _excerpt(raw))
+        return BadFrame(recv_ns, BadReason.NOT_OBJECT, _excerpt(raw))
     topic = msg.get("topic")
+    ts = msg.get("ts")
     if type(topic) is str:
         try:
             if topic.startswith("orderbook."):
-                return _parse_book(msg, topic, recv_ns, raw)
-            if topic.startswith("publicTrade."):
-                return _parse_trades(msg, topic, recv_ns)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            return BadFrame(recv_ns, f"malformed {topic.split('.', 1)[0]} frame: {exc}", _excerpt(raw))
-        ts = msg.get("ts")
+                f = book_fields(msg, topic)
+                if f is not None:
+                    return f
+            elif topic.startswith("publicTrade."):
+                ts, trades = trade_fields(msg, topic)
+                return TradesFields(_trade_symbol(topic), ts, trades)
+            if type(ts) is int and not TS_MIN_MS <= ts < TS_MAX_MS:
+                raise _OutOfRange(f"ts {ts} out of range")
+        except _OutOfRange as exc:
+            return BadFrame(recv_ns, BadReason.OUT_OF_RANGE, _excerpt(raw), _detail(exc))
+        except _BadSymbol as exc:
+            return BadFrame(recv_ns, BadReason.BAD_SYMBOL, _excerpt(raw), _detail(exc))
+        except _MALFORMED as exc:
+            reason = BadReason.MALFORMED_BOOK if topic.startswith("orderbook.") else BadReason.MALFORMED_TRADE
+            return BadFrame(recv_ns, reason, _excerpt(raw), _detail(exc))
         return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
     op = msg.get("op")
-    ts = msg.get("ts")
     ts = ts if type(ts) is int else None
     if msg.get("ret_msg") == "pong" or op == "pong":
         return Pong(recv_ns, _str_or_none(msg.get("conn_id")), msg.get("req_id"), ts)
@@ -132,6 +198,28 @@ def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
             ",".join(map(str, fail)), msg.get("req_id"), _str_or_none(msg.get("conn_id")), ts,
         )
     return UnknownFrame(recv_ns, ts)
+
+
+def parse_frame(raw: str | bytes, recv_ns: int) -> Event:
+    """Turn one raw frame into one event. Never raises.
+
+    Args:
+        raw: the frame text exactly as received.
+        recv_ns: local receive time in ns (``time.time_ns()`` at the source).
+    """
+    r = route(raw, recv_ns)
+    cls = type(r)
+    if cls is BookFields:
+        symbol, depth, ts, cts, u, seq, is_snapshot, bids, asks = r  # type: ignore[misc]
+        return BookUpdate(book_topic(symbol, depth), symbol, depth, recv_ns, ts, cts, u, seq, is_snapshot,
+                          tuple(bids), tuple(asks))
+    if cls is TradesFields:
+        return TradeBatch(trade_topic(r.symbol), r.symbol, recv_ns, r.ts_ms, tuple(r.trades))  # type: ignore[union-attr]
+    return r  # type: ignore[return-value]
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc)[:200]
 
 
 def _str_or_none(value: object) -> str | None:
@@ -178,17 +266,21 @@ def _levels_checked(side: list) -> list[tuple[float, float]]:
         if price is None:
             price = _OLD_PRICES.get(p)
             if price is None:
+                if len(p) > _MAX_NUM_CHARS:
+                    raise ValueError("price string too long")
                 price = float(p)
-                # NaN fails the comparison, so one test rejects NaN, inf, zero and negatives.
-                if not 0.0 < price < _INF:
-                    raise ValueError(f"bad level [{p!r}, {s!r}]")
+                # NaN fails the comparison, so one test rejects NaN, inf, zero, negatives and 1e308.
+                if not 0.0 < price <= MAX_PRICE:
+                    raise _OutOfRange(f"price {p[:40]!r} out of range")
         size = sizes.get(s)
         if size is None:
             size = _OLD_SIZES.get(s)
             if size is None:
+                if len(s) > _MAX_NUM_CHARS:
+                    raise ValueError("size string too long")
                 size = float(s)
-                if not 0.0 <= size < _INF:
-                    raise ValueError(f"bad level [{p!r}, {s!r}]")
+                if not 0.0 <= size <= MAX_SIZE:
+                    raise _OutOfRange(f"size {s[:40]!r} out of range")
         out.append((price, size))
     # Only a side that is valid as a whole is remembered.
     for (p, s), (price, size) in zip(side, out):
@@ -197,19 +289,47 @@ def _levels_checked(side: list) -> list[tuple[float, float]]:
     return out
 
 
-BookFields = tuple  # (symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks)
+class BookFields(NamedTuple):
+    """A validated ``orderbook.{depth}.{symbol}`` frame, before it becomes a :class:`BookUpdate`."""
+
+    symbol: str
+    depth: int
+    ts_ms: int
+    cts_ms: int | None
+    update_id: int
+    seq: int
+    is_snapshot: bool
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
 
 
 _BOOK_TOPICS: dict[str, tuple[str, int] | None] = {}
 
 
 def _book_topic(topic: str) -> tuple[str, int] | None:
+    """(symbol, depth) of a book topic we interpret; None for others (``orderbook.rpi.X``).
+
+    Raises:
+        ValueError: the symbol is not one (see ``_SYMBOL_RE``); such topics are not cached.
+    """
     parts = topic.split(".")
-    route = (parts[2], int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or parts[1] != str(int(parts[1])):
+        route = None
+    else:
+        if not _SYMBOL_RE.match(parts[2]):
+            raise _BadSymbol(f"bad symbol {parts[2][:40]!r}")
+        route = (parts[2], int(parts[1]))
     if len(_BOOK_TOPICS) > 100_000:
         _BOOK_TOPICS.clear()
     _BOOK_TOPICS[topic] = route
     return route
+
+
+def _trade_symbol(topic: str) -> str:
+    symbol = topic[12:]  # after "publicTrade."
+    if not _SYMBOL_RE.match(symbol):
+        raise _BadSymbol(f"bad symbol {symbol[:40]!r}")
+    return symbol
 
 
 def book_fields(msg: dict, topic: str) -> BookFields | None:
@@ -238,17 +358,14 @@ def book_fields(msg: dict, topic: str) -> BookFields | None:
     if type(ts) is not int or type(u) is not int or type(seq) is not int:
         raise TypeError("ts, u and seq must be integers")
     cts = msg.get("cts")
-    return (route[0], route[1], ts, cts if type(cts) is int else None, u, seq, is_snapshot,  # type: ignore[index]
-            _levels(data["b"]), _levels(data["a"]))
-
-
-def _parse_book(msg: dict, topic: str, recv_ns: int, raw: str | bytes) -> Event:
-    f = book_fields(msg, topic)
-    if f is None:
-        ts = msg.get("ts")
-        return OtherTopic(recv_ns, topic, ts if type(ts) is int else None)
-    symbol, depth, ts, cts, u, seq, is_snapshot, bids, asks = f
-    return BookUpdate(topic, symbol, depth, recv_ns, ts, cts, u, seq, is_snapshot, tuple(bids), tuple(asks))
+    if type(cts) is not int:
+        cts = None
+    elif not TS_MIN_MS <= cts < TS_MAX_MS:
+        raise _OutOfRange(f"cts {cts} out of range")
+    if not (TS_MIN_MS <= ts < TS_MAX_MS and 0 <= u <= MAX_ID and 0 <= seq <= MAX_ID):
+        raise _OutOfRange(f"ts/u/seq {ts}/{u}/{seq} out of range")
+    return BookFields(route[0], route[1], ts, cts, u, seq, is_snapshot,  # type: ignore[index]
+                      _levels(data["b"]), _levels(data["a"]))
 
 
 def trade_fields(msg: dict, topic: str) -> tuple[int, list[Trade]]:
@@ -261,6 +378,8 @@ def trade_fields(msg: dict, topic: str) -> tuple[int, list[Trade]]:
     data = msg["data"]
     if type(ts) is not int or type(data) is not list:
         raise TypeError("ts must be an integer and data a list")
+    if not TS_MIN_MS <= ts < TS_MAX_MS:
+        raise _OutOfRange(f"ts {ts} out of range")
     trades = []
     append = trades.append
     for t in data:
@@ -271,6 +390,8 @@ def trade_fields(msg: dict, topic: str) -> tuple[int, list[Trade]]:
         trade_id = t["i"]
         if type(fill_ms) is not int or type(p) is not str or type(v) is not str or type(trade_id) is not str:
             raise TypeError("trade T must be an integer; p, v and i strings")
+        if len(p) > _MAX_NUM_CHARS or len(v) > _MAX_NUM_CHARS or len(trade_id) > _MAX_TRADE_ID_CHARS:
+            raise ValueError("trade field too long")
         if side == "Buy":
             is_buy = True
         elif side == "Sell":
@@ -279,12 +400,7 @@ def trade_fields(msg: dict, topic: str) -> tuple[int, list[Trade]]:
             raise ValueError(f"unknown side {side!r}")
         price = float(p)
         size = float(v)
-        if not (0.0 < price < _INF and 0.0 <= size < _INF):
-            raise ValueError(f"bad trade price/size {p!r}/{v!r}")
+        if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill_ms < TS_MAX_MS):
+            raise _OutOfRange(f"trade T/p/v {fill_ms}/{p!r}/{v!r} out of range")
         append(Trade(fill_ms, is_buy, price, size, v, trade_id, t.get("BT") is True))
     return ts, trades
-
-
-def _parse_trades(msg: dict, topic: str, recv_ns: int) -> TradeBatch:
-    ts, trades = trade_fields(msg, topic)
-    return TradeBatch(topic, topic_symbol(topic), recv_ns, ts, tuple(trades))

@@ -634,8 +634,8 @@ class MarketSimulator:
                 nk -= 1
 
     def _normalize(self, sym: SymbolState) -> None:
-        """Trim or extend each side at its far end to exactly ``depth`` levels."""
-        depth = self.depth
+        """Trim or extend each side at its far end to exactly ``sym.depth`` levels."""
+        depth = sym.depth
         r = sym.rng.random
         table = sym.level_sizes
         for side in sym.sides:

@@ -130,7 +130,7 @@ class SymbolState:
     __slots__ = ("name", "idx", "rng", "pdec", "tick_units", "sdec", "trim", "bids", "asks",
                  "sides", "u", "last_seq", "last_cts", "last_T", "book_topic", "trade_topic",
                  "level_med", "level_sizes", "trade_sizes", "last_p", "up", "trade_t", "burst_start",
-                 "burst_end", "burst_buy", "next_plant", "tid", "pcache", "scache")
+                 "burst_end", "burst_buy", "next_plant", "tid", "pcache", "scache", "views", "live", "depth")
 
     def __init__(self, name: str, idx: int, seed: int, category: str, depth: int) -> None:
         self.name = name
@@ -184,6 +184,9 @@ class SymbolState:
         self.burst_end = _INF
         self.burst_buy = 0.5  # P(taker is a buyer) during the burst
         self.next_plant = _INF
+        self.depth = depth  # levels per side the book is kept at
+        self.views: dict = {}  # depth -> DepthView (DepthMarket only)
+        self.live: list = []  # the active ones
         self.pcache: dict[int, str] = {}
         self.scache: dict[int, str] = {}
         # Initial book: one-tick spread, mostly contiguous levels.
@@ -206,11 +209,15 @@ class SymbolState:
         return 3 + int(self.rng.random() * 3)
 
     def _fill(self, side: Side, first_key: int, depth: int) -> None:
+        # Keys only grow here, so they are appended in order (no insort, no pend: the side is new).
         key = first_key
+        keys = side.keys
+        sizes = side.sizes
         for _ in range(depth):
             if side.sign < 0 and key >= 0:  # bid price would be <= 0
                 break
-            side.set(key, self.level_size())
+            keys.append(key)
+            sizes[key] = self.level_size()
             key += self.gap()
 
     def price(self, key_price: int) -> str:

@@ -6,7 +6,8 @@
 * :mod:`.app`: the websockets glue (handshake, fan-out, housekeeping) and ``run_serve``.
 """
 
-from .app import BybitServer, run_serve
+from .app import BybitServer
+from .run import banner, fault_summary, run_serve
 from .faults import FAULT_KINDS, INJECT_KINDS, FaultKind, FaultPlan
 from .session import Outcome, Session
 from .sources import FileSource, SimulatedSource
@@ -14,6 +15,8 @@ from .sources import FileSource, SimulatedSource
 __all__ = [
     "BybitServer",
     "run_serve",
+    "banner",
+    "fault_summary",
     "FaultKind",
     "FaultPlan",
     "FAULT_KINDS",

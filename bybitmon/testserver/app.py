@@ -31,18 +31,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.limits import SERVED_CATEGORIES
+from ..errors import printable
 from ..errors import UsageError
 from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
                      is_delta, plan_cumulative)
 from .session import Session
+from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 from .sources import FileSource, SimulatedSource, Source
 
 __all__ = [
@@ -53,10 +59,16 @@ __all__ = [
     "FileSource",
     "FaultPlan",
     "BybitServer",
-    "run_serve",
+    "Source",
 ]
 
 _PATHS = {f"/v5/public/{c}": c for c in SERVED_CATEGORIES}
+
+
+def _listing(topics: list[str], most: int = 6) -> str:
+    """``a, b, c (+7 more)``: a topic list short enough for one log line."""
+    head = ", ".join(topics[:most])
+    return head + (f" (+{len(topics) - most} more)" if len(topics) > most else "")
 
 
 class _Connection(ServerConnection):
@@ -120,11 +132,16 @@ class BybitServer:
         max_buffer_bytes: A connection whose unsent data passes this many bytes is dropped.
         compression: ``"deflate"`` to offer permessage-deflate; off by default because
             compressing every frame per connection costs more CPU than the fan-out itself.
+        log: Called with one line per connection, subscription, refusal and injected fault
+            (``serve --verbose``); None logs nothing.
+        ssl: A server TLS context to serve ``wss://`` (clients that accept nothing else, e.g.
+            cryptofeed); None serves plain ``ws://``.
     """
 
     def __init__(self, source: Source, *, host: str = "127.0.0.1", port: int = 0,
                  idle_timeout_s: float = 600.0, max_buffer_bytes: int = 16 * 2**20,
-                 compression: str | None = None) -> None:
+                 compression: str | None = None, log: Callable[[str], None] | None = None,
+                 ssl: SSLContext | None = None) -> None:
         if not idle_timeout_s > 0:
             raise UsageError(f"bad idle timeout {idle_timeout_s}: use a positive number of seconds")
         self.source = source
@@ -133,6 +150,8 @@ class BybitServer:
         self.idle_timeout_s = float(idle_timeout_s)
         self.max_buffer_bytes = max_buffer_bytes
         self.compression = compression
+        self._log_fn = log
+        self.ssl = ssl
         #: Faults put on the wire, per kind: one per connection hit (``reject``: per call).
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         #: Connections dropped because their write buffer overflowed.
@@ -150,6 +169,10 @@ class BybitServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the REST endpoints list (instruments-info, tickers), with their test modes.
+        self.rest = RestMarket({c: sorted(source.symbols(c)) for c in source.categories},
+                               clock_ms=lambda: int(time.time() * 1000), book=source.true_book)
+        self._rest_hangs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -157,7 +180,7 @@ class BybitServer:
     def url(self) -> str:
         """Base URL, ``ws://HOST:PORT``; add ``/v5/public/{category}``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}"
 
     def url_for(self, category: str) -> str:
         """``ws://HOST:PORT/v5/public/{category}``."""
@@ -179,6 +202,7 @@ class BybitServer:
             # bound are what cut dead peers off.
             ping_interval=None,
             max_size=2**20,
+            ssl=self.ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
@@ -193,6 +217,9 @@ class BybitServer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for hang in list(self._rest_hangs):
+            if not hang.done():
+                hang.set_result(None)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -205,15 +232,32 @@ class BybitServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def pause_source(self) -> None:
+        """Stop the source: no more market frames until :meth:`resume_source` (acks, pongs and
+        snapshots are still sent). Tests use it to compare a client's book with the truth at rest."""
+        task, self._source_task = self._source_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def resume_source(self) -> None:
+        """Start the source again after :meth:`pause_source` (a simulation catches up with the
+        wall clock at most ``max_step_ms`` per tick)."""
+        if self._source_task is None:
+            self._source_task = asyncio.create_task(self.source.run(self._dispatch), name="bybitmon-source")
+
     async def serve_forever(self) -> None:
         """Run until cancelled; re-raises an error of the source (e.g. a corrupt recording)."""
         if self._source_task is not None:
             await self._source_task  # returns normally when a file replay ends
         await asyncio.Future()
 
-    def true_book(self, symbol: str, category: str = "linear") -> tuple[dict[str, str], dict[str, str]]:
-        """The source's true book of ``symbol``: ``(bids, asks)`` as ``{price: size}`` strings."""
-        return self.source.true_book(category, symbol)
+    def true_book(self, symbol: str, category: str = "linear",
+                  depth: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """The source's true book of ``symbol`` at ``depth`` (default 50, or the file's deepest):
+        ``(bids, asks)`` as ``{price: size}`` strings."""
+        return self.source.true_book(category, symbol, depth)
 
     def connections(self, category: str | None = None) -> int:
         """Open connections (on one category, or all)."""
@@ -222,12 +266,31 @@ class BybitServer:
 
     # -- handshake and per-connection handling --------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Any:
         path = request.path.split("?", 1)[0]
+        if path.startswith(REST_PREFIX):
+            return self._rest_reply(request)
         if path not in _PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    async def _rest_reply(self, request: Request) -> Response:
+        # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
+        path, _, qs = request.path.partition("?")
+        reply = rest_handle(path, dict(parse_qsl(qs, keep_blank_values=True)), self.rest)
+        if reply is None:
+            # "Never answer": until the server's open timeout, or close(), ends the wait.
+            hang = asyncio.get_running_loop().create_future()
+            self._rest_hangs.add(hang)
+            try:
+                await hang
+            finally:
+                self._rest_hangs.discard(hang)
+            reply = 503, [], b""
+        status, headers, body = reply  # type: ignore[misc]
+        hdrs = Headers([*headers, ("Content-Length", str(len(body))), ("Connection", "close")])
+        return Response(status, HTTPStatus(status).phrase, hdrs, body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn: _Connection = ws  # type: ignore[assignment]
@@ -237,6 +300,7 @@ class BybitServer:
         conn.session = Session(category, self.source.serves, self._rejected)
         self._conns[category].add(conn)
         self.source.open(category)
+        self._log(f"{self._who(conn)} connected ({conn.session.conn_id})")
         try:
             async for message in conn:
                 if conn.stalled or conn.dead:
@@ -248,6 +312,7 @@ class BybitServer:
             pass
         finally:
             self._forget(conn)
+            self._log(f"{self._who(conn)} closed ({conn.session.conn_id})")
 
     def _forget(self, conn: _Connection) -> None:
         conn.dead = True
@@ -255,15 +320,28 @@ class BybitServer:
         self._unroute(conn)
 
     def _unroute(self, conn: _Connection) -> None:
-        routes = self._routes[conn.category]
         for topic in conn.topics:
-            subs = routes.get(topic)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del routes[topic]
+            self._unroute_topic(conn, topic)
         for topic in list(conn.faults):
             self._clear_fault(conn, topic)
+
+    def _route(self, conn: _Connection, topic: str) -> None:
+        routes = self._routes[conn.category]
+        subs = routes.get(topic)
+        if subs is None:
+            subs = routes[topic] = set()
+            # First subscriber: the source starts computing this depth (book topics only).
+            self.source.set_topic_active(conn.category, topic, True)
+        subs.add(conn)
+
+    def _unroute_topic(self, conn: _Connection, topic: str) -> None:
+        routes = self._routes[conn.category]
+        subs = routes.get(topic)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del routes[topic]
+                self.source.set_topic_active(conn.category, topic, False)
 
     def _send(self, conn: _Connection, text: str) -> None:
         # Written synchronously, so a reply or snapshot is ordered exactly among the fan-out
@@ -280,9 +358,13 @@ class BybitServer:
         assert session is not None
         out = session.receive(text)
         self._send(conn, out.reply)
-        routes = self._routes[conn.category]
+        if out.refused is not None:
+            self._log(f"{self._who(conn)} refused {out.op or 'request'}: {out.refused}")
+        elif out.op in ("subscribe", "unsubscribe"):
+            topics = out.subscribed if out.op == "subscribe" else out.removed
+            self._log(f"{self._who(conn)} {out.op}d {len(topics)} topic(s): {_listing(topics)}")
         for topic in out.added:
-            routes.setdefault(topic, set()).add(conn)
+            self._route(conn, topic)
         for topic in out.subscribed:
             if topic.startswith("orderbook."):
                 # "The first frame after a subscribe is a snapshot"; a repeated subscribe is how
@@ -292,12 +374,17 @@ class BybitServer:
                 if snap is not None:
                     self._send(conn, snap)
         for topic in out.removed:
-            subs = routes.get(topic)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del routes[topic]
+            self._unroute_topic(conn, topic)
             self._clear_fault(conn, topic)
+
+    def _who(self, conn: _Connection) -> str:
+        peer = conn.remote_address
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        return f"{conn.category} {where}"
+
+    def _log(self, line: str) -> None:
+        if self._log_fn is not None:
+            self._log_fn(printable(line, 2000))  # topics and messages come from clients
 
     # -- fan-out --------------------------------------------------------------------------
 
@@ -390,6 +477,7 @@ class BybitServer:
                 self._abort(conn)
                 n += 1
         self.fault_counts["drop"] += n
+        self._log(f"fault drop: {n} connection(s) aborted")
         await asyncio.sleep(0)
         return n
 
@@ -413,15 +501,17 @@ class BybitServer:
                     self._unroute(conn)
                     n += 1
         self.fault_counts["stall"] += n
+        self._log(f"fault stall: {n} connection(s) get nothing more")
         return n
 
     def reject(self, symbol: str) -> None:
         """From now on, subscriptions naming ``symbol`` (any category) get a failure ack."""
         self._rejected.add(symbol)
         self.fault_counts["reject"] += 1
+        self._log(f"fault reject: subscriptions to {symbol} fail from now on")
 
     def inject(self, kind: str, symbol: str, category: str = "linear") -> int:
-        """Corrupt the wire stream of ``symbol``'s book topic for every current subscriber.
+        """Corrupt the wire stream of ``symbol``'s book topics (every depth) for every current subscriber.
 
         Kinds: ``duplicate`` (the next delta is sent twice), ``gap`` (the next delta is not
         sent), ``reorder`` (the next two deltas swap places), ``crossed`` (a delta with the
@@ -441,10 +531,10 @@ class BybitServer:
             raise UsageError(f"unknown fault {kind!r}: use one of {', '.join(INJECT_KINDS)}")
         if category not in SERVED_CATEGORIES:
             raise UsageError(f"bad category {category!r}: use {', '.join(SERVED_CATEGORIES)}")
-        topic = self.source.book_topic(category, symbol)
-        if topic is None:
+        topics = self.source.book_topics(category, symbol)
+        if not topics:
             raise UsageError(f"no book of {symbol!r} on {category} to corrupt")
-        return self._inject_topic(category, topic, FaultKind(kind))
+        return sum(self._inject_topic(category, topic, FaultKind(kind)) for topic in topics)
 
     def _inject_topic(self, category: str, topic: str, kind: FaultKind) -> int:
         subs = self._routes[category].get(topic)
@@ -453,6 +543,7 @@ class BybitServer:
         if kind in NEXT_DELTA_KINDS:
             for conn in subs:
                 self._fault_state(conn, topic).pending.append(kind)
+            self._log(f"fault {kind} on the next delta of {category} {topic} ({len(subs)} connection(s))")
             return len(subs)
         snap = self.source.snapshot_frame(category, topic)
         if snap is None:
@@ -469,6 +560,7 @@ class BybitServer:
             self._send(conn, text)
             self.fault_counts[kind] += 1
             n += 1
+        self._log(f"fault {kind} sent on {category} {topic} ({n} connection(s))")
         return n
 
     def apply_plan(self, plan: FaultPlan | None) -> None:
@@ -518,6 +610,7 @@ class BybitServer:
                         # The client reads slower than the stream: drop it, as Bybit would,
                         # rather than buffer without bound.
                         self.overflow_drops += 1
+                        self._log(f"{self._who(conn)} dropped: more than {limit} bytes unread")
                         self._abort(conn)
                     elif now - self._last_activity(conn, now) > self.idle_timeout_s:
                         self._forget(conn)
@@ -542,42 +635,3 @@ class BybitServer:
 
 # ----------------------------------------------------------------------------------- entry
 
-
-async def run_serve(host: str, port: int, *, simulate: bool, file: str | None, symbols: list[str],
-                    seed: int, speed: float | None, faults: str | None, idle_timeout_s: float,
-                    ready: Callable[[str], None] | None = None) -> None:
-    """``bybitmon serve``: serve a simulated market or a file until cancelled.
-
-    Args:
-        host, port: Where to listen (port 0 picks a free one).
-        simulate: Serve a :class:`SimulatedSource` of ``symbols`` (exclusive with ``file``).
-        file: Serve this recording / capture with a :class:`FileSource` (``symbols`` is then
-            ignored: the file's own topics are served).
-        symbols: Symbols of the simulated market.
-        seed: Simulator and fault-plan seed.
-        speed: Simulated or replay speed; ``None`` = 1 for a simulation, as fast as possible
-            for a file.
-        faults: A :class:`FaultPlan` spec, or None.
-        idle_timeout_s: Idle cut-off, s (Bybit: 600).
-        ready: Called once with ``ws://HOST:PORT`` when listening.
-
-    Raises:
-        UsageError: bad combination of arguments or a bad fault spec.
-        RecordingError: the file cannot be read.
-        OSError: the address cannot be bound.
-    """
-    if simulate == (file is not None):
-        raise UsageError("give either a simulated market or a file to serve, not both or neither")
-    plan = FaultPlan.parse(faults, seed=seed) if faults is not None else None
-    source: Source
-    if simulate:
-        source = SimulatedSource(symbols, seed, speed)
-    else:
-        assert file is not None
-        source = FileSource(file, None, speed)
-    async with BybitServer(source, host=host, port=port, idle_timeout_s=idle_timeout_s) as server:
-        if plan is not None:
-            server.apply_plan(plan)
-        if ready is not None:
-            ready(server.url)
-        await server.serve_forever()

@@ -22,7 +22,7 @@ import orjson
 from ..core.book import OrderBook
 from ..core.limits import BOOK_DEPTHS, SERVED_CATEGORIES
 from ..errors import UsageError
-from ..sim.market import MarketSimulator
+from ..sim.depths import DepthMarket
 from ..transport.recording import FrameReader
 from .faults import book_frame
 
@@ -53,53 +53,65 @@ Sink = Callable[[str, list[tuple[str, str]]], None]
 
 
 class _SimCategory:
-    __slots__ = ("sim", "t0", "start_ms", "book_topics")
+    __slots__ = ("sim", "t0", "start_ms")
 
-    def __init__(self, sim: MarketSimulator, t0: float, start_ms: int, book_topics: dict[str, str]) -> None:
+    def __init__(self, sim: DepthMarket, t0: float, start_ms: int) -> None:
         self.sim = sim
         self.t0 = t0  # loop.time() at start_ms, s
         self.start_ms = start_ms
-        self.book_topics = book_topics  # topic -> symbol
+
+
+def _book_parts(topic: str) -> tuple[int, str] | None:
+    """``(depth, symbol)`` of ``orderbook.{depth}.{symbol}``, else None."""
+    parts = topic.split(".")
+    if len(parts) == 3 and parts[0] == "orderbook" and parts[1].isdigit():
+        return int(parts[1]), parts[2]
+    return None
 
 
 class SimulatedSource:
-    """A seeded simulated market: one :class:`MarketSimulator` per category, on the wall clock.
+    """A seeded simulated market: one :class:`~bybitmon.sim.depths.DepthMarket` per category, on
+    the wall clock, publishing every depth of every symbol at once as Bybit does.
 
     A category's simulator starts when it is first needed (a connection on its path, or a
     :meth:`true_book` call), so serving 500 symbols on linear does not also pay for spot and
-    inverse nobody reads. Every simulator gets the same symbols; linear uses ``seed`` as given
-    (so ``serve --seed 1`` matches ``replay --simulate --seed 1``), spot and inverse a seed
-    derived from it.
+    inverse nobody reads; likewise a depth of a symbol is computed only while someone is
+    subscribed to it (:meth:`set_topic_active`). Every simulator gets the same symbols; linear
+    uses ``seed`` as given, spot and inverse a seed derived from it.
 
     Args:
         symbols: Instruments, e.g. ``["BTCUSDT", "ETHUSDT"]``.
         seed: Seed of the simulators.
         speed: Simulated time per wall-clock time (2.0 = twice as fast). ``None`` means 1.0.
         categories: Categories served.
-        depth: Book depth of the ``orderbook.{depth}.SYM`` topics (other depths are refused).
-        tick_s: Wall-clock interval between :meth:`MarketSimulator.advance` calls, s.
+        depths: Book depths served as ``orderbook.{depth}.SYM`` (others are refused); default
+            all of Bybit's.
+        tick_s: Wall-clock interval between :meth:`DepthMarket.advance` calls, s.
         max_step_ms: Most simulated time one tick may cover, ms; when the CPU cannot keep up,
             the simulated clock falls behind the wall clock instead of the ticks growing.
         trade_rate: Taker orders per second per symbol (see :class:`MarketSimulator`).
         plant_every_s: Mean time between planted large orders per symbol, s.
-        book_interval_ms: Book push interval, ms (Bybit: 20 for depth 50).
+        book_interval_ms: None (default) for Bybit's push interval of each depth
+            (:data:`~bybitmon.core.limits.BOOK_PUSH_MS`); a number makes every depth push at that
+            interval and the market move at that pace (tests use it to slow or speed the stream).
 
     Raises:
         UsageError: no symbols, or a bad speed, depth or category.
     """
 
     def __init__(self, symbols: Sequence[str], seed: int = 1, speed: float | None = 1.0, *,
-                 categories: Sequence[str] = SERVED_CATEGORIES, depth: int = 50, tick_s: float = 0.02,
-                 max_step_ms: int = 250, trade_rate: float = 5.0, plant_every_s: float = 20.0,
-                 book_interval_ms: int = 20) -> None:
+                 categories: Sequence[str] = SERVED_CATEGORIES, depths: Sequence[int] = BOOK_DEPTHS,
+                 tick_s: float = 0.02, max_step_ms: int = 250, trade_rate: float = 5.0,
+                 plant_every_s: float = 20.0, book_interval_ms: int | None = None) -> None:
         names = list(dict.fromkeys(symbols))
         if not names:
             raise UsageError("the simulated market needs at least one symbol")
         speed = 1.0 if speed is None else float(speed)
         if not 0.0 < speed < math.inf:
             raise UsageError(f"bad speed {speed}: use a positive number")
-        if depth not in BOOK_DEPTHS:
-            raise UsageError(f"bad depth {depth}: Bybit serves {', '.join(map(str, BOOK_DEPTHS))}")
+        for depth in depths:
+            if depth not in BOOK_DEPTHS:
+                raise UsageError(f"bad depth {depth}: Bybit serves {', '.join(map(str, BOOK_DEPTHS))}")
         for cat in categories:
             if cat not in SERVED_CATEGORIES:
                 raise UsageError(f"bad category {cat!r}: use {', '.join(SERVED_CATEGORIES)}")
@@ -108,11 +120,11 @@ class SimulatedSource:
         self.seed = seed
         self.speed = speed
         self.categories = tuple(categories)
-        self.depth = depth
+        self.depths = tuple(sorted(set(depths)))
         self.tick_s = tick_s
         self.max_step_ms = max_step_ms
-        self._sim_kwargs = dict(depth=depth, trade_rate=trade_rate, plant_every_s=plant_every_s,
-                                book_interval_ms=book_interval_ms)
+        self.book_interval_ms = book_interval_ms
+        self._sim_kwargs = dict(trade_rate=trade_rate, plant_every_s=plant_every_s)
         self._cats: dict[str, _SimCategory] = {}
         self._sink: Sink | None = None
 
@@ -128,22 +140,34 @@ class SimulatedSource:
             return frozenset()
         return self._symbols
 
+    def describe(self) -> dict[str, list]:
+        """What is served: ``{"categories": [...], "symbols": [...], "depths": [...]}``."""
+        return {"categories": list(self.categories), "symbols": list(self.symbols_list), "depths": list(self.depths)}
+
     def serves(self, category: str, topic: str) -> bool:
         """Whether ``topic`` exists here: ``orderbook.{depth}.SYM`` or ``publicTrade.SYM``."""
         if category not in self.categories:
             return False
+        book = _book_parts(topic)
+        if book is not None:
+            return book[0] in self.depths and book[1] in self._symbols and topic == f"orderbook.{book[0]}.{book[1]}"
         parts = topic.split(".")
-        if len(parts) == 3 and parts[0] == "orderbook":
-            return parts[1] == str(self.depth) and parts[2] in self._symbols
         if len(parts) == 2 and parts[0] == "publicTrade":
             return parts[1] in self._symbols
         return False
 
-    def book_topic(self, category: str, symbol: str) -> str | None:
-        """The book topic of ``symbol``, or None when unknown."""
+    def book_topics(self, category: str, symbol: str) -> list[str]:
+        """Every book topic of ``symbol`` (empty when unknown)."""
         if category in self.categories and symbol in self._symbols:
-            return f"orderbook.{self.depth}.{symbol}"
-        return None
+            return [f"orderbook.{d}.{symbol}" for d in self.depths]
+        return []
+
+    def book_topic(self, category: str, symbol: str) -> str | None:
+        """The depth-50 book topic of ``symbol`` (else its deepest), or None when unknown."""
+        topics = self.book_topics(category, symbol)
+        if not topics:
+            return None
+        return f"orderbook.50.{symbol}" if 50 in self.depths else topics[-1]
 
     def open(self, category: str) -> None:
         """Start ``category``'s simulator if it is not running yet (idempotent)."""
@@ -151,13 +175,21 @@ class SimulatedSource:
             return
         loop_time = asyncio.get_running_loop().time() if _has_loop() else time.monotonic()
         start_ms = int(time.time() * 1000)
-        sim = MarketSimulator(self.symbols_list, self.category_seed(category), category=category,
-                              start_ms=start_ms, **self._sim_kwargs)  # type: ignore[arg-type]
-        topics = {f"orderbook.{self.depth}.{s}": s for s in self.symbols_list}
-        st = self._cats[category] = _SimCategory(sim, loop_time, start_ms, topics)
-        # The first advance emits one snapshot per symbol; do it now so a subscriber's
-        # snapshot and the stream that follows agree from the first frame.
+        every = self.book_interval_ms
+        push = None if every is None else {d: every for d in self.depths}
+        sim = DepthMarket(self.symbols_list, self.category_seed(category), category=category, depths=self.depths,
+                          push_ms=push, start_ms=start_ms, book_interval_ms=every or 20,
+                          **self._sim_kwargs)  # type: ignore[arg-type]
+        st = self._cats[category] = _SimCategory(sim, loop_time, start_ms)
         self._emit(category, st.sim.advance(start_ms))
+
+    def set_topic_active(self, category: str, topic: str, active: bool) -> None:
+        """A book topic got its first subscriber (or lost its last): start (stop) computing it."""
+        book = _book_parts(topic)
+        st = self._cats.get(category)
+        if book is None or st is None or not self.serves(category, topic):
+            return
+        st.sim.set_active(book[1], book[0], active)
 
     def _emit(self, category: str, frames: list[tuple[int, str]]) -> None:
         if not frames or self._sink is None:
@@ -165,25 +197,26 @@ class SimulatedSource:
         # Every simulator frame starts with {"topic":"...": slice instead of parsing.
         self._sink(category, [(raw[10:raw.index('"', 10)], raw) for _, raw in frames])
 
-    def true_book(self, category: str, symbol: str) -> tuple[dict[str, str], dict[str, str]]:
-        """``(bids, asks)`` as ``{price: size}`` strings, best first, after the last frame sent.
+    def true_book(self, category: str, symbol: str, depth: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """``(bids, asks)`` as ``{price: size}`` strings, best first: what a correct client of
+        ``orderbook.{depth}.{symbol}`` holds after the last frame sent (default depth 50).
 
         Raises:
-            KeyError: unknown category or symbol.
+            KeyError: unknown category, symbol or depth.
         """
         if category not in self.categories:
             raise KeyError(f"category {category!r} is not served")
         self.open(category)
-        return self._cats[category].sim.true_book(symbol)
+        return self._cats[category].sim.true_book(symbol, depth)
 
     def snapshot_frame(self, category: str, topic: str) -> str | None:
         """A snapshot of the true book of ``topic`` with the current ``u``/``seq``."""
         self.open(category)
         st = self._cats.get(category)
-        if st is None:
+        book = _book_parts(topic)
+        if st is None or book is None or not self.serves(category, topic):
             return None
-        symbol = st.book_topics.get(topic)
-        return None if symbol is None else st.sim.snapshot_frame(symbol)
+        return st.sim.snapshot_frame(book[1], book[0])
 
     def lag_ms(self, category: str) -> float:
         """How far the simulated clock is behind the wall clock, ms (0 when keeping up)."""
@@ -368,16 +401,34 @@ class FileSource:
         entry = self._deepest.get(symbol)
         return None if entry is None else entry[1]
 
+    def book_topics(self, category: str, symbol: str) -> list[str]:
+        """Every book topic of ``symbol`` in the file, shallowest first."""
+        if category != self.category:
+            return []
+        found = [b for t in self._topics if (b := _book_parts(t)) is not None and b[1] == symbol]
+        return [f"orderbook.{d}.{symbol}" for d, _ in sorted(found)]
+
+    def describe(self) -> dict[str, list]:
+        """What the file serves: ``{"categories": [...], "symbols": [...], "depths": [...]}``."""
+        depths = sorted({b[0] for t in self._topics if (b := _book_parts(t)) is not None})
+        return {"categories": [self.category], "symbols": sorted(self._symbols), "depths": depths}
+
     def open(self, category: str) -> None:
         """Nothing to start: the replay runs from :meth:`run`."""
 
-    def true_book(self, category: str, symbol: str) -> tuple[dict[str, str], dict[str, str]]:
-        """``(bids, asks)`` as ``{price: size}`` strings, best first, after the last frame sent.
+    def set_topic_active(self, category: str, topic: str, active: bool) -> None:
+        """Nothing to do: the file's frames are all read anyway."""
+
+    def true_book(self, category: str, symbol: str, depth: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """``(bids, asks)`` as ``{price: size}`` strings, best first, after the last frame sent,
+        of ``orderbook.{depth}.{symbol}`` (default: the deepest in the file).
 
         Raises:
-            KeyError: the file has no book of ``symbol`` in ``category``.
+            KeyError: the file has no book of ``symbol`` in ``category`` (at that depth).
         """
-        topic = self.book_topic(category, symbol)
+        topic = self.book_topic(category, symbol) if depth is None else f"orderbook.{depth}.{symbol}"
+        if depth is not None and topic not in self._topics:
+            topic = None
         if topic is None:
             raise KeyError(f"no book of {symbol!r} on {category} in {self.path}")
         book = self._books.get(topic)

@@ -14,8 +14,9 @@ in ``ConnHealth.unsubscribed`` and dropped here, before it can create per-symbol
 
 Errors: websockets, OSError and timeout errors met on the socket become :class:`FeedClosed`
 (:class:`map_network_errors`) and make the connection reconnect. An exception raised by the
-frame handler (the pipeline) is not a network fault: an ``OSError`` there is an *output* error
-(a closed stdout pipe, a full disk), which ends the client (``fatal``, ``on_fatal``); any other
+frame handler (the pipeline) is not a network fault: an ``OSError`` or
+:class:`~bybitmon.errors.OutputError` there is an *output* error (a closed stdout pipe, a full
+disk), which ends the client (``fatal``, ``on_fatal``); any other
 exception is logged (at most one line per 10 s per connection), counted in
 ``ConnHealth.pipeline_errors`` and reported to ``on_pipeline_error`` so the frame's book is
 resynced, and the connection goes on.
@@ -40,7 +41,8 @@ from websockets.asyncio.client import connect
 
 from ..core.limits import ARGS_CHARS_PER_CONN, CATEGORIES, SPOT_ARGS_PER_REQUEST
 from ..core.protocol import ping_message, subscribe_message, unsubscribe_message
-from ..errors import FeedClosed, SubscriptionError, UsageError, printable
+from ..errors import printable
+from ..errors import FeedClosed, OutputError, SubscriptionError, UsageError
 from .tasks import TaskSet
 from .timing import WatchdogAction, backoff_delay, next_attempt, watchdog_decision
 
@@ -178,9 +180,9 @@ class _Conn:
 
 
 class _OutputFailed(Exception):
-    """Carries an OSError the frame handler raised out of the socket code, unmapped."""
+    """Carries an output error the frame handler raised out of the socket code, unmapped."""
 
-    def __init__(self, error: OSError) -> None:
+    def __init__(self, error: OSError | OutputError) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -201,9 +203,9 @@ class BybitClient:
         on_subscribe_error: called once per topic the server refused, with a
             :class:`~bybitmon.errors.SubscriptionError` (``.topics``, ``.reason``).
         on_pipeline_error: called with ``(topic or None, exception)`` when ``on_frame`` raised
-            something other than an ``OSError``.
-        on_fatal: called with the ``OSError`` ``on_frame`` raised (an output error); the
-            connection that met it stops, and ``fatal`` holds it.
+            something other than an output error.
+        on_fatal: called with the ``OSError`` or ``OutputError`` ``on_frame`` raised (writing
+            output failed); the connection that met it stops, and ``fatal`` holds it.
         max_topics_per_conn: topics per connection before another one is opened.
         ping_interval_s / quiet_s / pong_timeout_s: see :func:`~bybitmon.transport.timing.watchdog_decision`.
         backoff_initial_s / backoff_max_s: reconnect delays double from the first to the cap,
@@ -479,7 +481,7 @@ class BybitClient:
             if on_frame is not None:
                 try:
                     on_frame(recv_ns, label, raw)
-                except OSError as exc:
+                except (OSError, OutputError) as exc:
                     raise _OutputFailed(exc) from exc
                 except Exception as exc:
                     self._pipeline_failed(c, raw, exc)

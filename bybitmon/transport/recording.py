@@ -6,20 +6,35 @@ Recording format (version 1), one line each, UTF-8, ``\\n``-terminated:
      "depth":...,"start_ns":...,"bybitmon":"0.1.0"}
     <recv_ns> <conn> <raw frame text, byte-identical>
 
-A frame whose text holds a line break (Bybit never sends one) is stored as
-``<recv_ns> <conn> =<JSON string literal of the text>`` so it still fits one line losslessly.
+A frame whose text holds a line break (Bybit never sends one), or starts with ``=``, is stored
+as ``<recv_ns> <conn> =<JSON string literal of the text>`` so it still fits one line losslessly.
 Because every frame is one line, a crash leaves at most a torn last line, which the reader
 reports and skips.
 
 The reader also takes plain NDJSON captures (one raw frame per line, e.g. from any WS client)
 and tardis.dev-style raw lines (``<ISO timestamp> <raw message>``); gzip and zstd compression
 is recognised by magic bytes.
+
+What the reader does with bad input (README, "What bybitmon does with bad input"):
+
+- a line it cannot read is skipped and reported with its line number: ``ReadReport.skipped``
+  keeps the first :data:`MAX_REPORTED_LINES`, ``ReadReport.skipped_total`` counts them all;
+- a receive time must be 1-19 ASCII digits within int64 (``'²'.isdigit()`` is true in Python,
+  so ``str.isdigit`` alone is not enough); a tardis timestamp must fall in 1970..2262;
+- a line longer than :data:`MAX_LINE_BYTES` is skipped without being held in memory;
+- one decompression step yields at most about :data:`MAX_INFLATE_BYTES` (a small file that
+  inflates to gigabytes is read in bounded pieces, never at once);
+- compressed data that ends mid-stream (a file cut off, or still being written) is reported;
+- a path that is not a regular file (a FIFO, ``/dev/zero``, a socket) is refused unless the
+  caller asked to follow it (``follow=True``): such inputs may never end.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
+import stat
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,14 +42,32 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
+from ..errors import printable
 from ..errors import RecordingError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Frame", "ReadReport", "FrameReader", "RecordingWriter", "open_frames"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_LINE_BYTES", "MAX_REPORTED_LINES", "MAX_INFLATE_BYTES",
+           "Frame", "ReadReport", "FrameReader", "RecordingWriter", "open_frames"]
 
 FORMAT_NAME = "bybitmon-recording"
 FORMAT_VERSION = 1
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+#: Longest line the reader accepts, in bytes: twice the client's 16 MiB frame limit, so any
+#: frame the client takes fits even when stored ``=``-escaped. Longer lines are skipped.
+MAX_LINE_BYTES = 32 * 2**20
+#: Bad lines reported one by one (line number and reason); the rest are counted.
+MAX_REPORTED_LINES = 100
+#: The most one decompression step may return: gzip asks zlib for at most 1 MiB; zstd is fed
+#: 256-byte slices of input, and each zstd block (at most 128 KiB out) needs 4 bytes or more.
+MAX_INFLATE_BYTES = 8 * 2**20
+_GZIP_STEP = 2**20
+_ZSTD_SLICE = 256
+_READ_SIZE = 1 << 16
+_INT64_MAX = 2**63 - 1
+_TORN = "torn last line (file cut off mid-write?)"
+_BLANKS = b"\n\r\t "
+_BLANK_RUN = re.compile(rb"[\n\r\t ]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,78 +82,191 @@ class Frame:
 
 @dataclass(slots=True)
 class ReadReport:
-    """What the reader met: format, header, and lines it had to skip (line number, why)."""
+    """What the reader met: format, header, and the lines it had to skip.
+
+    ``skipped`` holds ``(line number, why)`` for the first :data:`MAX_REPORTED_LINES` skipped
+    lines; ``skipped_total`` counts every one. ``torn_tail``: the last line was cut off;
+    ``truncated``: compressed data ended mid-stream.
+    """
 
     path: str
     format: str = "unknown"
     header: dict | None = None
     frames: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    skipped_total: int = 0
     torn_tail: bool = False
+    truncated: bool = False
+
+    def skip(self, line_no: int, why: str) -> None:
+        """Count a skipped line; keep its number and reason while under the report's bound."""
+        self.skipped_total += 1
+        if len(self.skipped) < MAX_REPORTED_LINES:
+            self.skipped.append((line_no, why))
+
+    def warnings(self, limit: int = 20) -> list[str]:
+        """One line per skipped line (at most ``limit``), then one line counting the rest."""
+        out = [f"{self.path}:{n}: {why}; skipped" for n, why in self.skipped[:limit]]
+        if self.skipped_total > len(out):
+            out.append(f"{self.skipped_total - len(out)} more unreadable lines skipped in {self.path}")
+        return out
 
 
-def _open_binary(path: str) -> tuple[BinaryIO, Iterator[bytes]]:
-    """The open file and the decompressed chunks of ``path`` (gzip and zstd by magic bytes).
+def _open_binary(path: str, follow: bool = False) -> BinaryIO:
+    """The open file ``path``, refused when it is not a regular file (unless ``follow``).
 
-    Decompression is incremental on purpose: a file cut off by a crash yields everything up
-    to the cut instead of failing at the end of the stream.
+    The check runs on ``os.stat`` before opening: opening a FIFO blocks until a writer comes.
     """
     try:
-        f = open(path, "rb")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode) and not follow:
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
+            raise RecordingError(f"{path}: is {kind}, not a regular file, and may never end "
+                                 "(use --follow to read it as a stream)")
+        return open(path, "rb")
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise RecordingError(f"{path}: is a directory, not a recording") from None
     except OSError as exc:
-        raise RecordingError(f"{path}: cannot open ({exc.strerror})") from None
-    return f, _chunks(f, path)
+        raise RecordingError(f"{path}: cannot open ({exc.strerror or exc})") from None
 
 
-def _chunks(f: BinaryIO, path: str, size: int = 1 << 16) -> Iterator[bytes]:
+def _chunks(f: BinaryIO, path: str, report: ReadReport) -> Iterator[bytes]:
+    """The decompressed bytes of ``f`` (gzip and zstd by magic bytes), in bounded pieces.
+
+    Decompression is incremental on purpose: a file cut off by a crash yields everything up
+    to the cut (and sets ``report.truncated``) instead of failing at the end of the stream.
+    """
     with f:
-        head = f.read(size)
-        if head[:2] == _GZIP_MAGIC:
-            new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731
-        elif head[:4] == _ZSTD_MAGIC:
-            import zstandard
-            dctx = zstandard.ZstdDecompressor()
-            new = dctx.decompressobj
-        else:
-            while head:
-                yield head
-                head = f.read(size)
-            return
-        d = new()
-        data = head
-        while data:
-            try:
-                out = d.decompress(data)
-            except Exception as exc:  # zlib.error / ZstdError: corrupt, not merely cut short
-                raise RecordingError(f"{path}: corrupt compressed data ({exc})") from None
-            if out:
-                yield out
-            rest = d.unused_data if d.eof else b""
-            if rest:
-                d = new()  # concatenated members / frames (appended or rotated files)
-                data = rest
+        try:
+            head = f.read(_READ_SIZE)
+            if head[:2] == _GZIP_MAGIC:
+                yield from _gunzip(f, head, path, report)
+            elif head[:4] == _ZSTD_MAGIC:
+                yield from _unzstd(f, head, path, report)
+            else:
+                while head:
+                    yield head
+                    head = f.read(_READ_SIZE)
+        except OSError as exc:
+            raise RecordingError(f"{path}: read failed ({exc.strerror or exc})") from None
+
+
+def _gunzip(f: BinaryIO, data: bytes, path: str, report: ReadReport) -> Iterator[bytes]:
+    d = zlib.decompressobj(wbits=31)
+    while True:
+        try:
+            out = d.decompress(data, _GZIP_STEP)
+        except zlib.error as exc:
+            raise RecordingError(f"{path}: corrupt gzip data ({exc})") from None
+        if out:
+            yield out
+        if d.unconsumed_tail:
+            data = d.unconsumed_tail
+            continue
+        if d.eof:
+            data = d.unused_data
+            if data.strip(b"\0"):  # concatenated members (appended or rotated files)
+                d = zlib.decompressobj(wbits=31)
                 continue
-            data = f.read(size)
+            data = b""
+        else:
+            data = b""
+        more = f.read(_READ_SIZE)
+        if not more:
+            if not d.eof:
+                report.truncated = True
+                rest = d.flush()  # whatever zlib still holds of a cut-off stream (< its 32 KiB window)
+                if rest:
+                    yield rest
+            return
+        if d.eof:
+            d = zlib.decompressobj(wbits=31)
+        data = more
+
+
+def _unzstd(f: BinaryIO, data: bytes, path: str, report: ReadReport) -> Iterator[bytes]:
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    d = dctx.decompressobj()
+    pending: list[bytes] = []
+    size = 0
+    started = False
+    while data:
+        i = 0
+        while i < len(data):
+            # Small input slices bound what one call can return (a zstd "bomb" expands each
+            # 4-byte RLE block to 128 KiB).
+            piece = data[i:i + _ZSTD_SLICE]
+            i += _ZSTD_SLICE
+            try:
+                out = d.decompress(piece)
+            except zstandard.ZstdError as exc:
+                raise RecordingError(f"{path}: corrupt zstd data ({exc})") from None
+            started = True
+            if out:
+                pending.append(out)
+                size += len(out)
+                if size >= _READ_SIZE:
+                    yield b"".join(pending)
+                    pending.clear()
+                    size = 0
+            if d.eof:
+                rest = d.unused_data + data[i:]
+                d = dctx.decompressobj()  # concatenated frames (appended or rotated files)
+                started = False
+                data, i = rest, 0
+        data = f.read(_READ_SIZE)
+    if pending:
+        yield b"".join(pending)
+    if started:
+        report.truncated = True
 
 
 def _tardis_ts_ns(stamp: str) -> int:
+    if not stamp.isascii():
+        raise ValueError("non-ASCII timestamp")
     dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    ns = int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    if not 0 <= ns <= _INT64_MAX:
+        raise ValueError("timestamp outside 1970..2262")
+    return ns
+
+
+def _recv_ns(text: str) -> int | None:
+    """A receive time: 1 to 19 ASCII digits, within int64; anything else is None."""
+    if 0 < len(text) <= 19 and text.isascii() and text.isdigit():
+        value = int(text)
+        if value <= _INT64_MAX:
+            return value
+    return None
 
 
 class FrameReader:
     """Iterate the frames of a recording or capture; bad lines are skipped into ``report``.
 
+    Args:
+        path: the file (gzip or zstd compressed, or not).
+        follow: read a FIFO or device too (it may never end); refused otherwise.
+        max_line_bytes: lines longer than this are skipped and reported.
+
     ``report.torn_tail`` is set when the last line has no line break and does not parse
     (a recorder killed mid-write).
+
+    Raises:
+        RecordingError: the file cannot be opened or read, is not a recording, or its
+            compressed data is corrupt.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, follow: bool = False, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.path = path
+        self.follow = follow
+        self.max_line_bytes = max_line_bytes
         self.report = ReadReport(path)
         self._file: BinaryIO | None = None
 
@@ -143,14 +289,19 @@ class FrameReader:
     def __iter__(self) -> Iterator[Frame]:
         path = self.path
         report = self.report
-        self._file, chunks = _open_binary(path)
+        self._file = _open_binary(path, self.follow)
+        chunks = _chunks(self._file, path, report)
         fmt: str | None = None
+        line_no = 0
         try:
-            for line_no, line, complete in _lines(chunks, path):
+            for line_no, line, complete in _lines(chunks, self.max_line_bytes):
+                if line is None:
+                    report.skip(line_no, f"line longer than {self.max_line_bytes:,} bytes")
+                    continue
                 if not line.strip():
                     continue
                 if fmt is None:
-                    fmt = self._detect(line)
+                    fmt = self._detect(line, line_no)
                     report.format = fmt
                     if fmt == "bybitmon":
                         continue
@@ -158,38 +309,40 @@ class FrameReader:
                 if frame is None:
                     if not complete:
                         report.torn_tail = True
-                        report.skipped.append((line_no, "torn last line (file cut off mid-write?)"))
+                        report.skip(line_no, _TORN)
                     else:
-                        report.skipped.append((line_no, f"unreadable {fmt} line"))
+                        report.skip(line_no, f"unreadable {fmt} line")
                     continue
                 if not complete and fmt != "ndjson" and not _complete_json(frame.raw):
                     report.torn_tail = True
-                    report.skipped.append((line_no, "torn last line (file cut off mid-write?)"))
+                    report.skip(line_no, _TORN)
                     continue
                 report.frames += 1
                 yield frame
+            if report.truncated:
+                report.skip(line_no + 1, "torn compressed data: it ends mid-stream (file cut off mid-write?)")
         finally:
             chunks.close()  # type: ignore[attr-defined]
 
-    def _detect(self, line: str) -> str:
+    def _detect(self, line: str, line_no: int) -> str:
         if line.startswith('{"format":"bybitmon-recording"') or line.startswith('{"format": "bybitmon-recording"'):
             try:
                 header = orjson.loads(line)
             except orjson.JSONDecodeError:
-                raise RecordingError(f"{self.path}:1: corrupt recording header") from None
+                raise RecordingError(f"{self.path}:{line_no}: corrupt recording header") from None
             if header.get("version") != FORMAT_VERSION:
                 raise RecordingError(
-                    f"{self.path}:1: recording format version {header.get('version')!r} is not supported "
-                    f"(this bybitmon reads version {FORMAT_VERSION})")
+                    f"{self.path}:{line_no}: recording format version {printable(repr(header.get('version')), 40)} "
+                    f"is not supported (this bybitmon reads version {FORMAT_VERSION})")
             self.report.header = header
             return "bybitmon"
         if line[:1] in ("{", "["):
             return "ndjson"
-        if len(line) > 20 and line[:4].isdigit() and line[4] == "-" and " " in line:
+        if len(line) > 20 and line[:4].isascii() and line[:4].isdigit() and line[4] == "-" and " " in line:
             return "tardis"
-        if line[:1].isdigit() and " " in line:
+        if line[:1].isascii() and line[:1].isdigit() and " " in line:
             return "bybitmon"  # a recording whose header line was lost
-        raise RecordingError(f"{self.path}:1: not a recording, NDJSON capture or tardis raw file")
+        raise RecordingError(f"{self.path}:{line_no}: not a recording, NDJSON capture or tardis raw file")
 
     @staticmethod
     def _frame(fmt: str, line: str, line_no: int) -> Frame | None:
@@ -199,10 +352,13 @@ class FrameReader:
             stamp, _, raw = line.partition(" ")
             try:
                 return Frame(_tardis_ts_ns(stamp), "", raw, line_no)
-            except ValueError:
+            except (ValueError, OverflowError, OSError):
                 return None
         parts = line.split(" ", 2)
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3:
+            return None
+        recv_ns = _recv_ns(parts[0])
+        if recv_ns is None:
             return None
         raw = parts[2]
         if raw.startswith("="):
@@ -212,7 +368,7 @@ class FrameReader:
                 return None
             if not isinstance(raw, str):
                 return None
-        return Frame(int(parts[0]), parts[1], raw, line_no)
+        return Frame(recv_ns, parts[1], raw, line_no)
 
 
 def _complete_json(text: str) -> bool:
@@ -223,20 +379,77 @@ def _complete_json(text: str) -> bool:
     return True
 
 
-def _lines(chunks: Iterator[bytes], path: str) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text without line ending, whether a line break ended it)."""
+def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, str | None, bool]]:
+    """(line number, text without its line ending or None when over-long, whether a line
+    break ended it). Linear in the input: a line's pieces are joined once, when it ends;
+    an over-long line's pieces are dropped as soon as it passes ``max_line_bytes``."""
     line_no = 0
-    pending = b""
+    pending: list[bytes] = []
+    pending_len = 0
+    too_long = False
     for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
-        parts = chunk.split(b"\n")
-        pending = parts.pop()
-        for bline in parts:
-            line_no += 1
-            yield line_no, _decode(bline.rstrip(b"\r")), True  # Bybit's history files use CRLF
-    if pending:
-        yield line_no + 1, _decode(pending.rstrip(b"\r")), False
+        nl = chunk.find(b"\n")
+        if nl < 0:
+            if not too_long:
+                pending_len += len(chunk)
+                if pending_len > max_line_bytes:
+                    too_long = True
+                    pending.clear()
+                else:
+                    pending.append(chunk)
+            continue
+        # The line in progress ends at the first line break of this chunk.
+        line_no += 1
+        if too_long or pending_len + nl > max_line_bytes:
+            yield line_no, None, True
+        elif pending:
+            pending.append(chunk[:nl])
+            yield line_no, _decode(b"".join(pending).rstrip(b"\r")), True  # Bybit's history files use CRLF
+        else:
+            yield line_no, _decode(chunk[:nl].rstrip(b"\r")), True
+        pending.clear()
+        pending_len = 0
+        too_long = False
+        last = chunk.rfind(b"\n")
+        if last > nl:
+            n_breaks = chunk.count(b"\n", nl + 1, last + 1)
+            if n_breaks * 8 > last - nl and not chunk[nl + 1:last + 1].translate(None, _BLANKS):
+                # Only blank lines (a stream inflating to newlines): counted, not yielded.
+                line_no += n_breaks
+            elif n_breaks * 8 > last - nl:
+                # Mostly blank lines: runs of them are skipped in C, not yielded one by one.
+                pos = nl + 1
+                while True:
+                    first = _BLANK_RUN.match(chunk, pos, last + 1).end()  # type: ignore[union-attr]
+                    if first > last:
+                        line_no += chunk.count(b"\n", pos, last + 1)
+                        break
+                    start = chunk.rfind(b"\n", pos, first) + 1 or pos
+                    line_no += chunk.count(b"\n", pos, start) + 1
+                    end = chunk.find(b"\n", first)
+                    if end - start > max_line_bytes:
+                        yield line_no, None, True
+                    else:
+                        yield line_no, _decode(chunk[start:end].rstrip(b"\r")), True
+                    pos = end + 1
+            else:
+                for bline in chunk[nl + 1:last].split(b"\n"):
+                    line_no += 1
+                    if len(bline) > max_line_bytes:
+                        yield line_no, None, True
+                    else:
+                        yield line_no, _decode(bline.rstrip(b"\r")), True
+        tail = chunk[last + 1:]
+        if tail:
+            pending_len = len(tail)
+            if pending_len > max_line_bytes:
+                too_long = True
+            else:
+                pending.append(tail)
+    if too_long:
+        yield line_no + 1, None, False
+    elif pending:
+        yield line_no + 1, _decode(b"".join(pending).rstrip(b"\r")), False
 
 
 def _decode(b: bytes) -> str:
@@ -246,8 +459,8 @@ def _decode(b: bytes) -> str:
         return b.decode("utf-8", "replace")
 
 
-def open_frames(path: str) -> FrameReader:
-    return FrameReader(path)
+def open_frames(path: str, *, follow: bool = False) -> FrameReader:
+    return FrameReader(path, follow=follow)
 
 
 class RecordingWriter:
@@ -288,7 +501,7 @@ class RecordingWriter:
         """Append one frame exactly as received."""
         if isinstance(raw, (bytes, bytearray)):
             raw = bytes(raw).decode("utf-8", "surrogateescape")
-        if "\n" in raw or "\r" in raw:
+        if "\n" in raw or "\r" in raw or raw.startswith("="):
             text = "=" + orjson.dumps(raw).decode()
         else:
             text = raw

@@ -8,12 +8,16 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from ..core.densities import ENDED_STATES
+from ..core.snapshot import ENDED_STATES, DensityState, DensityView, Side, Snapshot
+from ..errors import printable
+
+_ACTIVE = DensityState.ACTIVE
+_SHOWN_ON_LADDER = (DensityState.ACTIVE, DensityState.ENDING)
 
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
 
-__all__ = ["MID_RULE", "fmt_num", "fmt_price", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS"]
+__all__ = ["MID_RULE", "fmt_num", "fmt_price", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS", "LADDER_FRAME"]
 
 # (key, header, priority, width): lower priority numbers survive narrow terminals; width is
 # what the column typically needs on screen, borders included.
@@ -76,57 +80,60 @@ def _signed(x: float | None, digits: int = 4) -> Text:
     return Text(("+" if x > 0 else "") + fmt_num(x, digits), style=style)
 
 
-def _health(snap: dict, status: str | None) -> Text:
+def _health(snap: Snapshot, status: str | None) -> Text:
     if status and status != "ok":
         return Text(status, style="bold red" if "reconnect" in status or "error" in status else "yellow")
-    h = snap["health"]
-    if not snap["book"]["ready"]:
-        return Text("resyncing" if h["frames"] else "waiting", style="yellow")
-    issues = h["gaps"] + h["crossed"]
+    h = snap.health
+    if not snap.book.ready:
+        return Text("resyncing" if h.frames else "waiting", style="yellow")
+    issues = h.gaps + h.crossed
     if issues:
         return Text(f"ok ({issues} resync)", style="green")
     return Text("ok", style="green")
 
 
-def _density(d: dict | None, dp: int | None) -> Text:
+def _density(d: DensityView | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
-    style = "green" if d["side"] == "bid" else "red"
-    return Text(f"{d['side']} {fmt_price(d['price'], dp)} ×{d['x_median']:.0f}", style=style)
+    style = "green" if d.side is Side.BID else "red"
+    return Text(f"{d.side} {fmt_price(d.price, dp)} ×{d.x_median:.0f}", style=style)
 
 
-def _fate_style(d: dict) -> str:
+_FATE_STYLES = {DensityState.EATEN: "bold yellow", DensityState.PULLED: "magenta"}
+
+
+def _fate_style(d: DensityView) -> str:
     """Eaten stands out, pulled is marked, the rest (faded, out_of_depth) is dim."""
-    return {"eaten": "bold yellow", "pulled": "magenta"}.get(d["state"], "dim")
+    return _FATE_STYLES.get(d.state, "dim")
 
 
-def _ended(d: dict | None, dp: int | None) -> Text:
+def _ended(d: DensityView | None, dp: int | None) -> Text:
     if d is None:
         return Text("-", style="dim")
-    return Text(f"{d['side']} {fmt_price(d['price'], dp)} {d['state']}", style=_fate_style(d))
+    return Text(f"{d.side} {fmt_price(d.price, dp)} {d.state}", style=_fate_style(d))
 
 
-def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float] | None = None,
+def row_cells(snap: Snapshot, status: str | None = None, latency: tuple[float, float] | None = None,
               spark: Sequence[float] = (), dp: int | None = None) -> dict[str, Text | str]:
     """The cells of one symbol's row, keyed as in :data:`COLUMNS`."""
-    t, b = snap["trades"], snap["book"]
-    dens = snap["densities"]
-    active = [d for d in dens if d["state"] == "active"]
-    ended = [d for d in dens if d["state"] in ENDED_STATES]
-    stale = not b["ready"]
-    depth = "-" if b["bid_depth"] is None else f"{fmt_num(b['bid_depth'], 3)}/{fmt_num(b['ask_depth'], 3)}"
+    t, b = snap.trades, snap.book
+    dens = snap.densities
+    active = [d for d in dens if d.state is _ACTIVE]
+    ended = [d for d in dens if d.state in ENDED_STATES]
+    stale = not b.ready
+    depth = "-" if b.bid_depth is None else f"{fmt_num(b.bid_depth, 3)}/{fmt_num(b.ask_depth, 3)}"
     cells: dict[str, Text | str] = {
-        "symbol": Text(snap["symbol"], style="bold dim" if stale else "bold"),
-        "last": fmt_price(t["last_price"], dp),
-        "mid": fmt_price(b["mid"], None if dp is None else dp + 1),
-        "spread": fmt_num(b["spread_bps"], 3),
-        "tps": fmt_num(t["tps"], 3),
-        "tpm": fmt_num(t["tpm"], 4),
-        "vdelta": _signed(t["volume_delta"]),
-        "ratio": fmt_num(t["buy_sell_ratio"], 3),
-        "imb": _signed(b["imbalance"], 2),
+        "symbol": Text(printable(snap.symbol, 40), style="bold dim" if stale else "bold"),
+        "last": fmt_price(t.last_price, dp),
+        "mid": fmt_price(b.mid, None if dp is None else dp + 1),
+        "spread": fmt_num(b.spread_bps, 3),
+        "tps": fmt_num(t.tps, 3),
+        "tpm": fmt_num(t.tpm, 4),
+        "vdelta": _signed(t.volume_delta),
+        "ratio": fmt_num(t.buy_sell_ratio, 3),
+        "imb": _signed(b.imbalance, 2),
         "depth": depth,
-        "density": _density(max(active, key=lambda d: d["x_median"]) if active else None, dp),
+        "density": _density(max(active, key=lambda d: d.x_median) if active else None, dp),
         "ended": _ended(ended[0] if ended else None, dp),
         "spark": Text(sparkline(spark, 16), style="cyan"),
         "latency": "-" if latency is None else f"{latency[0]:.0f}/{latency[1]:.0f}",
@@ -138,7 +145,7 @@ def row_cells(snap: dict, status: str | None = None, latency: tuple[float, float
 _LEFT = ("symbol", "density", "ended", "health")
 
 
-def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None = None,
+def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | None = None,
                    statuses: dict[str, str] | None = None,
                    latencies: dict[str, tuple[float, float] | None] | None = None,
                    sparks: dict[str, Sequence[float]] | None = None,
@@ -156,7 +163,7 @@ def activity_table(snaps: Sequence[dict], *, width: int = 200, title: str | None
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
     for snap in shown:
-        sym = snap["symbol"]
+        sym = snap.symbol
         cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym),
                           (sparks or {}).get(sym, ()), (decimals or {}).get(sym))
         all_rows.append(({k: c if isinstance(c, Text) else Text(c) for k, c in cells.items()},
@@ -247,7 +254,7 @@ def header(*, source: str, states: Sequence[tuple[str, str, int]], frames_per_s:
     """One or two lines: the source, each connection's state, throughput, and the last error."""
     t = Text()
     t.append("bybitmon ", style="bold")
-    t.append(source, style="bold magenta" if simulated else "cyan")
+    t.append(printable(source), style="bold magenta" if simulated else "cyan")
     if simulated:
         t.append("  SIMULATED DATA", style="bold magenta")
     for label, state, reconnects in states:
@@ -256,7 +263,7 @@ def header(*, source: str, states: Sequence[tuple[str, str, int]], frames_per_s:
         t.append(state + (f" ({reconnects} reconnects)" if reconnects else ""), style=style)
     t.append(f"  {frames_per_s:,.0f} frames/s  {symbols} symbols", style="dim")
     for e in list(errors)[-2:]:
-        t.append("\n" + e, style="red")
+        t.append("\n" + printable(e, 300), style="red")
     return t
 
 
@@ -264,7 +271,7 @@ def footer(keys: str = "Ctrl-C quit") -> Text:
     return Text(keys, style="dim")
 
 
-def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int = 80,
+def ladder(symbol: str, snap: Snapshot, levels: dict, *, rows: int = 12, width: int = 80,
            dp: int | None = None) -> Table:
     """Depth ladder: asks above, bids below the mid, size bars, densities highlighted.
 
@@ -274,15 +281,15 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
     """
     bids = levels["bids"][:rows]
     asks = levels["asks"][:rows]
-    dens = {(d["side"], d["price"]): d for d in snap["densities"] if d["state"] in ("active", "ending")}
+    dens = {(d.side, d.price): d for d in snap.densities if d.state in _SHOWN_ON_LADDER}
     top = max([s for _, s in bids + asks] or [1.0])
 
-    def mark(side: str, p: float) -> Text:
+    def mark(side: Side, p: float) -> Text:
         d = dens.get((side, p))
-        return Text(f"◀ ×{d['x_median']:.0f} {d['state']}", style="bold yellow") if d else Text("")
+        return Text(f"◀ ×{d.x_median:.0f} {d.state}", style="bold yellow") if d else Text("")
 
-    ask_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark("ask", p)) for p, s in reversed(asks)]
-    bid_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark("bid", p)) for p, s in bids]
+    ask_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark(Side.ASK, p)) for p, s in reversed(asks)]
+    bid_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark(Side.BID, p)) for p, s in bids]
     every = ask_rows + bid_rows
     price_w = max([len(r[0]) for r in every] + [len(MID_RULE)])
     size_w = max([len(r[2]) for r in every] or [1])
@@ -294,8 +301,8 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
         n = max(1, int(size / top * bar_w)) if size > 0 else 0
         return Text("█" * n, style=style)
 
-    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap['book']['mid'], None if dp is None else dp + 1, 7)}  spread "
-                    f"{fmt_num(snap['book']['spread_bps'], 3)} bps", header_style="bold cyan", pad_edge=False)
+    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap.book.mid, None if dp is None else dp + 1, 7)}  spread "
+                    f"{fmt_num(snap.book.spread_bps, 3)} bps", header_style="bold cyan", pad_edge=False)
     t.add_column("bid size", justify="right", no_wrap=True)
     t.add_column("price", justify="right", no_wrap=True, min_width=price_w)
     t.add_column("ask size", justify="left", no_wrap=True)
@@ -308,12 +315,12 @@ def ladder(symbol: str, snap: dict, levels: dict, *, rows: int = 12, width: int 
     return t
 
 
-def fates(snap: dict, limit: int = 6, dp: int | None = None) -> Table:
+def fates(snap: Snapshot, limit: int = 6, dp: int | None = None) -> Table:
     """Recently ended densities with their fate."""
     t = Table(title="densities ended (30 s)", header_style="bold cyan", pad_edge=False)
     for h in ("side", "price", "size", "×med", "fate"):
         t.add_column(h, no_wrap=True)
-    for d in [d for d in snap["densities"] if d["state"] in ENDED_STATES][:limit]:
-        t.add_row(d["side"], fmt_price(d["price"], dp, 7), fmt_num(d["size"], 4), f"{d['x_median']:.0f}",
-                  Text(d["state"], style=_fate_style(d)))
+    for d in [d for d in snap.densities if d.state in ENDED_STATES][:limit]:
+        t.add_row(str(d.side), fmt_price(d.price, dp, 7), fmt_num(d.size, 4), f"{d.x_median:.0f}",
+                  Text(str(d.state), style=_fate_style(d)))
     return t

@@ -1,0 +1,226 @@
+"""A small, bounded HTTP GET client for Bybit's public REST API (standard library only).
+
+Everything that comes back is hostile until checked: the reply must be HTTP 200, at most
+``max_bytes`` long, one JSON object with ``retCode`` 0, a string ``retMsg`` and a ``result``
+object whose ``list`` is a list of objects; anything else is a :class:`~bybitmon.errors.RestError`
+with a one-line message. The whole call (connect, headers, body) finishes within ``timeout_s``.
+
+The request runs in a daemon thread (``urllib``), so a server that never answers cannot keep the
+process alive after the caller gave up: asyncio's default executor would be joined at exit.
+
+Bybit's HTTP limit: "600 requests within a 5-second window per IP"; beyond it the answer is HTTP
+403 and the IP "should stop for at least 10 minutes"
+(https://bybit-exchange.github.io/docs/v5/rate-limit). Discovery needs a handful of calls and
+never retries a 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+
+from .. import __version__
+from ..errors import printable
+from ..errors import RestError
+
+__all__ = ["MAINNET_REST", "TESTNET_REST", "rest_base", "RestReply", "rest_get", "rest_get_sync"]
+
+MAINNET_REST = "https://api.bybit.com"
+TESTNET_REST = "https://api-testnet.bybit.com"
+
+#: A cursor goes back as Bybit sent it ("already URL-encoded"): no characters that would change
+#: the query string's meaning or need encoding again.
+_CURSOR = re.compile(r"[A-Za-z0-9%._~=-]{1,512}")
+_READ_CHUNK = 65536
+
+
+def _clip(text: object, n: int = 120) -> str:
+    """``text`` from outside as one printable line of about ``n`` characters."""
+    return printable(text, n)
+
+
+def rest_base(ws_url: str | None, testnet: bool = False) -> str:
+    """The REST base URL that goes with a WebSocket URL.
+
+    Bybit's own streams map to ``https://api.bybit.com`` (testnet ``https://api-testnet.bybit.com``);
+    any other ``ws://HOST:PORT`` / ``wss://HOST:PORT`` maps to ``http://HOST:PORT`` /
+    ``https://HOST:PORT`` (``bybitmon serve`` answers REST on its WebSocket port).
+
+    Raises:
+        RestError: ``ws_url`` is not a ws:// or wss:// URL.
+    """
+    if not ws_url:
+        return TESTNET_REST if testnet else MAINNET_REST
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise RestError(f"bad URL {_clip(ws_url)!r}: use ws://HOST:PORT or wss://HOST")
+    host = parts.hostname or ""
+    if host in ("stream.bybit.com",):
+        return MAINNET_REST
+    if host in ("stream-testnet.bybit.com",):
+        return TESTNET_REST
+    return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+
+
+class RestReply:
+    """A checked reply: ``result`` (the object), ``items`` (``result.list``), ``cursor``."""
+
+    __slots__ = ("result", "items", "cursor", "time_ms")
+
+    def __init__(self, result: dict[str, Any], items: list[dict[str, Any]], cursor: str | None,
+                 time_ms: int | None) -> None:
+        self.result = result
+        self.items = items
+        self.cursor = cursor
+        self.time_ms = time_ms
+
+
+def _url(base: str, path: str, params: dict[str, str], cursor: str | None) -> str:
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RestError(f"bad REST base URL {_clip(base)!r}: use http://HOST:PORT or https://HOST")
+    query = urlencode(params)
+    if cursor is not None:
+        # Sent back unchanged: Bybit's cursor is already URL-encoded (protocol notes §11).
+        query = f"{query}&cursor={cursor}" if query else f"cursor={cursor}"
+    return f"{base.rstrip('/')}{path}" + (f"?{query}" if query else "")
+
+
+def _fetch(url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
+    """Blocking GET: (HTTP status, body). Raises RestError for every failure, one line."""
+    deadline = time.monotonic() + timeout_s
+    req = urllib.request.Request(url, headers={"User-Agent": f"bybitmon/{__version__}",
+                                               "Accept": "application/json",
+                                               "Accept-Encoding": "identity"})
+    host = urlsplit(url).netloc
+    try:
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout_s)
+        except urllib.error.HTTPError as exc:
+            resp = exc  # a reply with a non-2xx status; its body is read the same way
+        with resp:
+            status = int(resp.status if hasattr(resp, "status") else resp.code)
+            length = resp.headers.get("Content-Length")
+            if length is not None and length.strip().isdigit() and int(length) > max_bytes:
+                raise RestError(f"{host}: reply of {int(length):,} bytes is over the {max_bytes:,}-byte limit")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise RestError(f"{host}: no complete reply within {timeout_s:g} s")
+                chunk = resp.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RestError(f"{host}: reply over the {max_bytes:,}-byte limit")
+                chunks.append(chunk)
+            return status, b"".join(chunks)
+    except RestError:
+        raise
+    except (socket.timeout, TimeoutError):
+        raise RestError(f"{host}: no reply within {timeout_s:g} s") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise RestError(f"{host}: no reply within {timeout_s:g} s") from None
+        why = getattr(reason, "strerror", None) or reason
+        raise RestError(f"{host}: cannot connect ({_clip(why, 80)})") from None
+    except ssl.SSLError as exc:
+        raise RestError(f"{host}: TLS error ({_clip(exc, 80)})") from None
+    except (OSError, ValueError) as exc:
+        # http.client's errors (BadStatusLine, IncompleteRead, LineTooLong...) are OSError or
+        # HTTPException; a garbled status line or header ends up here too.
+        raise RestError(f"{host}: bad HTTP reply ({_clip(type(exc).__name__ + ': ' + str(exc), 80)})") from None
+    except Exception as exc:  # http.client.HTTPException and friends from a hostile peer
+        raise RestError(f"{host}: bad HTTP reply ({_clip(type(exc).__name__, 80)})") from None
+
+
+def _check(host: str, path: str, status: int, body: bytes) -> RestReply:
+    """Validate the envelope: ``{"retCode":0,"retMsg":str,"result":{"list":[{...}],...}}``."""
+    where = f"{host}{path}"
+    if status == 403:
+        # "access too frequent": Bybit wants at least 10 minutes of silence from this IP.
+        raise RestError(f"{where}: HTTP 403 (Bybit's IP rate limit?); wait 10 minutes before trying again")
+    if status != 200:
+        raise RestError(f"{where}: HTTP {status}")
+    try:
+        msg = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RestError(f"{where}: reply is not JSON ({_clip(body[:60].decode('utf-8', 'replace'), 60)!r})") from None
+    if type(msg) is not dict:
+        raise RestError(f"{where}: reply is not a JSON object")
+    code = msg.get("retCode")
+    ret_msg = msg.get("retMsg")
+    if type(code) is not int:
+        raise RestError(f"{where}: reply has no integer retCode")
+    if code != 0:
+        raise RestError(f"{where}: Bybit answered retCode {code}: {_clip(ret_msg, 100)}")
+    if type(ret_msg) is not str:
+        raise RestError(f"{where}: reply has no string retMsg")
+    result = msg.get("result")
+    if type(result) is not dict:
+        raise RestError(f"{where}: reply has no result object")
+    items = result.get("list")
+    if type(items) is not list or not all(type(it) is dict for it in items):
+        raise RestError(f"{where}: result.list is not a list of objects")
+    cursor = result.get("nextPageCursor")
+    if cursor is None or cursor == "":
+        cursor = None
+    elif type(cursor) is not str or not _CURSOR.fullmatch(cursor):
+        raise RestError(f"{where}: unusable nextPageCursor {_clip(cursor, 40)!r}")
+    t = msg.get("time")
+    return RestReply(result, items, cursor, t if type(t) is int else None)
+
+
+def rest_get_sync(base: str, path: str, params: dict[str, str] | None = None, *, cursor: str | None = None,
+                  timeout_s: float = 10.0, max_bytes: int = 32 * 2**20) -> RestReply:
+    """GET ``base + path`` with ``params`` (and a cursor sent back verbatim), checked.
+
+    Raises:
+        RestError: no reply in time, a transport error, a non-200 status, an oversized or
+            malformed body, or ``retCode`` != 0 (message names the host and Bybit's ``retMsg``).
+    """
+    url = _url(base, path, params or {}, cursor)
+    status, body = _fetch(url, timeout_s, max_bytes)
+    return _check(urlsplit(url).netloc, path, status, body)
+
+
+async def rest_get(base: str, path: str, params: dict[str, str] | None = None, *, cursor: str | None = None,
+                   timeout_s: float = 10.0, max_bytes: int = 32 * 2**20) -> RestReply:
+    """:func:`rest_get_sync` in a daemon thread; the caller waits at most ``timeout_s`` (+ slack)."""
+    url = _url(base, path, params or {}, cursor)  # bad URLs fail here, before a thread starts
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[RestReply] = loop.create_future()
+
+    def done(result: RestReply | None, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            reply = rest_get_sync(base, path, params, cursor=cursor, timeout_s=timeout_s, max_bytes=max_bytes)
+        except BaseException as exc:  # handed to the loop; RestError for every expected failure
+            loop.call_soon_threadsafe(done, None, exc)
+        else:
+            loop.call_soon_threadsafe(done, reply, None)
+
+    threading.Thread(target=work, name="bybitmon-rest", daemon=True).start()
+    try:
+        return await asyncio.wait_for(fut, timeout_s + 1.0)
+    except asyncio.TimeoutError:
+        raise RestError(f"{urlsplit(url).netloc}: no reply within {timeout_s:g} s") from None
