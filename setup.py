@@ -21,7 +21,7 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HOT = ("protocol", "book", "activity", "densities", "monitor")
+HOT = ("protocol", "book", "activity", "densities", "snapshot", "monitor")
 MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sources they came from
 
 

@@ -93,10 +93,13 @@ def _state(monitor) -> bytes:
     """Everything a user can read off a Monitor, as bytes: each symbol's v1 snapshot, latency,
     ladder and decimals, the counters and the bad-frame reasons."""
     out = {"now": monitor.now_ms, "frames": monitor.frames, "bad": monitor.bad_frames,
-           "reasons": sorted(monitor.bad_reasons.items()), "resync": sorted(monitor.needs_resync)}
+           "reasons": sorted(monitor.bad_reasons.items()), "resync": sorted(monitor.needs_resync),
+           "samples": sorted((k, list(v)) for k, v in getattr(monitor, "bad_samples", {}).items()),
+           "jumps": getattr(monitor, "clock_jumps", None)}
+    snaps = b"".join(monitor.snapshot(s).to_json() + b"\n" for s in monitor.symbols)
     for s in monitor.symbols:
-        out[s] = [monitor.snapshot(s), monitor.latency(s), monitor.ladder_levels(s, 5), monitor.price_decimals(s)]
-    return orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+        out[s] = [monitor.latency(s), monitor.ladder_levels(s, 5), monitor.price_decimals(s)]
+    return snaps + orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
 
 
 def _outcome(fn, *args):

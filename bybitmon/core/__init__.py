@@ -21,7 +21,7 @@ import sys
 __all__ = ["COMPILED_MODULES", "implementation", "implementation_note"]
 
 #: The modules of the per-frame path that setup.py compiles.
-COMPILED_MODULES = ("protocol", "book", "activity", "densities", "monitor")
+COMPILED_MODULES = ("protocol", "book", "activity", "densities", "snapshot", "monitor")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
