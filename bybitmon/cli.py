@@ -29,8 +29,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        from .core import implementation, implementation_note
+
+        print(f"bybitmon {__version__} ({implementation()} core: {implementation_note()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and which core runs (compiled or pure), then exit."),
+) -> None:
     """Terminal monitor for Bybit v5 public market data: trade activity, books, densities."""
 
 
