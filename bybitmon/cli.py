@@ -29,8 +29,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        from .core import implementation, implementation_note
+
+        print(f"bybitmon {__version__} ({implementation()} core: {implementation_note()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and which core runs (compiled or pure), then exit."),
+) -> None:
     """Terminal monitor for Bybit v5 public market data: trade activity, books, densities."""
 
 
@@ -172,7 +184,7 @@ def watch(
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume, heat (default tps; heat with --all)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -226,7 +238,7 @@ def watch(
             raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
-    sort = sort or "tps"
+    sort = sort or ("heat" if all_opts is not None else "tps")
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort

@@ -403,14 +403,15 @@ class Oracle:
 
     def _heat(self, st: SymbolState) -> dict:
         """Heat by its README definition: whole seconds of fill time up to the clock's second;
-        the last 10 s against the last 15 min (both from the first trade frame), floor 0.1/s."""
+        the last 10 s against the last 15 min, each rate divided by its window shortened to the
+        time since the symbol's first trade frame; floor 0.1 trades/s."""
         if st.heat_start is None or self.now is None:
             return {"heat": None, "heat_volume": None}
         c = self.now // 1000
         span = min(900, c - st.heat_start // 1000 + 1)
         short_span = min(10, span)
-        long = [t.v for t in st.trades if c - span + 1 <= t.T // 1000 <= c]
-        short = [t.v for t in st.trades if c - short_span + 1 <= t.T // 1000 <= c]
+        long = [t.v for t in st.trades if c - 900 < t.T // 1000 <= c]
+        short = [t.v for t in st.trades if c - 10 < t.T // 1000 <= c]
         with localcontext() as ctx:
             ctx.prec = 60
             floor = Decimal("0.1")

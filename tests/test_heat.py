@@ -22,8 +22,8 @@ def brute_heat(fed: list[tuple[int, Decimal]], first_now: int, now: int) -> tupl
     c = now // 1000
     span = min(HEAT_LONG_S, c - first_now // 1000 + 1)
     short_span = min(HEAT_SHORT_S, span)
-    long = [v for T, v in fed if c - span + 1 <= T // 1000 <= c]
-    short = [v for T, v in fed if c - short_span + 1 <= T // 1000 <= c]
+    long = [v for T, v in fed if c - HEAT_LONG_S + 1 <= T // 1000 <= c]
+    short = [v for T, v in fed if c - HEAT_SHORT_S + 1 <= T // 1000 <= c]
     tps_long = len(long) / span
     heat = (len(short) / short_span) / max(tps_long, HEAT_TPS_FLOOR)
     vol_short = sum(short, Decimal(0)) / short_span

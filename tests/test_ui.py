@@ -107,6 +107,7 @@ def test_row_order_matches_the_snapshot_values_for_every_sort_key():
         "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
         "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
         "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
+        "heat": lambda s: s["trades"]["heat"] if s["trades"]["heat"] is not None else 0.0,
     }
     assert set(SORT_KEYS) == set(reference) | {"symbol"}
     for key, get in reference.items():

@@ -32,7 +32,7 @@ __all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "as
 
 WatchOptions = LiveOptions
 
-SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
+SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume", "heat")
 
 
 def _trade_value(pick):
@@ -63,6 +63,7 @@ _SORT_VALUES = {
     "volume": _trade_value(lambda st: st.buy_volume + st.sell_volume),
     "spread": _book_value(lambda book, bps: book.spread_bps),
     "imbalance": _book_value(lambda book, bps: None if (imb := book.depth(bps).imbalance) is None else abs(imb)),
+    "heat": lambda monitor, symbol: 0.0 if (h := monitor.heat(symbol)) is None else h.heat,
 }
 
 

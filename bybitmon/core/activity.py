@@ -399,8 +399,9 @@ class Heat:
     """How unusual a symbol's activity is right now, against its own recent past.
 
     By whole seconds of fill time ``T``: the short window is the last ``short_s`` seconds up to
-    and including the clock's second, the long one the last ``long_s`` (both shortened to the
-    seconds since the symbol's first trade frame, so a fresh start is not a spike).
+    and including the clock's second, the long one the last ``long_s``. Rates divide by the
+    window's length, shortened to the seconds since the symbol's first trade frame (so a symbol
+    just subscribed is not a spike).
 
     - ``heat = tps_short / max(tps_long, HEAT_TPS_FLOOR)``;
     - ``heat_volume = vol_short / max(vol_long, HEAT_TPS_FLOOR * mean trade size)``, volumes
@@ -516,6 +517,28 @@ class HeatMeter:
                 units += p[1]
         return n, units
 
+    def _long_totals(self, c: int) -> tuple[int, int]:
+        """(count, units) of the long window at the clock's second ``c`` >= ``cur``, read
+        without moving anything: the running totals less the seconds that left, plus the held
+        future seconds that are due. Costs the seconds the clock moved since :meth:`advance`."""
+        cur = self.cur
+        if c == cur:
+            return self.long_count, self.long_units
+        if c - cur >= self.long_s:  # type: ignore[operator]
+            n = units = 0
+        else:
+            n, units = self.long_count, self.long_units
+            for s in range(cur - self.long_s + 1, c - self.long_s + 1):  # type: ignore[operator]
+                i = s % self.long_s
+                if self._second[i] == s:
+                    n -= self._count[i]
+                    units -= self._units[i]
+        for s, (pn, pu) in self._pending.items():
+            if c - self.long_s < s <= c:
+                n += pn
+                units += pu
+        return n, units
+
     def read(self, now_ms: int) -> Heat | None:
         """Heat at the clock ``now_ms`` (a pure read); None before the first trade frame."""
         if self.start is None:
@@ -523,11 +546,8 @@ class HeatMeter:
         c = max(now_ms // 1000, self.cur)  # type: ignore[type-var]
         span = min(self.long_s, c - self.start + 1)
         short_span = min(self.short_s, span)
-        if c == self.cur and span == self.long_s and not self._pending:
-            long_n, long_u = self.long_count, self.long_units
-        else:
-            long_n, long_u = self._totals(c - span + 1, c)
-        short_n, short_u = self._totals(c - short_span + 1, c)
+        long_n, long_u = self._long_totals(c)
+        short_n, short_u = self._totals(c - self.short_s + 1, c)
         tps_short = short_n / short_span
         tps_long = long_n / span
         heat = tps_short / max(tps_long, HEAT_TPS_FLOOR)

@@ -34,6 +34,7 @@ COLUMNS: list[tuple[str, str, int, int]] = [
     ("vdelta", "vol Δ", 1, 9),
     ("ratio", "B/S", 4, 8),
     ("imb", "imb", 2, 9),
+    ("heat", "heat", 6, 7),
     ("depth", "depth ±bps", 4, 13),
     ("density", "density", 3, 17),
     ("ended", "last ended", 5, 21),
@@ -154,6 +155,7 @@ def row_cells(snap: Snapshot, status: str | None = None, latency: tuple[float, f
         "vdelta": _signed_fixed(fmt.fmt_si(vdelta, 0, signed=True), vdelta),
         "ratio": fmt.fmt_ratio(t.buy_sell_ratio, 0),
         "imb": _signed_fixed(fmt.fmt_fixed(imb, 2, 0, signed=True), imb),
+        "heat": fmt.fmt_si(t.heat, 0),
         "depth": depth,
         "density": _density(max(active, key=lambda d: d.x_median) if active else None, dp),
         "ended": _ended(ended[0] if ended else None, dp),
@@ -192,7 +194,8 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
                    firing: set[str] | None = None, max_rows: int | None = None,
                    n_symbols: int | None = None, selected: str | None = None,
                    note: str | None = None, quote: bool = False,
-                   filling: set[str] | None = None, widths: dict[str, int] | None = None) -> Text:
+                   filling: set[str] | None = None, widths: dict[str, int] | None = None,
+                   promote: Sequence[str] = ()) -> Text:
     """One row per symbol; columns dropped by priority so the table fits ``width``.
 
     Drawn as one styled :class:`~rich.text.Text` with box characters rather than a
@@ -204,6 +207,7 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
     interactive screen says which rows it shows). ``quote`` and ``filling``: see :func:`row_cells`.
     ``widths``: column widths kept across refreshes (the caller's dict, updated here): a column
     never narrows, so the screen does not shift when a wide value scrolls away.
+    ``promote`` names columns kept whatever the width (e.g. the ``--sort`` column).
     """
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
@@ -226,7 +230,8 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
     # strictly in order: no small low-priority column jumps the queue.
     used = 1
     keep_keys: set[str] = set()
-    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: c[2]):
+    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: 0 if c[0] in promote else c[2]):
+        prio = 0 if key in promote else prio
         need = col_w[key] + 3
         if used + need <= width or prio == 0:
             keep_keys.add(key)
