@@ -36,6 +36,7 @@ table
   vol Δ    taker buy - taker sell volume in the window (--quote-units: x price)
   B/S      taker buy volume / taker sell volume (>1: buyers lift more)
   imb      depth imbalance within ±bps of the mid: (bid-ask)/(bid+ask), -1..+1
+  heat     TPS of the last 10 s / the symbol's TPS over 15 min (1: as usual)
   depth    bid / ask depth within ±bps of the mid
   density  largest resting level, x its side's median; last ended: its fate
   lat ms   receive time - exchange time, p50/p99 ms (includes clock skew)
