@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .app.live import LiveOptions
 
 __all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
-           "watch", "record", "replay", "export", "serve"]
+           "exit_interrupted", "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(
     add_completion=False,
