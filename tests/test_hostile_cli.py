@@ -52,6 +52,15 @@ def sim_url():
     stop(p)
 
 
+@pytest.fixture(scope="module")
+def depth50_url():
+    """serve --from a depth-50 capture: serve publishes every depth of a simulation, but a file's
+    own depth only, so depth 200 is refused here (Bybit's failure ack)."""
+    p, url = serve("--from", str(fixture_path("sim_linear_BTCUSDT_ETHUSDT.ndjson")), "--speed", "0.5")
+    yield url
+    stop(p)
+
+
 @pytest.fixture
 def hostile_server(request):
     p, url = hostile.start(request.param)
@@ -142,9 +151,9 @@ def test_watch_table_shows_a_refused_symbol_and_exits_nonzero(sim_url):
     assert one_error_line(p.stderr).startswith("error: 2 of 4 subscriptions refused by the server")
 
 
-def test_record_with_a_refused_depth_exits_nonzero_and_keeps_the_trades(sim_url, tmp_path):
+def test_record_with_a_refused_depth_exits_nonzero_and_keeps_the_trades(depth50_url, tmp_path):
     out = tmp_path / "r.ndjson"
-    p = bm("record", "BTCUSDT", "--depth", "200", "-o", str(out), "--url", sim_url, "--duration", "3s")
+    p = bm("record", "BTCUSDT", "--depth", "200", "-o", str(out), "--url", depth50_url, "--duration", "3s")
     assert p.returncode == 2
     assert "orderbook.200.BTCUSDT" in one_error_line(p.stderr)
     assert b'"topic":"publicTrade.BTCUSDT"' in out.read_bytes()
