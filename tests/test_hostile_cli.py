@@ -176,16 +176,20 @@ def test_close_reasons_are_escaped(hostile_server):
 
 
 def test_symbol_names_and_paths_from_outside_are_escaped(tmp_path):
+    """A symbol with escapes in a file never reaches the table (the parser counts it as a bad
+    frame); a path with escapes is shown escaped in the error line."""
     evil_sym = "EVIL\x1b]0;pwned\x07USDT"
     src = tmp_path / "evil.ndjson"
     src.write_bytes(hostile.trade_frame(evil_sym, 1_700_000_000_000, 1) + b"\n"
-                    + hostile.trade_frame(evil_sym, 1_700_000_001_000, 2) + b"\n")
+                    + hostile.trade_frame(evil_sym, 1_700_000_001_000, 2) + b"\n"
+                    + hostile.trade_frame("GOODUSDT", 1_700_000_002_000, 3) + b"\n")
     table = bm("replay", str(src), env={**os.environ, "COLUMNS": "200"})
     assert table.returncode == 0, table.stderr
     # The parser refuses such a symbol outright (letters, digits, '_' and '-' only): the frames
     # are counted as bad, and nothing of the name reaches the terminal.
     assert b"2 bad frames skipped" in table.stderr and b"bad symbol" in table.stderr
     assert b"EVIL" not in table.stdout
+    assert b"GOODUSDT" in table.stdout
     assert RAW_CONTROLS.search(table.stdout) is None and RAW_CONTROLS.search(table.stderr) is None
     missing = bm("replay", str(tmp_path / "no\x1b[2Jsuch.ndjson"))
     assert missing.returncode == 2
