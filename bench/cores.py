@@ -94,6 +94,8 @@ def _child(kind: str, path: Path, python: str, pure: bool, in_process: bool) -> 
     env = {k: v for k, v in os.environ.items() if k != "BYBITMON_PURE"}
     if pure:
         env["BYBITMON_PURE"] = "1"
+    if python != sys.executable:  # the peers' Python imports bench/throughput.py, which imports bybitmon
+        env["PYTHONPATH"] = str(HERE.parent)
     if kind == "replay":
         cmd = [python, "-m", "bybitmon", "replay", str(path), "--json", "--speed", "max"]
     else:
