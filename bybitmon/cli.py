@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import typer
 from typer.exceptions import Abort, TyperException
 
-from .app.live import LiveOptions
-from .app.replay import ReplayOptions
-from .app.runner import run_async
 from .core.activity import parse_window
 from .core.limits import BOOK_DEPTHS, CATEGORIES
 from .errors import BybitmonError, OutputClosed, UsageError, printable
+
+if TYPE_CHECKING:
+    from .app.live import LiveOptions
 
 __all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
            "watch", "record", "replay", "export", "serve"]
@@ -129,7 +129,7 @@ def replay(
     follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
-    from .app.replay import run_replay
+    from .app.replay import ReplayOptions, run_replay
     from .core.alerts import parse_alert
 
     if simulate == (file is not None):
@@ -161,7 +161,8 @@ def _parse_depth(depth: int, category: str) -> int:
 
 
 def _live_options(symbols: list[str], category: str, depth: int, window: str, bps: float, density_x: float,
-                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> LiveOptions:
+                  min_notional: float, url: Optional[str], testnet: bool, duration: Optional[str]) -> "LiveOptions":
+    from .app.live import LiveOptions
     from .transport.client import resolve_url
 
     syms = parse_symbols(symbols)
@@ -183,7 +184,7 @@ def watch(
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume, heat (default tps; heat with --all)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -203,8 +204,22 @@ def watch(
     min_turnover: Optional[float] = typer.Option(None, "--min-turnover", help="With --all: only 24h turnover >= X (quote coin; base coin on inverse)."),
     rediscover: str = typer.Option("10m", "--rediscover", help="With --all: refresh the instrument list this often."),
     rest_timeout: str = typer.Option("10s", "--rest-timeout", help="With --all: give up on a REST call after this long."),
+    quote_units: bool = typer.Option(False, "--quote-units", help="Volume delta and depth in quote currency (x price)."),
+    screen_min_notional: float = typer.Option(0.0, "--screen-min-notional",
+                                              help="Density screen: hide densities below this notional (quote units)."),
+    screen_auto_notional: Optional[float] = typer.Option(
+        None, "--screen-auto-notional",
+        help="Density screen: hide densities below this many times the symbol's traded turnover over the window."),
+    max_distance: Optional[float] = typer.Option(None, "--max-distance",
+                                                 help="Density screen: hide densities farther than this % from the last price."),
+    min_lifetime: str = typer.Option("2s", "--min-lifetime", help="Density screen: hide densities younger than this (0 shows all)."),
 ) -> int:
-    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second.
+
+    In a terminal, keys work as in htop: q quit, ? help, s/S sort, arrows or j/k select, Enter
+    ladder, Esc back, d density screen, / filter, f pin, p pause.
+    """
+    from .app.runner import run_async
     from .app.watch import SORT_KEYS, run_watch
     from .core.alerts import parse_alert
 
@@ -223,7 +238,7 @@ def watch(
             raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
-    sort = sort or "tps"
+    sort = sort or ("heat" if all_opts is not None else "tps")
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort
@@ -237,6 +252,18 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
+    opts.quote_units = quote_units
+    from .core.screener import ScreenFilter
+
+    for name, value in (("--screen-min-notional", screen_min_notional), ("--screen-auto-notional", screen_auto_notional),
+                        ("--max-distance", max_distance)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise UsageError(f"bad {name} {value}: use a number >= 0")
+    if max_distance is not None and max_distance <= 0:
+        raise UsageError(f"bad --max-distance {max_distance}: use a percentage > 0")
+    life_ms = 0 if min_lifetime.strip() in ("0", "0s") else parse_duration("--min-lifetime", min_lifetime)
+    opts.density_filter = ScreenFilter(min_notional=screen_min_notional, auto_notional=screen_auto_notional,
+                                       max_distance_pct=max_distance, min_lifetime_ms=life_ms)
     if all_opts is not None:
         from .app.watch_all import run_watch_all
 
@@ -288,6 +315,7 @@ def record(
 ) -> int:
     """Record every received frame verbatim, with its receive time, for replay."""
     from .app.record import run_record
+    from .app.runner import run_async
 
     opts = _live_options(symbols, category, depth, "60s", 50.0, 5.0, 0.0, url, testnet, duration)
     opts.force = force

@@ -61,7 +61,7 @@ __all__ = ["Oracle", "compare", "near_bound_stats", "BOOK_KEYS", "TRADES_KEYS", 
 
 TRADES_KEYS = {
     "window_s", "count", "tps", "tpm", "buy_volume", "sell_volume",
-    "volume_delta", "buy_sell_ratio", "last_price",
+    "volume_delta", "buy_sell_ratio", "last_price", "heat", "heat_volume",
 }
 BOOK_KEYS = {
     "ready", "best_bid", "best_ask", "mid", "spread_bps", "bps", "bid_depth",
@@ -166,6 +166,7 @@ class SymbolState:
     trades: list[Trade] = field(default_factory=list)
     trade_ids: dict[str, int] = field(default_factory=dict)  # id -> latest T accepted with it
     last_price: Decimal | None = None
+    heat_start: int | None = None  # the clock after the symbol's first trade frame
     # health
     frames: int = 0
     stale: int = 0
@@ -330,6 +331,8 @@ class Oracle:
             raise BadFrame("symbol")
         self._advance(ts)
         st = self.states.setdefault(symbol, SymbolState())
+        if st.heat_start is None:
+            st.heat_start = self.now
         st.frames += 1
         for tr in parsed:
             seen_t = st.trade_ids.get(tr.i)
@@ -393,9 +396,32 @@ class Oracle:
             "volume_delta": float(buy - sell),
             "buy_sell_ratio": ratio,
             "last_price": None if st.last_price is None else float(st.last_price),
+            **self._heat(st),
             # scale of the operands of volume_delta, for a cancellation-aware tolerance
             "_volume_scale": float(buy + sell),
         }
+
+    def _heat(self, st: SymbolState) -> dict:
+        """Heat by its README definition: whole seconds of fill time up to the clock's second;
+        the last 10 s against the last 15 min, each rate divided by its window shortened to the
+        time since the symbol's first trade frame; floor 0.1 trades/s."""
+        if st.heat_start is None or self.now is None:
+            return {"heat": None, "heat_volume": None}
+        c = self.now // 1000
+        span = min(900, c - st.heat_start // 1000 + 1)
+        short_span = min(10, span)
+        long = [t.v for t in st.trades if c - 900 < t.T // 1000 <= c]
+        short = [t.v for t in st.trades if c - 10 < t.T // 1000 <= c]
+        with localcontext() as ctx:
+            ctx.prec = 60
+            floor = Decimal("0.1")
+            heat = (Decimal(len(short)) / short_span) / max(Decimal(len(long)) / span, floor)
+            vol_short = sum(short, Decimal(0)) / short_span
+            vol_long = sum(long, Decimal(0)) / span
+            mean = (sum(long, Decimal(0)) / len(long)) if long else (
+                sum(short, Decimal(0)) / len(short) if short else Decimal(0))
+            heat_volume = vol_short / max(vol_long, floor * mean) if vol_short else Decimal(0)
+        return {"heat": float(heat), "heat_volume": float(heat_volume)}
 
     def _book_section(self, st: SymbolState) -> dict:
         out: dict[str, Any] = {

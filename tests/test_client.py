@@ -135,7 +135,7 @@ def test_stall_is_detected_at_the_watchdog_bound_on_a_fake_clock_and_recovered()
             await settle()
             assert h.stalls == 0 and h.state == "connected"
             clock.jump(0.02)
-            await eventually(lambda: h.stalls == 1, timeout=2 * TIMEOUT_FACTOR, what="stall detected")
+            await eventually(lambda: h.stalls == 1 and h.last_error, timeout=2 * TIMEOUT_FACTOR, what="stall detected")
             assert "stalled: nothing received for 10.0 s" in h.last_error
             await eventually(lambda: h.reconnects == 1 and book_equals_truth(m, srv, "BTCUSDT"), what="recovered")
             await feed.stop()

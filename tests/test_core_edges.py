@@ -347,3 +347,43 @@ def test_slow_async_callbacks_are_bounded_and_cancelled_on_stop():
         return len(started)
 
     assert asyncio.run(scenario()) == MAX_PENDING_CALLBACKS
+
+
+# -- reading is pure -----------------------------------------------------------------------
+
+
+def test_snapshot_of_an_unknown_symbol_creates_nothing():
+    m = Monitor("linear")
+    m.feed(0, trades("BTCUSDT", [(T0, "Buy", "10", "1", "a")]))
+    snap = m.snapshot("NOPE")
+    assert m.symbols == ["BTCUSDT"] and snap.health.frames == 0 and not snap.book.ready
+    assert snap.to_json() == m.snapshot("NOPE").to_json()
+
+
+def test_reading_changes_nothing_and_advance_changes_no_number():
+    """On a simulated market with densities ending all the time: a snapshot taken without
+    advance() equals the one after it (ending densities past their grace shown with their
+    fate, windows read off the heaps), and reading leaves every density's fields as they were."""
+    from dataclasses import astuple
+
+    from bybitmon.sim import MarketSimulator
+
+    a, b = Monitor("linear", window_ms=10_000, density_x=3.0), Monitor("linear", window_ms=10_000, density_x=3.0)
+    sim = MarketSimulator(["BTCUSDT", "ETHUSDT", "SOLUSDT"], seed=5, plant_every_s=3.0)
+    compared = projected = 0
+    for i, (ts, raw) in enumerate(sim.frames(60_000)):
+        a.feed(ts * 1_000_000, raw)
+        b.feed(ts * 1_000_000, raw)
+        if i % 53 == 0:
+            for s in a.symbols:
+                dens = a.states[s].densities
+                before = [astuple(d) for side in dens.active.values() for d in side.values()]
+                due = sum(d.ended_ms + dens.grace_ms <= a.now_ms for side in dens.ending.values() for d in side.values())
+                first = a.snapshot(s).to_json()
+                assert [astuple(d) for side in dens.active.values() for d in side.values()] == before
+                assert a.snapshot(s).to_json() == first
+                b.advance()
+                assert b.snapshot(s).to_json() == first
+                compared += 1
+                projected += due
+    assert compared > 100 and projected > 0

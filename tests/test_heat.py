@@ -1,134 +1,132 @@
-"""Heat (core/heat.py) against a brute-force computation from every trade, and on planted
-bursts: the burst symbol ranks first within seconds; a quiet symbol's single trade does not."""
+"""Heat: the last 10 s of trading against the symbol's own last 15 min, checked by brute force."""
 
 from __future__ import annotations
 
-import math
 import random
 from decimal import Decimal
 
 import pytest
 
-from bybitmon.core.heat import FLOOR_TPS, Heat
+from bybitmon.core.activity import HEAT_LONG_S, HEAT_SHORT_S, HEAT_TPS_FLOOR, HeatMeter
+from bybitmon.core.alerts import AlertEngine, parse_alert
+from bybitmon.core.events import Trade
+from bybitmon.core.monitor import Monitor
 
-T0 = 1_767_225_600_000  # a whole 10-second block, so block edges are where the definition says
+from frames import trades
 
-
-def brute(trades: list[tuple[int, str]], now_ms: int) -> tuple[float, float, float]:
-    """The module docstring's definition, from the raw list, sizes as Decimal."""
-    k = now_ms // 1000
-    K = k // 10
-    short = [Decimal(v) for t, v in trades if k - 9 <= t // 1000 <= k]
-    long = [Decimal(v) for t, v in trades if K - 89 <= t // 10000 <= K]
-    if not short or not long:
-        return 0.0, 0.0, 0.0
-    k0 = min(t // 10000 for t, _ in trades)
-    span = Decimal(min(900, 10 * (K - k0 + 1)))
-    floor = Decimal(str(FLOOR_TPS))
-    rate_x = (Decimal(len(short)) / 10) / max(Decimal(len(long)) / span, floor)
-    base_v = max(sum(long) / span, floor * sum(short) / len(short))
-    volume_x = (sum(short) / 10) / base_v
-    return float((rate_x * volume_x).sqrt()), float(rate_x), float(volume_x)
+T0 = 1_767_225_600_000
 
 
-def _stream(rng: random.Random, rate: float, start: int, end: int) -> list[tuple[int, str]]:
-    out, t = [], float(start)
-    while True:
-        t += rng.expovariate(rate) * 1000
-        if t >= end:
-            return out
-        out.append((int(t), f"{rng.lognormvariate(0, 1):.3f}"))
+def brute_heat(fed: list[tuple[int, Decimal]], first_now: int, now: int) -> tuple[float, float]:
+    """(heat, heat_volume) from every trade fed (fill ms, size), by the README's definition."""
+    c = now // 1000
+    span = min(HEAT_LONG_S, c - first_now // 1000 + 1)
+    short_span = min(HEAT_SHORT_S, span)
+    long = [v for T, v in fed if c - HEAT_LONG_S + 1 <= T // 1000 <= c]
+    short = [v for T, v in fed if c - HEAT_SHORT_S + 1 <= T // 1000 <= c]
+    tps_long = len(long) / span
+    heat = (len(short) / short_span) / max(tps_long, HEAT_TPS_FLOOR)
+    vol_short = sum(short, Decimal(0)) / short_span
+    vol_long = sum(long, Decimal(0)) / span
+    mean = (sum(long, Decimal(0)) / len(long)) if long else (sum(short, Decimal(0)) / len(short) if short else 0)
+    floor = Decimal(str(HEAT_TPS_FLOOR)) * mean
+    heat_volume = float(vol_short / max(vol_long, floor)) if vol_short else 0.0
+    return heat, heat_volume
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_heat_matches_brute_force_on_random_streams(seed):
+def test_heat_matches_a_brute_force_on_random_streams_with_planted_bursts(seed):
+    """Three symbols over ~25 simulated minutes (quiet stretches, bursts, late and early fills,
+    clock pauses longer than 15 min): the snapshot's heat equals the brute force at every check."""
     rng = random.Random(seed)
-    rate = rng.choice([0.05, 0.5, 3.0, 12.0])
-    trades = _stream(rng, rate, T0 + rng.randrange(0, 20_000), T0 + 25 * 60_000)
-    # A burst somewhere, and some trades arriving a little out of order (as batches do).
-    b0 = T0 + rng.randrange(5, 20) * 60_000
-    trades += _stream(rng, rate * 10, b0, b0 + rng.randrange(2000, 8000))
-    trades.sort()
-    for i in range(0, len(trades) - 3, 3):
-        if rng.random() < 0.2:
-            trades[i], trades[i + 2] = trades[i + 2], trades[i]
-    h = Heat()
-    fed: list[tuple[int, str]] = []
+    m = Monitor("linear", window_ms=60_000)
+    fed: dict[str, list[tuple[int, Decimal]]] = {s: [] for s in ("AAA", "BBB", "CCC")}
+    first_now: dict[str, int] = {}
+    t = T0
+    n = 0
     checks = 0
-    for i, (t, v) in enumerate(trades):
-        h.add(t, float(v))
-        fed.append((t, v))
-        if i % max(1, len(trades) // 40) == 0:
-            now = max(x for x, _ in fed) + rng.randrange(0, 3000)
-            got, want = h.parts(now), brute(fed, now)
-            for g, w in zip(got, want):
-                assert g == pytest.approx(w, rel=1e-9, abs=1e-12), (now, got, want)
-            checks += 1
-    assert checks > 30
-    # Long after the last trade: nothing in the short window.
-    assert h.value(max(t for t, _ in trades) + 11_000) == 0.0
+    while t < T0 + 25 * 60_000:
+        burst = (t // 60_000) % 7 == 3
+        t += rng.choice([1, 5, 50, 200, 900]) if not burst else rng.choice([1, 3, 10])
+        if rng.random() < 0.002:
+            t += 16 * 60_000  # a long pause: everything leaves the baseline
+        sym = rng.choice(["AAA", "AAA", "BBB", "CCC"]) if not burst else "BBB"
+        items = []
+        for _ in range(rng.randrange(1, 4)):
+            n += 1
+            T = t - rng.choice([0, 0, 0, 20, 1500, 12_000, 950_000]) + rng.choice([0, 0, 0, 0, 700, 3000])
+            v = rng.choice(["0.001", "1", "2.5", "7", "30"])
+            items.append((T, rng.choice(["Buy", "Sell"]), "10", v, f"i{n}"))
+        m.feed(t * 1_000_000, trades(sym, items, ts=t))
+        first_now.setdefault(sym, m.now_ms)
+        fed[sym] += [(T, Decimal(v)) for T, _, _, v, _ in items]
+        if rng.random() < 0.05:
+            if rng.random() < 0.5:
+                m.advance()
+            for s in fed:
+                snap = m.snapshot(s)
+                if s not in first_now:
+                    assert snap.trades.heat is None
+                    continue
+                heat, heat_volume = brute_heat(fed[s], first_now[s], m.now_ms)
+                assert snap.trades.heat == pytest.approx(heat, rel=1e-12)
+                assert snap.trades.heat_volume == pytest.approx(heat_volume, rel=1e-9)
+                checks += 1
+    assert checks > 50
 
 
-def test_empty_and_single_trade():
-    h = Heat()
-    assert h.value(T0) == 0.0 and h.parts(T0) == (0.0, 0.0, 0.0)
-    h.add(T0 + 500, 2.0)
-    # One trade on a new symbol: compared with the 10 s it has been seen, heat is 1, not a spike.
-    assert h.parts(T0 + 1000) == pytest.approx((1.0, 1.0, 1.0))
+def _market(burst_symbol: str, burst_at_s: int, seconds: int, rng: random.Random):
+    """About one trade a second on each of four symbols, a lone trade on QUIET, and from
+    ``burst_at_s`` on twenty trades a second on ``burst_symbol``."""
+    n = 0
+    for sec in range(seconds):
+        for sym in ("AAA", "BBB", "CCC", "DDD"):
+            k = 20 if sym == burst_symbol and sec >= burst_at_s else (1 if rng.random() < 0.9 else 2)
+            for j in range(k):
+                n += 1
+                T = T0 + sec * 1000 + j * (1000 // k)
+                yield T, trades(sym, [(T, "Buy", "10", "1", f"{sym}{n}")], ts=T)
+        if sec == seconds - 30:
+            n += 1
+            T = T0 + sec * 1000
+            yield T, trades("QUIET", [(T, "Sell", "10", "5", f"q{n}")], ts=T)
 
 
-def test_quiet_symbols_single_trade_is_at_most_one():
-    h = Heat()
-    h.add(T0, 1.0)
-    h.add(T0 + 14 * 60_000, 50.0)  # 14 min of silence, then one (large) trade
-    parts = h.parts(T0 + 14 * 60_000 + 100)
-    assert parts.rate_x == pytest.approx(1.0) and parts.volume_x <= 1.0 and parts.heat <= 1.0
-    assert brute([(T0, "1"), (T0 + 14 * 60_000, "50")], T0 + 14 * 60_000 + 100) == pytest.approx(tuple(parts))
+def test_the_burst_symbol_ranks_first_within_seconds_and_a_lone_trade_does_not():
+    rng = random.Random(1)
+    m = Monitor("linear")
+    engine = AlertEngine(["heat>5"])
+    fired: list[tuple[int, str]] = []
+    burst_at = 1000  # after more than 15 minutes of quiet trading
+    for T, raw in _market("CCC", burst_at, burst_at + 40, rng):
+        m.feed(T * 1_000_000, raw)
+        if T % 1000 == 0:
+            m.advance()
+            for s in m.symbols:
+                fired += [(T, e["symbol"]) for e in engine.evaluate(m.snapshot(s)) if e["state"] == "firing"]
+    ranked = sorted(m.symbols, key=lambda s: -m.heat(s).heat)
+    assert ranked[0] == "CCC"
+    assert m.heat("QUIET").heat <= 1.0 and m.heat("QUIET").heat_volume <= 1.0
+    assert m.snapshot("CCC").trades.heat > 5
+    # The alert fired for the burst symbol only, within a few seconds of the burst's start.
+    assert [s for _, s in fired] == ["CCC"]
+    assert fired[0][0] - (T0 + burst_at * 1000) <= 3000
 
 
-def test_memory_is_constant():
-    h = Heat()
-    for i in range(200_000):
-        h.add(T0 + i * 37, 1.0)
-    assert len(h._n1) == 10 and len(h._n10) == 90
+def test_heat_is_usable_in_alert_rules():
+    assert parse_alert("heat>5").field == "trades.heat"
+    assert parse_alert("BTCUSDT:heat_volume >= 3").field == "trades.heat_volume"
 
 
-def test_planted_burst_ranks_first_within_seconds_and_a_quiet_trade_does_not():
-    rng = random.Random(7)
-    end = T0 + 16 * 60_000
-    burst_at = end - 5_000
-    streams: dict[str, list[tuple[int, str]]] = {}
-    for i, rate in enumerate([0.2, 0.5, 1, 2, 5, 10, 20, 40] * 2):
-        streams[f"S{i:02d}USDT"] = _stream(rng, rate, T0, end + 10_000)
-    # The burst: an ordinary 1 trade/s symbol trading 10x faster from burst_at.
-    streams["BURSTUSDT"] = (_stream(rng, 1.0, T0, burst_at) + _stream(rng, 10.0, burst_at, burst_at + 8000)
-                            + _stream(rng, 1.0, burst_at + 8000, end + 10_000))
-    # The quiet one: a trade 15 min ago, and one, large, right at the burst.
-    streams["QUIETUSDT"] = [(T0 + 60_000, "1.0"), (burst_at + 200, "80.0")]
-    merged = sorted((t, s, v) for s, tr in streams.items() for t, v in tr)
-    heat = {s: Heat() for s in streams}
-    fed: dict[str, list[tuple[int, str]]] = {s: [] for s in streams}
-    first_rank_ms = None
-    for t, s, v in merged:
-        if t > burst_at + 6000:
-            break
-        heat[s].add(t, float(v))
-        fed[s].append((t, v))
-        now = t
-        if first_rank_ms is None and t >= burst_at:
-            top = max(streams, key=lambda x: heat[x].value(now))
-            if top == "BURSTUSDT":
-                first_rank_ms = now - burst_at
-            if t >= burst_at + 300:
-                assert heat["QUIETUSDT"].value(now) <= 1.0 + 1e-9
-    assert first_rank_ms is not None and first_rank_ms <= 3000, first_rank_ms
-    now = burst_at + 3000
-    ranked = sorted(streams, key=lambda x: -brute(fed[x], now)[0])
-    assert ranked[0] == "BURSTUSDT"
-    assert ranked.index("QUIETUSDT") > 3
-    # By trades per second the burst would not be first: 40 trades/s symbols are busier.
-    tps = {s: sum(1 for t, _ in fed[s] if now - 10_000 < t <= now) for s in streams}
-    assert max(tps, key=tps.get) != "BURSTUSDT"
-    last = max(t for tr in fed.values() for t, _ in tr)
-    for s in streams:  # and the streaming values are the brute-force ones
-        assert heat[s].value(last) == pytest.approx(brute(fed[s], last)[0], rel=1e-9, abs=1e-12)
+def test_a_fresh_symbol_is_not_a_spike():
+    """A symbol seen for the first time has no baseline yet: its windows start at its first trade."""
+    meter = HeatMeter()
+    meter.add([Trade(T0, True, 1.0, 1.0, "1", "a")], T0)
+    h = meter.read(T0)
+    assert h.heat == pytest.approx(1.0 / max(1.0, HEAT_TPS_FLOOR)) and h.tps_long == 1.0
+
+
+def test_heat_meter_memory_is_bounded_against_future_fills():
+    meter = HeatMeter()
+    meter.add([Trade(T0 + i * 1000, True, 1.0, 1.0, "1", f"f{i}") for i in range(1, 5000)], T0)
+    assert len(meter._pending) <= 1024 and meter.overflow == 4999 - 1024

@@ -210,7 +210,7 @@ def test_oracle_doc_examples():
     assert o.symbols == ["BTCUSDT"]
     assert snap["ts"] == 1687940967466  # the book delta's ts, larger than the trade frame's
     assert snap["health"] == {"frames": 2, "bad_frames": 0, "stale": 0, "gaps": 0,
-                              "crossed": 0, "resets": 0, "dropped": 1}
+                              "crossed": 0, "resets": 0, "dropped": 1, "clock_jumps": 0, "overflow": 0}
     assert snap["trades"]["count"] == 0
     assert snap["trades"]["last_price"] == 16578.5
     assert snap["book"]["ready"] is False and snap["book"]["update_id"] is None

@@ -223,7 +223,7 @@ def test_book_sequence_rules_count_by_hand(impl):
     r.feed(book_frame(S, "snapshot", T0, 100, 11, b=[("10", "1")], a=[("11", "1")]))
     assert health()["resets"] == 2 and book()["ready"] is True and book()["update_id"] == 100
     assert health() == {"frames": 11, "bad_frames": 0, "stale": 2, "gaps": 1, "crossed": 1,
-                        "resets": 2, "dropped": 3}
+                        "resets": 2, "dropped": 3, "clock_jumps": 0, "overflow": 0}
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -22,7 +22,8 @@ from ..errors import RestError, UsageError
 from ..core.limits import SERVED_CATEGORIES
 from ..transport.rest import rest_get
 
-__all__ = ["SYMBOL_RE", "Instrument", "discover", "fetch_turnover", "diff_symbols", "PAGE_LIMIT"]
+__all__ = ["SYMBOL_RE", "Instrument", "discover", "fetch_turnover", "diff_symbols", "PAGE_LIMIT", "MAX_PAGES",
+           "MAX_INSTRUMENTS", "INSTRUMENTS_PATH", "TICKERS_PATH"]
 
 log = logging.getLogger("bybitmon.discovery")
 

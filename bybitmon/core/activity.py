@@ -20,7 +20,7 @@ from typing import Sequence
 from ..errors import UsageError
 from .events import Trade
 
-__all__ = ["parse_window", "MAX_DURATION_MS", "MAX_TRADES_HELD", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]
+__all__ = ["parse_window", "MAX_DURATION_MS", "MAX_TRADES_HELD", "Heat", "HeatMeter", "HEAT_SHORT_S", "HEAT_LONG_S", "HEAT_TPS_FLOOR", "size_units", "UNITS_PER_BASE", "WindowStats", "TradeWindow", "TradeActivity", "SeedTradeGetters"]
 
 UNITS_PER_BASE = 10**12
 MAX_TRADES_HELD = 200_000  # trades one window holds (future + in window + retained); see TradeWindow
@@ -386,3 +386,174 @@ class TradeActivity(SeedTradeGetters):
         if w is None:
             return None
         return w.stats(self.now_ms if now_ms is None else now_ms, window_ms)
+
+
+HEAT_SHORT_S = 10        # the "now" of heat: the last 10 whole seconds
+HEAT_LONG_S = 900        # the symbol's own baseline: the last 15 minutes
+HEAT_TPS_FLOOR = 0.1     # trades/s: a baseline below this counts as this (one trade is no spike)
+_HEAT_PENDING_MAX = 1024  # future seconds held until the clock reaches them
+
+
+@dataclass(frozen=True, slots=True)
+class Heat:
+    """How unusual a symbol's activity is right now, against its own recent past.
+
+    By whole seconds of fill time ``T``: the short window is the last ``short_s`` seconds up to
+    and including the clock's second, the long one the last ``long_s``. Rates divide by the
+    window's length, shortened to the seconds since the symbol's first trade frame (so a symbol
+    just subscribed is not a spike).
+
+    - ``heat = tps_short / max(tps_long, HEAT_TPS_FLOOR)``;
+    - ``heat_volume = vol_short / max(vol_long, HEAT_TPS_FLOOR * mean trade size)``, volumes
+      per second (base units, both sides), the mean size over the long window.
+    """
+
+    heat: float
+    heat_volume: float
+    tps_short: float
+    tps_long: float
+
+
+class HeatMeter:
+    """Per-second trade counts and exact volumes of one symbol over the last ``long_s`` seconds.
+
+    A ring of ``long_s`` one-second buckets with running totals: adding a trade and reading
+    cost O(1) plus the seconds the clock moved. Memory: ``long_s`` buckets and at most
+    ``_HEAT_PENDING_MAX`` future seconds (trades further ahead are counted in ``overflow``).
+    """
+
+    __slots__ = ("short_s", "long_s", "_count", "_units", "_second", "_pending", "cur", "start",
+                 "long_count", "long_units", "overflow")
+
+    def __init__(self, short_s: int = HEAT_SHORT_S, long_s: int = HEAT_LONG_S) -> None:
+        self.short_s = short_s
+        self.long_s = long_s
+        self._count = [0] * long_s
+        self._units = [0] * long_s
+        self._second = [-(2**62)] * long_s     # which second each slot holds
+        self._pending: dict[int, list[int]] = {}  # second -> [count, units], seconds > cur
+        self.cur: int | None = None             # the clock's second
+        self.start: int | None = None           # the second of the first trade frame
+        self.long_count = 0
+        self.long_units = 0
+        self.overflow = 0
+
+    def add(self, trades: Sequence[Trade], now_ms: int) -> None:
+        """Count ``trades`` (not duplicates) at the clock ``now_ms``."""
+        self.advance(now_ms)
+        cur = self.cur
+        if self.start is None:
+            self.start = cur
+        oldest = cur - self.long_s  # type: ignore[operator]
+        for t in trades:
+            s = t.ts_ms // 1000
+            if s <= oldest:
+                continue
+            units = size_units(t.size_str)
+            if s > cur:  # type: ignore[operator]
+                slot = self._pending.get(s)
+                if slot is None:
+                    if len(self._pending) >= _HEAT_PENDING_MAX:
+                        self.overflow += 1
+                        continue
+                    slot = self._pending[s] = [0, 0]
+                slot[0] += 1
+                slot[1] += units
+                continue
+            i = s % self.long_s
+            self._count[i] += 1
+            self._units[i] += units
+            self._second[i] = s
+            self.long_count += 1
+            self.long_units += units
+
+    def advance(self, now_ms: int) -> None:
+        """Move to the clock's second: seconds that left the long window are dropped, held
+        future seconds that arrived are counted."""
+        c = now_ms // 1000
+        cur = self.cur
+        if cur is not None and c <= cur:
+            return
+        self.cur = c
+        if cur is not None:
+            if c - cur >= self.long_s:  # everything held has left the window
+                self._count = [0] * self.long_s
+                self._units = [0] * self.long_s
+                self._second = [-(2**62)] * self.long_s
+                self.long_count = self.long_units = 0
+            else:
+                for s in range(cur - self.long_s + 1, c - self.long_s + 1):
+                    i = s % self.long_s
+                    if self._second[i] == s:
+                        self.long_count -= self._count[i]
+                        self.long_units -= self._units[i]
+                        self._count[i] = self._units[i] = 0
+                        self._second[i] = -(2**62)
+        if self._pending:
+            for s in [s for s in self._pending if s <= c]:
+                n, units = self._pending.pop(s)
+                if s > c - self.long_s:
+                    i = s % self.long_s
+                    if self._second[i] != s:
+                        self._count[i] = self._units[i] = 0
+                        self._second[i] = s
+                    self._count[i] += n
+                    self._units[i] += units
+                    self.long_count += n
+                    self.long_units += units
+
+    def _totals(self, first: int, last: int) -> tuple[int, int]:
+        """(count, units) over the seconds first..last as of the clock's second ``last``, read
+        without moving anything (held future seconds that are due included)."""
+        n = units = 0
+        for s in range(max(first, last - self.long_s + 1), last + 1):
+            i = s % self.long_s
+            if self._second[i] == s:
+                n += self._count[i]
+                units += self._units[i]
+            p = self._pending.get(s)
+            if p is not None:
+                n += p[0]
+                units += p[1]
+        return n, units
+
+    def _long_totals(self, c: int) -> tuple[int, int]:
+        """(count, units) of the long window at the clock's second ``c`` >= ``cur``, read
+        without moving anything: the running totals less the seconds that left, plus the held
+        future seconds that are due. Costs the seconds the clock moved since :meth:`advance`."""
+        cur = self.cur
+        if c == cur:
+            return self.long_count, self.long_units
+        if c - cur >= self.long_s:  # type: ignore[operator]
+            n = units = 0
+        else:
+            n, units = self.long_count, self.long_units
+            for s in range(cur - self.long_s + 1, c - self.long_s + 1):  # type: ignore[operator]
+                i = s % self.long_s
+                if self._second[i] == s:
+                    n -= self._count[i]
+                    units -= self._units[i]
+        for s, (pn, pu) in self._pending.items():
+            if c - self.long_s < s <= c:
+                n += pn
+                units += pu
+        return n, units
+
+    def read(self, now_ms: int) -> Heat | None:
+        """Heat at the clock ``now_ms`` (a pure read); None before the first trade frame."""
+        if self.start is None:
+            return None
+        c = max(now_ms // 1000, self.cur)  # type: ignore[type-var]
+        span = min(self.long_s, c - self.start + 1)
+        short_span = min(self.short_s, span)
+        long_n, long_u = self._long_totals(c)
+        short_n, short_u = self._totals(c - self.short_s + 1, c)
+        tps_short = short_n / short_span
+        tps_long = long_n / span
+        heat = tps_short / max(tps_long, HEAT_TPS_FLOOR)
+        vol_short = short_u / short_span
+        vol_long = long_u / span
+        mean = long_u / long_n if long_n else (short_u / short_n if short_n else 0)
+        floor = HEAT_TPS_FLOOR * mean
+        heat_volume = vol_short / max(vol_long, floor) if vol_short else 0.0
+        return Heat(heat, heat_volume, tps_short, tps_long)

@@ -5,8 +5,8 @@ Grammar (whitespace around tokens is ignored)::
     rule   := [SYMBOL ":"] FIELD OP NUMBER
     OP     := ">" | ">=" | "<" | "<=" | "==" | "!="
     NUMBER := a decimal number, optionally signed, with an optional exponent (50, -0.6, 1e3)
-    FIELD  := a shortcut (tps, spread_bps, gaps, ...) or a dotted path into the snapshot
-              (trades.tps, book.spread_bps, health.gaps, density.x_median)
+    FIELD  := a shortcut (tps, heat, spread_bps, gaps, ...) or a dotted path into the snapshot
+              (trades.tps, trades.heat, book.spread_bps, health.gaps, density.x_median)
 
 ``density.x_median``, ``density.notional`` and ``density.size`` are the largest value over the
 symbol's *active* densities (no active density: no value). A rule without a symbol applies to
@@ -34,7 +34,8 @@ ALERT_VERSION = 1
 # (core/snapshot.py); the shortcuts below are names of those fields, checked at import.
 SHORTCUTS: dict[str, str] = {
     **{name: f"trades.{name}" for name in ("tps", "tpm", "count", "buy_volume", "sell_volume",
-                                           "volume_delta", "buy_sell_ratio", "last_price")},
+                                           "volume_delta", "buy_sell_ratio", "last_price", "heat",
+                                           "heat_volume")},
     **{name: f"book.{name}" for name in ("spread_bps", "mid", "imbalance", "bid_depth", "ask_depth",
                                          "bid_notional", "ask_notional", "best_bid", "best_ask")},
     **{name: f"health.{name}" for name in ("gaps", "stale", "crossed", "bad_frames")},

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .activity import MAX_TRADES_HELD, TradeWindow, WindowStats
+from .activity import MAX_TRADES_HELD, Heat, HeatMeter, TradeWindow, WindowStats
 from .book import MAX_BOOK_LEVELS, Applied, OrderBook
 from .densities import MAX_ENDED, DensityTracker
 from .events import BadFrame, BookUpdate, Event, OtherTopic, TradeBatch
@@ -59,6 +59,7 @@ class SymbolState:
     book: OrderBook
     trades: TradeWindow
     densities: DensityTracker
+    heat: HeatMeter = field(default_factory=HeatMeter)
     frames: int = 0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
     price_decimals: int | None = None   # decimals of the tick, as seen on the wire (for display)
@@ -248,6 +249,7 @@ class Monitor:
         st = arrived[0]
         dens = st.densities
         fresh = st.trades.add_many(trades, self.now_ms)  # type: ignore[arg-type]
+        st.heat.add(fresh, self.now_ms)  # type: ignore[arg-type]
         if fresh and (dens.n_active or dens.n_ending):
             dens.on_trades(fresh)
 
@@ -268,6 +270,7 @@ class Monitor:
             return
         for st in self.states.values():
             st.trades.advance(now)
+            st.heat.advance(now)
             st.densities.tick(now)
 
     def invalidate(self, symbol: str | None = None) -> None:
@@ -286,6 +289,14 @@ class Monitor:
             st.densities.finish()
 
     # -- reading --------------------------------------------------------------------------
+
+    def heat(self, symbol: str) -> Heat | None:
+        """``symbol``'s heat at the pipeline clock (see :class:`~bybitmon.core.activity.Heat`);
+        None before its first trade frame. A pure read, cheap enough to sort every symbol by."""
+        st = self.states.get(symbol)
+        if st is None or self.now_ms is None:
+            return None
+        return st.heat.read(self.now_ms)
 
     def trade_stats(self, symbol: str, window_ms: int | None = None) -> WindowStats | None:
         """Trade activity of ``symbol`` at the pipeline clock (None before any data)."""
@@ -327,6 +338,7 @@ class Monitor:
             st = self._new_state(symbol)
         now = self.now_ms if self.now_ms is not None else 0
         ts = st.trades.stats(now)
+        heat = st.heat.read(now)
         book = st.book
         if book.ready and book.mid is not None:
             depth = book.depth(self.bps)
@@ -341,7 +353,8 @@ class Monitor:
         return Snapshot(
             ts=now, symbol=symbol, category=self.category,
             trades=TradesView(ts.window_s, ts.count, ts.tps, ts.tpm, ts.buy_volume, ts.sell_volume,
-                              ts.volume_delta, ts.buy_sell_ratio, ts.last_price),
+                              ts.volume_delta, ts.buy_sell_ratio, ts.last_price,
+                              None if heat is None else heat.heat, None if heat is None else heat.heat_volume),
             book=book_part,
             densities=tuple(st.densities.listing(now)),
             health=Health(st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,

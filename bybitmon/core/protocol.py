@@ -7,6 +7,7 @@ Protocol reference: https://bybit-exchange.github.io/docs/v5/ws/connect
 
 from __future__ import annotations
 
+import enum
 import itertools
 import re
 from typing import Iterable, NamedTuple
@@ -48,7 +49,6 @@ __all__ = [
     "is_pong",
 ]
 
-_INF = float("inf")
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
@@ -67,7 +67,7 @@ _MAX_TRADE_ID_CHARS = 128
 _SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")
 
 
-class BadReason:
+class BadReason(enum.StrEnum):
     """Why a frame is bad: a closed set, so counts keyed by reason stay bounded."""
 
     INVALID_JSON = "invalid JSON"

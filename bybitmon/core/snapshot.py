@@ -88,6 +88,8 @@ class TradesView(_Part):
     volume_delta: float             # buy_volume - sell_volume
     buy_sell_ratio: float | None    # buy_volume / sell_volume; None without sell volume
     last_price: float | None
+    heat: float | None = None       # TPS of the last 10 s / the symbol's own TPS over 15 min (floored)
+    heat_volume: float | None = None  # the same for traded volume (see core.activity.Heat)
 
 
 @dataclass(frozen=True, slots=True)

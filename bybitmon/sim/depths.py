@@ -50,7 +50,7 @@ class DepthView:
     """
 
     __slots__ = ("depth", "topic", "interval_ms", "u", "active", "pub", "dirty", "edge", "next_ms", "sent_ms",
-                 "seq", "cts")
+                 "seq", "cts", "snap")
 
     def __init__(self, depth: int, topic: str, interval_ms: int, u: int) -> None:
         self.depth = depth
@@ -65,6 +65,7 @@ class DepthView:
         self.sent_ms = 0
         self.seq = 0
         self.cts = 0
+        self.snap: tuple[int, list[list[str]], list[list[str]]] | None = None  # levels of the last snapshot
 
     def top(self, side: Side) -> dict[int, int]:
         """The side's top ``depth`` levels as of the symbol's last push tick, ``{key: lots}``
@@ -91,6 +92,7 @@ class DepthView:
         self.active = False
         self.seq = 0
         self.cts = 0
+        self.snap = None
         self.pub = ({}, {})
         self.dirty = [set(), set()]
 
@@ -175,15 +177,25 @@ class DepthMarket(MarketSimulator):
         # One event per symbol and tick: the market's activity when due (every book_interval_ms),
         # then the pushes due. The tick is the gcd of book_interval_ms and the active depths'
         # intervals, so depth 50 alone costs what the one-depth simulator did.
-        self._ticks = [book_interval_ms] * len(self._syms)
-        self._next_activity = [0] * len(self._syms)
+        self._ticks: list[int] = []
+        self._next_activity: list[int] = []
         for sym in self._syms:
-            rng = sym.rng
-            sym.views = {d: DepthView(d, f"orderbook.{d}.{sym.name}", self.push_ms[d],
-                                      rng.randrange(1_000_000, 90_000_000)) for d in wanted}
+            self._add_views(sym)
+
+    def _add_views(self, sym: SymbolState) -> None:
+        rng = sym.rng
+        sym.views = {d: DepthView(d, f"orderbook.{d}.{sym.name}", self.push_ms[d],
+                                  rng.randrange(1_000_000, 90_000_000)) for d in self.depths}
+        self._ticks.append(self.book_interval_ms)
+        self._next_activity.append(0)
 
 
     # ------------------------------------------------------------------ public API
+
+    def add_symbol(self, symbol: str) -> None:
+        """List a new symbol now; its depths start inactive, like every other symbol's."""
+        super().add_symbol(symbol)
+        self._add_views(self._syms[-1])
 
     def topics(self, symbol: str) -> list[str]:
         """Every book topic of ``symbol``, shallowest first, then its trade topic."""
@@ -225,9 +237,15 @@ class DepthMarket(MarketSimulator):
         """
         sym = self._sym(symbol)
         view = sym.views[self._depth_or_default(depth)]
-        bids, asks = self._view_book(sym, view)
-        b = [[sym.price(-k), sym.size(n)] for k, n in sorted(bids.items())]
-        a = [[sym.price(k), sym.size(n)] for k, n in sorted(asks.items())]
+        cached = view.snap
+        if view.active and cached is not None and cached[0] == view.u:
+            b, a = cached[1], cached[2]  # resends between two pushes cost one dumps
+        else:
+            bids, asks = self._view_book(sym, view)
+            pc, sc = sym.pcache, sym.scache
+            b = [[pc.get(-k) or sym.price(-k), sc.get(n) or sym.size(n)] for k, n in sorted(bids.items())]
+            a = [[pc.get(k) or sym.price(k), sc.get(n) or sym.size(n)] for k, n in sorted(asks.items())]
+            view.snap = (view.u, b, a) if view.active else None
         return self._view_text(sym, view, "snapshot", self.now_ms, b, a, view.seq or sym.last_seq,
                                view.cts or sym.last_cts)
 

@@ -150,26 +150,49 @@ class MarketSimulator:
         self._syms: list[SymbolState] = []
         self._by_name: dict[str, SymbolState] = {}
         self._heap: list[tuple[int, int, int]] = []
-        for i, name in enumerate(names):
-            sym = SymbolState(name, i, seed, category, depth)
-            sym.last_seq = self._seq
-            sym.last_cts = start_ms - 1
-            rng = sym.rng
-            sym.burst_start = start_ms + rng.expovariate(1.0 / _BURST_GAP_MS)
-            sym.burst_end = sym.burst_start + rng.uniform(2000.0, 6000.0)
-            sym.burst_buy = 0.75 if rng.random() < 0.5 else 0.25
-            every_ms = self.plant_every_s * 1000.0
-            sym.next_plant = start_ms + every_ms * (0.3 + 0.7 * rng.random()) if self._plants_on else _INF
-            sym.trade_t = self._next_arrival(sym, float(start_ms))
-            self._syms.append(sym)
-            self._by_name[name] = sym
-            heap = self._heap
-            if sym.trade_t != _INF:
-                heap.append((int(sym.trade_t) + 1, _TRADE, i))
-            heap.append((start_ms + 1 + rng.randrange(book_interval_ms), _PUSH, i))
+        self._seed = seed
+        self._sym_depth = depth
+        for name in names:
+            self._add(name, start_ms)
         heapify(self._heap)
 
+    def _add(self, name: str, start_ms: int) -> SymbolState:
+        """Create ``name``'s state and schedule its first events (the heap is heapified by the caller)."""
+        i = len(self._syms)
+        sym = SymbolState(name, i, self._seed, self.category, self._sym_depth)
+        sym.last_seq = self._seq
+        sym.last_cts = start_ms - 1
+        rng = sym.rng
+        sym.burst_start = start_ms + rng.expovariate(1.0 / _BURST_GAP_MS)
+        sym.burst_end = sym.burst_start + rng.uniform(2000.0, 6000.0)
+        sym.burst_buy = 0.75 if rng.random() < 0.5 else 0.25
+        every_ms = self.plant_every_s * 1000.0
+        sym.next_plant = start_ms + every_ms * (0.3 + 0.7 * rng.random()) if self._plants_on else _INF
+        sym.trade_t = self._next_arrival(sym, float(start_ms))
+        self._syms.append(sym)
+        self._by_name[name] = sym
+        heap = self._heap
+        if sym.trade_t != _INF:
+            heap.append((int(sym.trade_t) + 1, _TRADE, i))
+        heap.append((start_ms + 1 + rng.randrange(self.book_interval_ms), _PUSH, i))
+        return sym
+
     # ------------------------------------------------------------------ public API
+
+    def add_symbol(self, symbol: str) -> None:
+        """List a new symbol now (at :attr:`now_ms`); it trades and pushes from then on.
+
+        Raises:
+            UsageError: an empty name or one already simulated.
+        """
+        if not isinstance(symbol, str) or not symbol or symbol in self._by_name:
+            raise UsageError(f"cannot add symbol {symbol!r}: empty or already simulated")
+        self._add(symbol, self.now_ms)
+        heapify(self._heap)
+
+    def symbols(self) -> list[str]:
+        """The simulated symbols, in the order they were listed."""
+        return [s.name for s in self._syms]
 
     def topics(self, symbol: str) -> list[str]:
         """Topics this simulator publishes for ``symbol``: ``[orderbook.{depth}.SYM, publicTrade.SYM]``."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from http import HTTPStatus
@@ -45,8 +46,9 @@ from websockets.http11 import Request, Response
 from ..core.limits import SERVED_CATEGORIES
 from ..errors import printable
 from ..errors import UsageError
-from .faults import (FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, fault_frame,
-                     is_delta, plan_cumulative)
+from .budget import Budget, TokenBucket, over_budget
+from .faults import FAULT_KINDS, INJECT_KINDS, NEXT_DELTA_KINDS, FaultKind, FaultPlan, TopicFault, is_delta
+from .injector import FaultInjection
 from .session import Session
 from .rest import REST_PREFIX, RestMarket, handle as rest_handle
 from .sources import FileSource, SimulatedSource, Source
@@ -82,6 +84,8 @@ class _Connection(ServerConnection):
         self.faults: dict[str, TopicFault] = {}
         self.stalled = False
         self.dead = False
+        self.cut = False  # over its byte budget: written to no more, aborted on the next loop turn
+        self.resends: TokenBucket | None = None
         self.last_rx = now  # loop.time() of the last bytes from the client (control frames too)
         self.last_tx = now  # loop.time() of the last frame we wrote outside the fan-out
 
@@ -115,7 +119,7 @@ def _flush(conn: _Connection) -> None:
     conn.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
-class BybitServer:
+class BybitServer(FaultInjection):
     """Bybit v5 compatible public WebSocket server on ``websockets.asyncio.server``.
 
     Use as ``async with BybitServer(source) as srv:`` (or :meth:`start` / :meth:`close`);
@@ -129,7 +133,10 @@ class BybitServer:
             frame sent, s. Bybit: "if there is no ping-pong and no stream data sent from server
             end, the connection will be cut off after 10 minutes"
             (https://bybit-exchange.github.io/docs/v5/ws/connect).
-        max_buffer_bytes: A connection whose unsent data passes this many bytes is dropped.
+        max_buffer_bytes: A connection whose unsent data passes this many bytes is dropped
+            (overrides ``budget.max_buffer_bytes``).
+        budget: Caps on connections, on unsent bytes per connection and across connections, and
+            on snapshot resends (:class:`~bybitmon.testserver.budget.Budget`; defaults if None).
         compression: ``"deflate"`` to offer permessage-deflate; off by default because
             compressing every frame per connection costs more CPU than the fan-out itself.
         log: Called with one line per connection, subscription, refusal and injected fault
@@ -139,7 +146,7 @@ class BybitServer:
     """
 
     def __init__(self, source: Source, *, host: str = "127.0.0.1", port: int = 0,
-                 idle_timeout_s: float = 600.0, max_buffer_bytes: int = 16 * 2**20,
+                 idle_timeout_s: float = 600.0, max_buffer_bytes: int | None = None, budget: Budget | None = None,
                  compression: str | None = None, log: Callable[[str], None] | None = None,
                  ssl: SSLContext | None = None) -> None:
         if not idle_timeout_s > 0:
@@ -148,14 +155,22 @@ class BybitServer:
         self.host = host
         self.port = port
         self.idle_timeout_s = float(idle_timeout_s)
-        self.max_buffer_bytes = max_buffer_bytes
+        budget = budget or Budget()
+        if max_buffer_bytes is not None:
+            budget = dataclasses.replace(budget, max_buffer_bytes=max_buffer_bytes)
+        self.budget = budget
+        self.max_buffer_bytes = budget.max_buffer_bytes
         self.compression = compression
         self._log_fn = log
         self.ssl = ssl
         #: Faults put on the wire, per kind: one per connection hit (``reject``: per call).
         self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
-        #: Connections dropped because their write buffer overflowed.
+        #: Connections dropped because their write buffer overflowed (their own cap or the total's).
         self.overflow_drops = 0
+        #: Handshakes refused because ``budget.max_connections`` were open.
+        self.refused_connections = 0
+        #: Subscribe requests refused by the snapshot resend rate limit.
+        self.resends_refused = 0
         self._conns: dict[str, set[_Connection]] = {c: set() for c in SERVED_CATEGORIES}
         self._routes: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
         self._special: dict[str, dict[str, set[_Connection]]] = {c: {} for c in SERVED_CATEGORIES}
@@ -270,10 +285,29 @@ class BybitServer:
         path = request.path.split("?", 1)[0]
         if path.startswith(REST_PREFIX):
             return self._rest_reply(request)
+        if self.connections() >= self.budget.max_connections:
+            self.refused_connections += 1
+            self._log(f"refused a connection: {self.budget.max_connections} open already")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         if path not in _PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no such stream {path}; use /v5/public/"
                                                            f"{{{','.join(SERVED_CATEGORIES)}}}\n")
         return None
+
+    def list_symbol(self, symbol: str) -> None:
+        """List a new symbol while running: REST lists it and its topics stream from now on
+        (simulated sources only).
+
+        Raises:
+            UsageError: not a simulated source, or the symbol is already listed.
+        """
+        add = getattr(self.source, "add_symbol", None)
+        if add is None:
+            raise UsageError("only a simulated market can list new symbols")
+        add(symbol)
+        for category in self.source.categories:
+            self.rest.list_symbol(category, symbol)
+        self._log(f"listed {symbol}")
 
     async def _rest_reply(self, request: Request) -> Response:
         # Plain HTTP GETs on the WebSocket port: Bybit's public REST (testserver/rest.py).
@@ -297,7 +331,16 @@ class BybitServer:
         assert ws.request is not None
         category = _PATHS[ws.request.path.split("?", 1)[0]]
         conn.category = category
-        conn.session = Session(category, self.source.serves, self._rejected)
+        b = self.budget
+        conn.resends = TokenBucket(b.resend_burst, b.resend_per_s, conn.loop.time())
+
+        def allow_resends(n: int) -> bool:
+            if conn.resends is not None and conn.resends.take(n, conn.loop.time()):
+                return True
+            self.resends_refused += 1
+            return False
+
+        conn.session = Session(category, self.source.serves, self._rejected, allow_resends=allow_resends)
         self._conns[category].add(conn)
         self.source.open(category)
         self._log(f"{self._who(conn)} connected ({conn.session.conn_id})")
@@ -346,12 +389,26 @@ class BybitServer:
     def _send(self, conn: _Connection, text: str) -> None:
         # Written synchronously, so a reply or snapshot is ordered exactly among the fan-out
         # frames (an await here, as in connection.send(), could let a delta overtake a snapshot).
+        if conn.cut:
+            return
         try:
             conn.protocol.send_text(text.encode())
         except InvalidState:
             return
         _flush(conn)
         conn.last_tx = conn.loop.time()
+        if conn.transport.get_write_buffer_size() > self.max_buffer_bytes:
+            self._cut(conn)
+
+    def _cut(self, conn: _Connection) -> None:
+        """Cut a connection over its byte budget. Callers may be iterating routes, so it is
+        written to no more now and aborted on the next loop turn."""
+        if conn.cut or conn.dead:
+            return
+        conn.cut = True
+        self.overflow_drops += 1
+        self._log(f"{self._who(conn)} cut: {conn.transport.get_write_buffer_size()} bytes unread")
+        conn.loop.call_soon(self._abort, conn)
 
     def _on_message(self, conn: _Connection, text: str) -> None:
         session = conn.session
@@ -431,168 +488,18 @@ class BybitServer:
             if odd:
                 for conn in list(odd):
                     self._deliver_faulty(conn, topic, raw)
+        limit = self.max_buffer_bytes
         for conn in dirty:
             _flush(conn)
+            if conn.transport.get_write_buffer_size() > limit:
+                self._cut(conn)
         for topic, kind in deferred:
             self._inject_topic(category, topic, kind)
-
-    def _deliver_faulty(self, conn: _Connection, topic: str, raw: str) -> None:
-        st = conn.faults.get(topic)
-        if st is None:
-            self._send(conn, raw)
-            return
-        for text in st.on_frame(raw, self.fault_counts):
-            self._send(conn, text)
-        if st.idle():
-            self._clear_fault(conn, topic)
-
-    def _fault_state(self, conn: _Connection, topic: str) -> TopicFault:
-        st = conn.faults.get(topic)
-        if st is None:
-            st = conn.faults[topic] = TopicFault()
-            self._special[conn.category].setdefault(topic, set()).add(conn)
-        return st
-
-    def _clear_fault(self, conn: _Connection, topic: str) -> None:
-        if conn.faults.pop(topic, None) is None:
-            return
-        special = self._special[conn.category]
-        odd = special.get(topic)
-        if odd is not None:
-            odd.discard(conn)
-            if not odd:
-                del special[topic]
-
-    # -- faults ---------------------------------------------------------------------------
-
-    async def drop(self, category: str | None = None) -> int:
-        """Abruptly drop every connection (of one category, or all): TCP abort, no close frame.
-
-        Returns:
-            How many connections were dropped.
-        """
-        n = 0
-        for cat in (SERVED_CATEGORIES if category is None else (category,)):
-            for conn in list(self._conns[cat]):
-                self._abort(conn)
-                n += 1
-        self.fault_counts["drop"] += n
-        self._log(f"fault drop: {n} connection(s) aborted")
-        await asyncio.sleep(0)
-        return n
 
     def _abort(self, conn: _Connection) -> None:
         # Unroute first so no frame is written to a transport that is going away.
         self._forget(conn)
         conn.transport.abort()
-
-    def stall(self, category: str | None = None) -> int:
-        """Existing connections (of one category, or all) get nothing from now on: no data, no
-        pong, no ack. They stay open; new connections are served normally.
-
-        Returns:
-            How many connections were stalled.
-        """
-        n = 0
-        for cat in (SERVED_CATEGORIES if category is None else (category,)):
-            for conn in self._conns[cat]:
-                if not conn.stalled:
-                    conn.stalled = True
-                    self._unroute(conn)
-                    n += 1
-        self.fault_counts["stall"] += n
-        self._log(f"fault stall: {n} connection(s) get nothing more")
-        return n
-
-    def reject(self, symbol: str) -> None:
-        """From now on, subscriptions naming ``symbol`` (any category) get a failure ack."""
-        self._rejected.add(symbol)
-        self.fault_counts["reject"] += 1
-        self._log(f"fault reject: subscriptions to {symbol} fail from now on")
-
-    def inject(self, kind: str, symbol: str, category: str = "linear") -> int:
-        """Corrupt the wire stream of ``symbol``'s book topics (every depth) for every current subscriber.
-
-        Kinds: ``duplicate`` (the next delta is sent twice), ``gap`` (the next delta is not
-        sent), ``reorder`` (the next two deltas swap places), ``crossed`` (a delta with the
-        next ``u`` whose best bid >= best ask, now), ``reset`` (the true book as a snapshot with
-        ``u=1`` now; the topic's following deltas on that connection are renumbered 2, 3, ...
-        until it resubscribes), ``resend_snapshot`` (a snapshot of the true book with the
-        current ``u``, now), ``malformed`` (a frame of broken JSON, now). The true book never
-        changes.
-
-        Returns:
-            How many connections it was applied or scheduled on.
-
-        Raises:
-            UsageError: unknown kind, or a symbol with no book on ``category``.
-        """
-        if kind not in INJECT_KINDS:
-            raise UsageError(f"unknown fault {kind!r}: use one of {', '.join(INJECT_KINDS)}")
-        if category not in SERVED_CATEGORIES:
-            raise UsageError(f"bad category {category!r}: use {', '.join(SERVED_CATEGORIES)}")
-        topics = self.source.book_topics(category, symbol)
-        if not topics:
-            raise UsageError(f"no book of {symbol!r} on {category} to corrupt")
-        return sum(self._inject_topic(category, topic, FaultKind(kind)) for topic in topics)
-
-    def _inject_topic(self, category: str, topic: str, kind: FaultKind) -> int:
-        subs = self._routes[category].get(topic)
-        if not subs:
-            return 0
-        if kind in NEXT_DELTA_KINDS:
-            for conn in subs:
-                self._fault_state(conn, topic).pending.append(kind)
-            self._log(f"fault {kind} on the next delta of {category} {topic} ({len(subs)} connection(s))")
-            return len(subs)
-        snap = self.source.snapshot_frame(category, topic)
-        if snap is None:
-            return 0
-        n = 0
-        for conn in list(subs):
-            st = conn.faults.get(topic)
-            text, after = fault_frame(kind, snap, st)
-            if after is None and st is not None:
-                self._clear_fault(conn, topic)
-            elif after is not None and st is None:
-                conn.faults[topic] = after
-                self._special[category].setdefault(topic, set()).add(conn)
-            self._send(conn, text)
-            self.fault_counts[kind] += 1
-            n += 1
-        self._log(f"fault {kind} sent on {category} {topic} ({n} connection(s))")
-        return n
-
-    def apply_plan(self, plan: FaultPlan | None) -> None:
-        """Run a :class:`FaultPlan` from now on (replacing any earlier one; None stops it)."""
-        for task in [t for t in self._tasks if t.get_name().startswith("bybitmon-plan")]:
-            task.cancel()
-            self._tasks.remove(task)
-        self._plan = plan
-        self._plan_cum = []
-        self._plan_total = 0.0
-        if plan is None:
-            return
-        self._plan_rng = random.Random(f"bybitmon.faults:{plan.seed}")
-        self._plan_cum, self._plan_total = plan_cumulative(plan.per_delta)
-        for kind, every in plan.every_s.items():
-            rng = random.Random(f"bybitmon.faults:{plan.seed}:{kind}")
-            self._tasks.append(asyncio.create_task(self._timed_fault(kind, every, rng),
-                                                   name=f"bybitmon-plan-{kind}"))
-
-    async def _timed_fault(self, kind: str, every_s: float, rng: random.Random) -> None:
-        while True:
-            await asyncio.sleep(rng.expovariate(1.0 / every_s))
-            if kind == "drop":
-                await self.drop()
-            elif kind == "stall":
-                self.stall()
-            else:
-                book_topics = [(cat, t) for cat in SERVED_CATEGORIES
-                               for t in self._routes[cat] if t.startswith("orderbook.")]
-                if book_topics:
-                    cat, topic = rng.choice(sorted(book_topics))
-                    self._inject_topic(cat, topic, kind)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -604,18 +511,22 @@ class BybitServer:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            for cat in SERVED_CATEGORIES:
-                for conn in list(self._conns[cat]):
-                    if conn.transport.get_write_buffer_size() > limit:
-                        # The client reads slower than the stream: drop it, as Bybit would,
-                        # rather than buffer without bound.
-                        self.overflow_drops += 1
-                        self._log(f"{self._who(conn)} dropped: more than {limit} bytes unread")
-                        self._abort(conn)
-                    elif now - self._last_activity(conn, now) > self.idle_timeout_s:
-                        self._forget(conn)
-                        self._tasks.append(asyncio.create_task(
-                            conn.close(1000, "idle timeout: no ping and no data"), name="bybitmon-idle-close"))
+            conns = [c for cat in SERVED_CATEGORIES for c in self._conns[cat]]
+            # All connections together: the ones holding the most unsent bytes go first.
+            for conn in over_budget(((c, c.transport.get_write_buffer_size()) for c in conns),
+                                    self.budget.max_total_buffer_bytes):
+                self._cut(conn)
+            for conn in conns:
+                if conn.cut:
+                    continue
+                if conn.transport.get_write_buffer_size() > limit:
+                    # The client reads slower than the stream: drop it, as Bybit would,
+                    # rather than buffer without bound.
+                    self._cut(conn)
+                elif now - self._last_activity(conn, now) > self.idle_timeout_s:
+                    self._forget(conn)
+                    self._tasks.append(asyncio.create_task(
+                        conn.close(1000, "idle timeout: no ping and no data"), name="bybitmon-idle-close"))
             self._tasks = [t for t in self._tasks if not t.done()]
 
     def _last_activity(self, conn: _Connection, now: float) -> float:

@@ -71,12 +71,15 @@ class Session:
         serves: ``serves(category, topic)``: whether the source publishes ``topic``.
         rejected: Symbols whose subscriptions fail (the ``reject`` fault).
         cid: Connection id; a random live-shaped one by default.
+        allow_resends: ``allow_resends(n)``: whether a subscribe may resend ``n`` book snapshots
+            (book topics already subscribed); when it says no, the whole request is refused.
+            None allows every resend.
     """
 
-    __slots__ = ("category", "conn_id", "topics", "args_chars", "_serves", "_rejected")
+    __slots__ = ("category", "conn_id", "topics", "args_chars", "_serves", "_rejected", "_allow_resends")
 
     def __init__(self, category: str, serves: Callable[[str, str], bool], rejected: Container[str] = (),
-                 cid: str | None = None) -> None:
+                 cid: str | None = None, allow_resends: Callable[[int], bool] | None = None) -> None:
         self.category = category
         self.conn_id = cid or conn_id()
         #: Subscribed topics, in subscription order.
@@ -85,6 +88,7 @@ class Session:
         self.args_chars = 0
         self._serves = serves
         self._rejected = rejected
+        self._allow_resends = allow_resends
 
     def reply(self, success: bool, ret_msg: str, req_id: Any, op: str) -> str:
         """An ack or pong in the category's shape.
@@ -147,6 +151,9 @@ class Session:
         if chars > ARGS_CHARS_PER_CONN:
             return self._refuse(f"error:args length {chars} >{ARGS_CHARS_PER_CONN} on this connection",
                                 req_id, "subscribe")
+        resends = sum(1 for t in wanted if t in self.topics and t.startswith("orderbook."))
+        if resends and self._allow_resends is not None and not self._allow_resends(resends):
+            return self._refuse("error:too many snapshot requests, retry later", req_id, "subscribe")
         self.args_chars = chars
         for topic in new:
             self.topics[topic] = None

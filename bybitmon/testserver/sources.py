@@ -183,6 +183,26 @@ class SimulatedSource:
         st = self._cats[category] = _SimCategory(sim, loop_time, start_ms)
         self._emit(category, st.sim.advance(start_ms))
 
+    def add_symbol(self, symbol: str) -> None:
+        """List ``symbol`` on every category from now on (running simulators get it at once).
+
+        Raises:
+            UsageError: an empty name or one already listed.
+        """
+        if not symbol or symbol in self._symbols:
+            raise UsageError(f"cannot list {symbol!r}: empty or already listed")
+        self.symbols_list.append(symbol)
+        self._symbols = frozenset(self.symbols_list)
+        for st in self._cats.values():
+            st.sim.add_symbol(symbol)
+
+    def market(self, category: str) -> DepthMarket | None:
+        """``category``'s simulator (started if needed), or None when the category is not served."""
+        if category not in self.categories:
+            return None
+        self.open(category)
+        return self._cats[category].sim
+
     def set_topic_active(self, category: str, topic: str, active: bool) -> None:
         """A book topic got its first subscriber (or lost its last): start (stop) computing it."""
         book = _book_parts(topic)
