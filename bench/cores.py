@@ -151,6 +151,10 @@ def main() -> None:
                 wall, cpu = inner["wall"], inner["cpu"]
             res[name].append((n / wall, n / cpu))
         print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    after = subprocess.run([sys.executable, "-c", "import bybitmon.core as c; print(c.implementation())"],
+                           capture_output=True, text=True, cwd="/").stdout.strip()
+    if after != check:
+        raise SystemExit(f"the core changed during the run ({check} -> {after}): the numbers are void")
     med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in res.items()}
     floor = med["orjson.loads floor"]
     cf = med.get("cryptofeed handler")
