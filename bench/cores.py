@@ -150,6 +150,8 @@ def main() -> None:
             if inner is not None:
                 wall, cpu = inner["wall"], inner["cpu"]
             res[name].append((n / wall, n / cpu))
+            print(f"  round {r + 1}: {name}: {n / wall:,.0f} frames/s wall, {n / cpu:,.0f} CPU", file=sys.stderr,
+                  flush=True)
         print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     after = subprocess.run([sys.executable, "-c", "import bybitmon.core as c; print(c.implementation())"],
                            capture_output=True, text=True, cwd="/").stdout.strip()
