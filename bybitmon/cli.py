@@ -17,8 +17,8 @@ from .errors import BybitmonError, OutputClosed, UsageError, printable
 if TYPE_CHECKING:
     from .app.live import LiveOptions
 
-__all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
-           "exit_interrupted", "watch", "record", "replay", "export", "serve"]
+__all__ = ["app", "main", "exit_interrupted", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
+           "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(
     add_completion=False,
@@ -29,8 +29,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        from .core import implementation, implementation_note
+
+        print(f"bybitmon {__version__} ({implementation()} core: {implementation_note()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and which core runs (compiled or pure), then exit."),
+) -> None:
     """Terminal monitor for Bybit v5 public market data: trade activity, books, densities."""
 
 
@@ -172,7 +184,7 @@ def watch(
     depth: int = typer.Option(50, "--depth", help="Order book depth to subscribe (1, 50, 200, 1000)."),
     window: str = typer.Option("60s", "--window", help="Trade window (10s, 60s, 5m)."),
     bps: float = typer.Option(50.0, "--bps", help="Depth band around mid, basis points."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume (default tps)."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Row order: tps, tpm, symbol, spread, imbalance, vdelta, volume, heat (default tps; heat with --all)."),
     json_: bool = typer.Option(False, "--json", help="Print version-1 NDJSON snapshots instead of the table."),
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval (pipeline clock)."),
     record: Optional[str] = typer.Option(None, "--record", help="Also record every frame to this file (.gz/.zst compress)."),
@@ -192,8 +204,21 @@ def watch(
     min_turnover: Optional[float] = typer.Option(None, "--min-turnover", help="With --all: only 24h turnover >= X (quote coin; base coin on inverse)."),
     rediscover: str = typer.Option("10m", "--rediscover", help="With --all: refresh the instrument list this often."),
     rest_timeout: str = typer.Option("10s", "--rest-timeout", help="With --all: give up on a REST call after this long."),
+    quote_units: bool = typer.Option(False, "--quote-units", help="Volume delta and depth in quote currency (x price)."),
+    screen_min_notional: float = typer.Option(0.0, "--screen-min-notional",
+                                              help="Density screen: hide densities below this notional (quote units)."),
+    screen_auto_notional: Optional[float] = typer.Option(
+        None, "--screen-auto-notional",
+        help="Density screen: hide densities below this many times the symbol's traded turnover over the window."),
+    max_distance: Optional[float] = typer.Option(None, "--max-distance",
+                                                 help="Density screen: hide densities farther than this % from the last price."),
+    min_lifetime: str = typer.Option("2s", "--min-lifetime", help="Density screen: hide densities younger than this (0 shows all)."),
 ) -> int:
-    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second."""
+    """Watch symbols live: activity, book and densities per symbol, refreshed a few times a second.
+
+    In a terminal, keys work as in htop: q quit, ? help, s/S sort, arrows or j/k select, Enter
+    ladder, Esc back, d density screen, / filter, f pin, p pause.
+    """
     from .app.runner import run_async
     from .app.watch import SORT_KEYS, run_watch
     from .core.alerts import parse_alert
@@ -213,7 +238,7 @@ def watch(
             raise UsageError("name at least one symbol, e.g. BTCUSDT, or follow every instrument with --all")
         opts = _live_options(symbols or [], category, depth, window, bps, density_x, min_notional, url, testnet,
                              duration)
-    sort = sort or "tps"
+    sort = sort or ("heat" if all_opts is not None else "tps")
     if sort not in SORT_KEYS:
         raise UsageError(f"bad --sort {printable(sort)!r}: one of {', '.join(SORT_KEYS)}")
     opts.sort = sort
@@ -227,6 +252,18 @@ def watch(
     opts.alerts = list(alert)
     opts.alerts_out = alerts_out
     opts.bell = bell
+    opts.quote_units = quote_units
+    from .core.screener import ScreenFilter
+
+    for name, value in (("--screen-min-notional", screen_min_notional), ("--screen-auto-notional", screen_auto_notional),
+                        ("--max-distance", max_distance)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise UsageError(f"bad {name} {value}: use a number >= 0")
+    if max_distance is not None and max_distance <= 0:
+        raise UsageError(f"bad --max-distance {max_distance}: use a percentage > 0")
+    life_ms = 0 if min_lifetime.strip() in ("0", "0s") else parse_duration("--min-lifetime", min_lifetime)
+    opts.density_filter = ScreenFilter(min_notional=screen_min_notional, auto_notional=screen_auto_notional,
+                                       max_distance_pct=max_distance, min_lifetime_ms=life_ms)
     if all_opts is not None:
         from .app.watch_all import run_watch_all
 

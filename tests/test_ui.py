@@ -39,7 +39,8 @@ def test_row_cells_show_the_snapshot_numbers():
     m, ss = snaps(1)
     cells = ui.row_cells(ss[0], dp=m.price_decimals("BTCUSDT"))
     assert cells["last"] == f"{ss[0]['trades']['last_price']:.1f}"
-    assert float(str(cells["spread"])) == float(ui.fmt_num(ss[0]["book"]["spread_bps"], 3))
+    spread = ss[0]["book"]["spread_bps"]
+    assert 0 < spread < 1 and str(cells["spread"]) == f"{spread:.3f}"  # fixed: 3 decimals below 1 bps
     assert str(cells["health"]) == "ok"
 
 
@@ -106,6 +107,7 @@ def test_row_order_matches_the_snapshot_values_for_every_sort_key():
         "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
         "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
         "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
+        "heat": lambda s: s["trades"]["heat"] if s["trades"]["heat"] is not None else 0.0,
     }
     assert set(SORT_KEYS) == set(reference) | {"symbol"}
     for key, get in reference.items():

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..core.monitor import Monitor
 from ..core.protocol import topic_symbol
+from ..core.screener import ScreenFilter
 from ..errors import printable
 from ..errors import BybitmonError, RecordingError, SubscriptionError
 
@@ -57,6 +58,11 @@ class LiveOptions:
     bell: bool = False
     quiet_warn_s: float = 10.0
     client_kwargs: dict = field(default_factory=dict)
+    # watch's interactive screen (bybitmon/app/screen.py): quote units, the density screen's
+    # filters, and whether keys are read (None: when stdin is a terminal and not --json).
+    quote_units: bool = False
+    density_filter: ScreenFilter = field(default_factory=ScreenFilter)
+    interactive: bool | None = None
 
 
 class Stop:

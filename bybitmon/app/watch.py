@@ -6,26 +6,33 @@ It writes only to the streams it is given; how it ends is :class:`~bybitmon.app.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
 from typing import BinaryIO, TextIO
 
+import orjson
+
 from .. import __version__, ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
+from ..core.screener import SCREEN_SORTS, rows_json, screen_densities
+from ..ui.screen import ScreenState
 from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
 from .emit import AlertSink, JsonEmitter, Output, status_line
 from .files import check_outputs, open_append
+from .keyboard import Keyboard
 from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
+from .screen import WatchScreen
 
 __all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
 
 WatchOptions = LiveOptions
 
-SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume")
+SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume", "heat")
 
 
 def _trade_value(pick):
@@ -56,6 +63,7 @@ _SORT_VALUES = {
     "volume": _trade_value(lambda st: st.buy_volume + st.sell_volume),
     "spread": _book_value(lambda book, bps: book.spread_bps),
     "imbalance": _book_value(lambda book, bps: None if (imb := book.depth(bps).imbalance) is None else abs(imb)),
+    "heat": lambda monitor, symbol: 0.0 if (h := monitor.heat(symbol)) is None else h.heat,
 }
 
 
@@ -77,7 +85,7 @@ def asked_topics(opts: LiveOptions) -> list[str]:
 
 
 async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None,
-                    console=None) -> int:
+                    console=None, terminal_in: TextIO | None = None) -> int:
     """Run ``bybitmon watch`` until Ctrl-C (or ``duration_s``); returns the exit status.
 
     Args:
@@ -85,6 +93,8 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         stdout: where ``--json`` lines go.
         stderr: warnings with ``--json`` (the table shows them in its header).
         terminal: the text stream the table is drawn on.
+        terminal_in: where keys are read from (default stdin; keys only when it is a terminal,
+            see :class:`~bybitmon.app.keyboard.Keyboard`; ``q`` ends with status 0).
 
     Raises:
         OutputError: stdout or an output file could not be written (``OutputClosed``: stdout's
@@ -108,7 +118,15 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         file = Output(open_append(opts.alerts_out), printable(opts.alerts_out), flush=True) if opts.alerts_out else None
         bell = stderr if opts.bell and stderr.isatty() else None
         alerts = AlertSink(opts.alerts, file=file, stdout=out if opts.json else None, bell=bell)
-    emitter = JsonEmitter(monitor, opts.interval_ms, out if opts.json else None, alerts) \
+
+    def write_json(lines: bytes) -> None:
+        # Each emission: the snapshot lines, then one {"type":"densities"} line (the screen's rows).
+        if monitor.now_ms is not None:
+            rows = screen_densities(monitor, flt=opts.density_filter)
+            lines += orjson.dumps(rows_json(rows, monitor.now_ms, opts.category, opts.density_filter)) + b"\n"
+        out.write(lines)
+
+    emitter = JsonEmitter(monitor, opts.interval_ms, write_json if opts.json else None, alerts) \
         if (opts.json or alerts) else None
 
     def on_frame(recv_ns: int, conn: str, raw: str) -> None:
@@ -152,6 +170,21 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         out.update(refusals.symbol_errors())
         return out
 
+    state = ScreenState(SORT_KEYS, opts.sort, tuple(SCREEN_SORTS), mode="ladder" if opts.ladder else "table",
+                        ladder_symbol=opts.symbols[0] if opts.ladder else None)
+    key_event = asyncio.Event()
+
+    def on_key(key: str) -> None:
+        state.handle(key)
+        key_event.set()  # redraw now, not at the next refresh
+
+    keyboard = Keyboard(on_key, terminal_in)
+    interactive = opts.interactive
+    if interactive is None:
+        interactive = not opts.json and keyboard.is_terminal()
+    screen = WatchScreen(monitor, state, order_symbols, opts.symbols, window_ms=opts.window_ms, bps=opts.bps,
+                         interactive=bool(interactive), density_filter=opts.density_filter, quote=opts.quote_units)
+
     def render():
         now = time.monotonic()
         rate.append((now, feed.frames))
@@ -162,24 +195,11 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         recent = [m for t, m in messages if down or now - t < 15]
         errs = [printable(e, 300) for e in feed.errors[-2:]] + recent[-1:]
         head = ui.header(source=source, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
-        dps = {s: monitor.price_decimals(s) for s in opts.symbols}
-        if opts.ladder:
-            sym = opts.symbols[0]
-            snap = monitor.snapshot(sym)
-            body = Group(ui.activity_table([snap], width=console.width, statuses=statuses(),
-                                           latencies={sym: monitor.latency(sym)}, sparks=sparks, decimals=dps),
-                         ui.ladder(sym, snap, monitor.ladder_levels(sym, 12), width=console.width, dp=dps[sym]),
-                         ui.fates(snap, dp=dps[sym]))
-        else:
-            # Snapshots and latency percentiles only for the rows that fit; the rest are counted.
-            max_rows = max(1, console.height - 8)
-            ordered = order_symbols(monitor, opts.symbols, opts.sort)
-            drawn = [monitor.snapshot(s) for s in ordered[:max_rows]]
-            latencies = {s: monitor.latency(s) for s in ordered[:max_rows]}
-            body = ui.activity_table(drawn, width=console.width, statuses=statuses(), latencies=latencies,
-                                     sparks=sparks, decimals=dps, firing=alerts.firing(opts.symbols) if alerts else None,
-                                     max_rows=max_rows, n_symbols=len(ordered))
-        return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {opts.sort}  ·  window {opts.window_ms / 1000:g}s  ·  depth ±{opts.bps:g} bps"))
+        foot = screen.footer(console.width)
+        height = console.height - len(head.wrap(console, console.width)) - len(foot.wrap(console, console.width))
+        firing = {s: rules for s in opts.symbols if (rules := alerts.engine.firing(s))} if alerts else {}
+        body = screen.body(width=console.width, height=height, statuses=statuses(), sparks=sparks, firing=firing)
+        return Group(head, body, foot)
 
     # Drawing costs grow with the rows: many symbols refresh twice a second, not four times.
     refresh_s = opts.refresh_s if len(opts.symbols) <= 20 else max(opts.refresh_s, 0.5)
@@ -196,11 +216,16 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
                 flush_recording(feed, stop)
                 quiet.check()
         else:
+            if interactive:
+                keyboard.start()
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                while not stop.is_set:
+                next_draw = time.monotonic()
+                while not stop.is_set and not state.quit:
                     if deadline and time.monotonic() >= deadline:
                         break
-                    await stop.wait(refresh_s)
+                    await _wait_key(stop, key_event, max(0.0, next_draw - time.monotonic()))
+                    if state.quit:
+                        break
                     flush_recording(feed, stop)
                     quiet.check()
                     if time.monotonic() >= next_sample:
@@ -208,8 +233,13 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
                         for s in opts.symbols:
                             st = monitor.trade_stats(s)
                             sparks[s].append(st.tps if st else 0.0)
-                    live.update(render(), refresh=True)
+                    if key_event.is_set() or time.monotonic() >= next_draw:
+                        key_event.clear()
+                        live.update(render(), refresh=True)
+                        if time.monotonic() >= next_draw:
+                            next_draw = time.monotonic() + refresh_s
     finally:
+        keyboard.stop()
         stop.uninstall()
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
@@ -232,3 +262,15 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
     if err is not None:
         raise err
     return 0
+
+
+async def _wait_key(stop: Stop, key: asyncio.Event, seconds: float) -> None:
+    """Until a reason to stop or a key arrives, or ``seconds`` pass."""
+    if stop.is_set or key.is_set():
+        return
+    waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(key.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -243,7 +243,8 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
             if m.alerts is not None and m.alerts.engine.firing(s):
                 firing.add(key)
         body = ui.activity_table(drawn, width=console.width, statuses=st, latencies=lat, sparks=sp,
-                                 decimals=dps, firing=firing or None, max_rows=max_rows, n_symbols=n)
+                                 decimals=dps, firing=firing or None, max_rows=max_rows, n_symbols=n,
+                                 promote=("heat",) if w.sort == "heat" else ())
         top = f"  ·  top {opts.top}" if opts.top is not None else ""
         return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {w.sort}{top}  ·  window {w.window_ms / 1000:g}s"
                                            f"  ·  depth ±{w.bps:g} bps"))

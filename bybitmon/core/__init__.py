@@ -1,6 +1,77 @@
 """The sans-I/O core: frames in, events and metrics out.
 
 Nothing here imports asyncio, websockets, rich, typer or ``time``; every clock is an argument.
+
+Two builds of the same source: the per-frame modules (``COMPILED_MODULES``) may be present
+both as ``.py`` files and as extension modules that ``pip install .`` compiled from those very
+files with Cython (see setup.py). Python would load the compiled ones; this package decides
+first, at import, and loads the ``.py`` files instead when ``BYBITMON_PURE`` is set (to anything
+but ``0``), when nothing was compiled, or when a ``.py`` changed after the build (a stale build
+never runs). :func:`implementation` says which one runs.
 """
 
-__all__: list[str] = []  # a folder of modules; import them by name
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+__all__ = ["COMPILED_MODULES", "implementation", "implementation_note"]
+
+#: The modules of the per-frame path that setup.py compiles.
+COMPILED_MODULES = ("protocol", "book", "activity", "densities", "snapshot", "monitor")
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _choose() -> tuple[str, str]:
+    """("compiled" | "pure", why)."""
+    if os.environ.get("BYBITMON_PURE", "") not in ("", "0"):
+        return "pure", "BYBITMON_PURE is set"
+    try:
+        from ._compiled_sources import SOURCES
+    except ImportError:
+        return "pure", "the compiled core is not built"
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    for name, digest in SOURCES.items():
+        if not any(os.path.exists(os.path.join(_HERE, name + sfx)) for sfx in suffixes):
+            return "pure", f"the compiled {name} is missing"
+        try:
+            with open(os.path.join(_HERE, name + ".py"), "rb") as f:
+                current = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            return "pure", f"{name}.py is missing"
+        if current != digest:
+            return "pure", f"{name}.py changed after the compiled core was built (reinstall to rebuild)"
+    return "compiled", "Cython build of the core's own .py files"
+
+
+class _PureFinder:
+    """Finds the ``.py`` file of a compiled module, ahead of the extension module beside it."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        source = self.names.get(fullname)
+        if source is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+_IMPL, _NOTE = _choose()
+if _IMPL == "pure":
+    _sources = {f"{__name__}.{m}": os.path.join(_HERE, m + ".py") for m in COMPILED_MODULES}
+    sys.meta_path.insert(0, _PureFinder({k: v for k, v in _sources.items() if os.path.exists(v)}))
+
+
+def implementation() -> str:
+    """``"compiled"`` when the Cython-compiled core runs, ``"pure"`` for the pure-Python one."""
+    return _IMPL
+
+
+def implementation_note() -> str:
+    """Why :func:`implementation` is what it is, in a few words (for ``bybitmon --version``)."""
+    return _NOTE

@@ -259,7 +259,11 @@ def _levels_checked(side: list) -> list[tuple[float, float]]:
         _OLD_SIZES, _SIZES = _SIZES, {}
     prices, sizes = _PRICES, _SIZES
     out = []
-    for p, s in side:
+    for level in side:
+        # Checked before unpacking: the compiled core words unpacking errors differently.
+        if type(level) is not list or len(level) != 2:
+            raise TypeError("a level is not a [price, size] pair")
+        p, s = level
         if type(p) is not str or type(s) is not str:
             raise TypeError("price and size must be strings")
         price = prices.get(p)

@@ -30,8 +30,7 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from .. import __version__
-from ..errors import printable
-from ..errors import RestError
+from ..errors import RestError, printable
 
 __all__ = ["MAINNET_REST", "TESTNET_REST", "rest_base", "RestReply", "rest_get", "rest_get_sync"]
 

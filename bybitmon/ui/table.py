@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ..core.snapshot import ENDED_STATES, DensityState, DensityView, Side, Snapshot
 from ..errors import printable
+from . import fmt
 
 _ACTIVE = DensityState.ACTIVE
 _SHOWN_ON_LADDER = (DensityState.ACTIVE, DensityState.ENDING)
@@ -17,7 +18,8 @@ _SHOWN_ON_LADDER = (DensityState.ACTIVE, DensityState.ENDING)
 MID_RULE = "── mid ──"
 LADDER_FRAME = 11  # a four-column table: five rules, one space either side of the three inner ones
 
-__all__ = ["MID_RULE", "fmt_num", "fmt_price", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder", "fates", "COLUMNS", "LADDER_FRAME"]
+__all__ = ["MID_RULE", "fmt_num", "fmt_price", "activity_table", "row_cells", "sparkline", "header", "footer", "ladder",
+           "ladder_rows", "fates", "COLUMNS", "LADDER_FRAME"]
 
 # (key, header, priority, width): lower priority numbers survive narrow terminals; width is
 # what the column typically needs on screen, borders included.
@@ -32,6 +34,7 @@ COLUMNS: list[tuple[str, str, int, int]] = [
     ("vdelta", "vol Δ", 1, 9),
     ("ratio", "B/S", 4, 8),
     ("imb", "imb", 2, 9),
+    ("heat", "heat", 6, 7),
     ("depth", "depth ±bps", 4, 13),
     ("density", "density", 3, 17),
     ("ended", "last ended", 5, 21),
@@ -80,6 +83,13 @@ def _signed(x: float | None, digits: int = 4) -> Text:
     return Text(("+" if x > 0 else "") + fmt_num(x, digits), style=style)
 
 
+def _signed_fixed(text: str, x: float | None) -> Text:
+    """A fixed-format signed cell: green above zero, red below, dim without a value."""
+    if x is None:
+        return Text(text, style="dim")
+    return Text(text, style="green" if x > 0 else "red" if x < 0 else "")
+
+
 def _health(snap: Snapshot, status: str | None) -> Text:
     if status and status != "ok":
         return Text(status, style="bold red" if "reconnect" in status or "error" in status else "yellow")
@@ -114,35 +124,66 @@ def _ended(d: DensityView | None, dp: int | None) -> Text:
 
 
 def row_cells(snap: Snapshot, status: str | None = None, latency: tuple[float, float] | None = None,
-              spark: Sequence[float] = (), dp: int | None = None) -> dict[str, Text | str]:
-    """The cells of one symbol's row, keyed as in :data:`COLUMNS`."""
+              spark: Sequence[float] = (), dp: int | None = None, *, quote: bool = False,
+              filling: bool = False) -> dict[str, Text | str]:
+    """The cells of one symbol's row, keyed as in :data:`COLUMNS`.
+
+    Each column has one fixed format (:mod:`bybitmon.ui.fmt`), so widths hold from one refresh
+    to the next. ``quote``: volume delta and depth in quote currency (x last price / mid).
+    ``filling``: the trade window has not been full yet; its values are dimmed.
+    """
     t, b = snap.trades, snap.book
     dens = snap.densities
     active = [d for d in dens if d.state is _ACTIVE]
     ended = [d for d in dens if d.state in ENDED_STATES]
     stale = not b.ready
-    depth = "-" if b.bid_depth is None else f"{fmt_num(b.bid_depth, 3)}/{fmt_num(b.ask_depth, 3)}"
+    vdelta = t.volume_delta
+    bid_depth, ask_depth = b.bid_depth, b.ask_depth
+    if quote:
+        last = t.last_price
+        vdelta = None if last is None else vdelta * last
+        bid_depth, ask_depth = b.bid_notional, b.ask_notional
+    depth = "-" if bid_depth is None else f"{fmt.fmt_si(bid_depth, 5)}/{fmt.fmt_si(ask_depth, 5)}"
+    imb = b.imbalance
     cells: dict[str, Text | str] = {
         "symbol": Text(printable(snap.symbol, 40), style="bold dim" if stale else "bold"),
         "last": fmt_price(t.last_price, dp),
         "mid": fmt_price(b.mid, None if dp is None else dp + 1),
-        "spread": fmt_num(b.spread_bps, 3),
-        "tps": fmt_num(t.tps, 3),
-        "tpm": fmt_num(t.tpm, 4),
-        "vdelta": _signed(t.volume_delta),
-        "ratio": fmt_num(t.buy_sell_ratio, 3),
-        "imb": _signed(b.imbalance, 2),
+        "spread": fmt.fmt_si(b.spread_bps, 0),
+        "tps": fmt.fmt_si(t.tps, 0),
+        "tpm": fmt.fmt_si(t.tpm, 0),
+        "vdelta": _signed_fixed(fmt.fmt_si(vdelta, 0, signed=True), vdelta),
+        "ratio": fmt.fmt_ratio(t.buy_sell_ratio, 0),
+        "imb": _signed_fixed(fmt.fmt_fixed(imb, 2, 0, signed=True), imb),
+        "heat": fmt.fmt_si(t.heat, 0),
         "depth": depth,
         "density": _density(max(active, key=lambda d: d.x_median) if active else None, dp),
         "ended": _ended(ended[0] if ended else None, dp),
-        "spark": Text(sparkline(spark, 16), style="cyan"),
+        "spark": Text(fmt.spark(_buckets(spark, 16), 16), style="cyan"),
         "latency": "-" if latency is None else f"{latency[0]:.0f}/{latency[1]:.0f}",
         "health": _health(snap, status),
     }
+    if filling:
+        for k in ("tps", "tpm", "vdelta", "ratio"):
+            c = cells[k]
+            cells[k] = c if isinstance(c, Text) else Text(c)
+            cells[k].stylize("dim")  # type: ignore[union-attr]
     return cells
 
 
+def _buckets(values: Sequence[float], width: int) -> list[float]:
+    """``values`` averaged into at most ``width`` buckets, oldest first (as :func:`sparkline`)."""
+    vals = list(values)
+    n = len(vals)
+    if n <= width:
+        return vals
+    return [sum(vals[i * n // width:(i + 1) * n // width]) / max(1, (i + 1) * n // width - i * n // width)
+            for i in range(width)]
+
+
 _LEFT = ("symbol", "density", "ended", "health")
+# The widths the fixed formats produce for ordinary values (fmt.fmt_si: 5 cells, signed 6).
+_MIN_W = {"spread": 5, "tps": 5, "tpm": 5, "vdelta": 6, "ratio": 4, "imb": 5, "spark": 16}
 
 
 def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | None = None,
@@ -151,7 +192,10 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
                    sparks: dict[str, Sequence[float]] | None = None,
                    decimals: dict[str, int | None] | None = None,
                    firing: set[str] | None = None, max_rows: int | None = None,
-                   n_symbols: int | None = None) -> Text:
+                   n_symbols: int | None = None, selected: str | None = None,
+                   note: str | None = None, quote: bool = False,
+                   filling: set[str] | None = None, widths: dict[str, int] | None = None,
+                   promote: Sequence[str] = ()) -> Text:
     """One row per symbol; columns dropped by priority so the table fits ``width``.
 
     Drawn as one styled :class:`~rich.text.Text` with box characters rather than a
@@ -159,21 +203,35 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
     symbols refreshed several times a second; this costs a small fraction of that.
     ``max_rows`` keeps only the first rows (the rest would not fit the screen anyway);
     ``n_symbols`` is how many symbols there are when ``snaps`` holds only those to draw.
+    ``selected`` is drawn highlighted; ``note`` replaces the "more symbols" line (the
+    interactive screen says which rows it shows). ``quote`` and ``filling``: see :func:`row_cells`.
+    ``widths``: column widths kept across refreshes (the caller's dict, updated here): a column
+    never narrows, so the screen does not shift when a wide value scrolls away.
+    ``promote`` names columns kept whatever the width (e.g. the ``--sort`` column).
     """
     shown = list(snaps) if max_rows is None else list(snaps)[:max_rows]
     all_rows: list[tuple[dict[str, Text], str | None]] = []
     for snap in shown:
         sym = snap.symbol
         cells = row_cells(snap, (statuses or {}).get(sym), (latencies or {}).get(sym),
-                          (sparks or {}).get(sym, ()), (decimals or {}).get(sym))
-        all_rows.append(({k: c if isinstance(c, Text) else Text(c) for k, c in cells.items()},
-                         "bold on dark_red" if firing and sym in firing else None))
-    col_w = {k: max([len(h)] + [r[k].cell_len for r, _ in all_rows]) for k, h, _, _ in COLUMNS}
+                          (sparks or {}).get(sym, ()), (decimals or {}).get(sym), quote=quote,
+                          filling=bool(filling) and sym in filling)
+        style = "bold on dark_red" if firing and sym in firing else None
+        if sym == selected:
+            style = "reverse" if style is None else style + " reverse"
+        all_rows.append(({k: c if isinstance(c, Text) else Text(c) for k, c in cells.items()}, style))
+    # Fixed formats keep the numbers' widths; _MIN_W keeps a column from narrowing when, say,
+    # every shown value is "-" for a moment.
+    col_w = {k: max([len(h), _MIN_W.get(k, 0)] + [r[k].cell_len for r, _ in all_rows]) for k, h, _, _ in COLUMNS}
+    if widths is not None:
+        for k, w in col_w.items():
+            col_w[k] = widths[k] = max(w, widths.get(k, 0))
     # Columns by priority while they fit (each costs its width plus a border and padding);
     # strictly in order: no small low-priority column jumps the queue.
     used = 1
     keep_keys: set[str] = set()
-    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: c[2]):
+    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: 0 if c[0] in promote else c[2]):
+        prio = 0 if key in promote else prio
         need = col_w[key] + 3
         if used + need <= width or prio == 0:
             keep_keys.add(key)
@@ -225,7 +283,9 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
         out.append("\n")
     out.append(border("└", "┴", "┘", "─"))
     hidden = (len(snaps) if n_symbols is None else n_symbols) - len(shown)
-    if hidden > 0:
+    if note:
+        out.append("\n" + note, style="dim")
+    elif hidden > 0:
         out.append(f"\n… {hidden} more symbols (enlarge the terminal or --sort)", style="dim")
     return out
 
@@ -271,22 +331,45 @@ def footer(keys: str = "Ctrl-C quit") -> Text:
     return Text(keys, style="dim")
 
 
+def ladder_rows(height: int) -> int:
+    """Levels per side of a ladder drawn in ``height`` lines: the mid rule and as many bid
+    rows as ask rows (the table's title, header and borders take 5 lines)."""
+    return max(1, (height - 6) // 2)
+
+
+def _around(side: list, rows: int, focus: float | None) -> tuple[list, int]:
+    """``rows`` levels of one side (best first): the best ones, or -- when ``focus`` is deeper
+    than that -- the ones around it. Returns the levels and the index of the first."""
+    if focus is not None:
+        idx = next((i for i, (p, _) in enumerate(side) if p == focus), None)
+        if idx is not None and idx >= rows:
+            start = max(0, min(idx - rows // 2, len(side) - rows))
+            return side[start:start + rows], start
+    return side[:rows], 0
+
+
 def ladder(symbol: str, snap: Snapshot, levels: dict, *, rows: int = 12, width: int = 80,
-           dp: int | None = None) -> Table:
+           dp: int | None = None, focus: float | None = None) -> Table:
     """Depth ladder: asks above, bids below the mid, size bars, densities highlighted.
 
-    ``levels`` is ``{"bids": [(price, size), ...] best first, "asks": [...] best first}``.
-    The bars take what the terminal leaves after prices, sizes and density marks, so the
-    ladder fits ``width`` and prices are never cut.
+    ``levels`` is ``{"bids": [(price, size), ...] best first, "asks": [...] best first}``;
+    ``rows`` levels a side are drawn, as many bids as asks, so the mid sits in the middle
+    (:func:`ladder_rows` gives ``rows`` for a height). ``focus``: a price to show and mark
+    (``▶``), e.g. the density opened from the density screen; a side whose focus is deeper
+    than ``rows`` shows the levels around it. The bars take what the terminal leaves after
+    prices, sizes and density marks, so the ladder fits ``width`` and prices are never cut.
     """
-    bids = levels["bids"][:rows]
-    asks = levels["asks"][:rows]
+    bids, bid_from = _around(levels["bids"], rows, focus)
+    asks, ask_from = _around(levels["asks"], rows, focus)
     dens = {(d.side, d.price): d for d in snap.densities if d.state in _SHOWN_ON_LADDER}
     top = max([s for _, s in bids + asks] or [1.0])
 
     def mark(side: Side, p: float) -> Text:
         d = dens.get((side, p))
-        return Text(f"◀ ×{d.x_median:.0f} {d.state}", style="bold yellow") if d else Text("")
+        m = Text(f"◀ ×{d.x_median:.0f} {d.state}", style="bold yellow") if d else Text("")
+        if focus is not None and p == focus:
+            m = Text("▶ ", style="bold reverse") + m
+        return m
 
     ask_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark(Side.ASK, p)) for p, s in reversed(asks)]
     bid_rows = [(fmt_price(p, dp, 7), s, fmt_num(s, 4), mark(Side.BID, p)) for p, s in bids]
@@ -301,8 +384,11 @@ def ladder(symbol: str, snap: Snapshot, levels: dict, *, rows: int = 12, width: 
         n = max(1, int(size / top * bar_w)) if size > 0 else 0
         return Text("█" * n, style=style)
 
-    t = Table(title=f"{symbol} ladder  mid {fmt_price(snap.book.mid, None if dp is None else dp + 1, 7)}  spread "
-                    f"{fmt_num(snap.book.spread_bps, 3)} bps", header_style="bold cyan", pad_edge=False)
+    title = (f"{symbol} ladder  mid {fmt_price(snap.book.mid, None if dp is None else dp + 1, 7)}  spread "
+             f"{fmt_num(snap.book.spread_bps, 3)} bps")
+    if bid_from or ask_from:
+        title += f"  ({'asks' if ask_from else 'bids'} from level {max(bid_from, ask_from) + 1})"
+    t = Table(title=title, header_style="bold cyan", pad_edge=False)
     t.add_column("bid size", justify="right", no_wrap=True)
     t.add_column("price", justify="right", no_wrap=True, min_width=price_w)
     t.add_column("ask size", justify="left", no_wrap=True)

@@ -1,0 +1,125 @@
+"""Keys from the terminal without blocking the event loop.
+
+:class:`Keyboard` puts the terminal in cbreak mode (keys arrive one by one, not echoed; Ctrl-C
+still raises SIGINT), reads stdin from the asyncio loop with ``loop.add_reader`` and hands each
+decoded key to a callback. The terminal's settings are restored by :meth:`Keyboard.stop`, which
+``run_watch`` calls in a ``finally`` (Ctrl-C, SIGTERM, errors), and once more at interpreter
+exit as a last resort. When stdin is not a terminal it does nothing, and watch behaves as
+it always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import sys
+from typing import Callable, TextIO
+
+from ..ui.keys import KeyDecoder
+
+__all__ = ["Keyboard", "ESC_WAIT_S"]
+
+ESC_WAIT_S = 0.05  # a lone ESC is the Esc key when no byte follows within this time
+
+
+class Keyboard:
+    """Reads keys from ``stream`` (default stdin) into ``on_key`` while started."""
+
+    def __init__(self, on_key: Callable[[str], None], stream: TextIO | None = None) -> None:
+        self.on_key = on_key
+        self.stream = stream if stream is not None else sys.stdin
+        self.decoder = KeyDecoder()
+        self.active = False
+        self._fd: int | None = None
+        self._saved: list | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    def is_terminal(self) -> bool:
+        """Whether the stream is a terminal (keys can be read from it)."""
+        try:
+            return os.isatty(self.stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    def start(self) -> bool:
+        """Enter cbreak mode and start reading; False (and nothing done) without a terminal."""
+        try:
+            import termios
+            import tty
+        except ImportError:  # pragma: no cover - not on POSIX
+            return False
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, ValueError, OSError):
+            return False
+        if not os.isatty(fd):
+            return False
+        try:
+            self._saved = termios.tcgetattr(fd)
+        except termios.error:
+            return False
+        self._fd = fd
+        atexit.register(self.stop)
+        tty.setcbreak(fd, termios.TCSANOW)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._readable)
+        self.active = True
+        return True
+
+    def stop(self) -> None:
+        """Stop reading and restore the terminal's settings (safe to call twice)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        self.active = False
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.remove_reader(fd)
+            except (ValueError, OSError, RuntimeError):  # pragma: no cover - loop already gone
+                pass
+        if self._saved is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(fd, termios.TCSADRAIN, self._saved)
+            except termios.error:  # pragma: no cover - terminal gone (hang-up)
+                pass
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> Keyboard:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 1024)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # end of input (the terminal went away): stop reading, keep going
+            if self._loop is not None and self._fd is not None:
+                self._loop.remove_reader(self._fd)
+            return
+        self._deliver(self.decoder.feed(data))
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self.decoder.pending and self._loop is not None:
+            self._flush_handle = self._loop.call_later(ESC_WAIT_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self._deliver(self.decoder.flush())
+
+    def _deliver(self, keys: list[str]) -> None:
+        for k in keys:
+            self.on_key(k)

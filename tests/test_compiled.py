@@ -1,0 +1,361 @@
+"""The compiled core against its reference, the pure-Python core: byte-identical results.
+
+setup.py compiles the per-frame modules of ``bybitmon.core`` with Cython from their own ``.py``
+files; ``bybitmon.core.implementation()`` says which build this process runs. Here the same
+inputs go through both:
+
+* in this process: the installed package (compiled) next to a second copy of the package loaded
+  from its ``.py`` files under another name (``_bybitmon_pure``), fed frame by frame: every
+  fixture in tests/data, the real captures in ``BYBITMON_REAL_CAPTURES`` when it is set, and
+  hypothesis-generated streams (junk, gaps, duplicates, crossed books, out-of-order trades,
+  extreme numbers); after every frame the snapshot JSON of every symbol, the event
+  ``parse_frame`` makes of it and the bad-frame reasons must be the same bytes;
+* as whole commands: ``bybitmon replay FILE --json --speed max`` with and without
+  ``BYBITMON_PURE=1`` must print the same bytes (stdout and stderr) and exit alike.
+
+Skipped, with the reason, when this process does not run the compiled core (not built, stale,
+or ``BYBITMON_PURE`` set); CI sets ``BYBITMON_REQUIRE_COMPILED=1``, which turns that skip into a
+failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bybitmon
+import bybitmon.core
+from paths import DATA, TIMEOUT_FACTOR, captures_dir
+
+PKG_DIR = Path(bybitmon.__file__).resolve().parent
+ALIAS = "_bybitmon_pure"
+
+
+def _require_compiled() -> None:
+    impl = bybitmon.core.implementation()
+    if impl != "compiled":
+        why = f"this process runs the {impl} core ({bybitmon.core.implementation_note()})"
+        if os.environ.get("BYBITMON_REQUIRE_COMPILED", "") not in ("", "0"):
+            pytest.fail(f"BYBITMON_REQUIRE_COMPILED is set but {why}")
+        pytest.skip(why)
+
+
+class _AliasFinder:
+    """Loads ``_bybitmon_pure[.x.y]`` from bybitmon's ``.py`` files (never an extension module)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
+            return None
+        rel = fullname.split(".")[1:]
+        base = PKG_DIR.joinpath(*rel)
+        if base.is_dir():
+            return importlib.util.spec_from_file_location(fullname, base / "__init__.py",
+                                                          submodule_search_locations=[str(base)])
+        source = base.with_suffix(".py")
+        return importlib.util.spec_from_file_location(fullname, source) if source.is_file() else None
+
+
+def _pure_package():
+    """A second copy of bybitmon, every module from its ``.py`` file."""
+    if ALIAS not in sys.modules:
+        sys.meta_path.insert(0, _AliasFinder())
+    import importlib
+
+    pkg = importlib.import_module(ALIAS)
+    for m in bybitmon.core.COMPILED_MODULES:
+        mod = importlib.import_module(f"{ALIAS}.core.{m}")
+        assert mod.__file__.endswith(".py"), mod.__file__
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def cores():
+    _require_compiled()
+    from bybitmon.core import monitor as compiled_monitor, protocol as compiled_protocol
+
+    for m in bybitmon.core.COMPILED_MODULES:
+        f = sys.modules[f"bybitmon.core.{m}"].__file__
+        assert not f.endswith(".py"), f"bybitmon.core.{m} runs from {f}, not the compiled build"
+    pure = _pure_package()
+    return ((compiled_monitor.Monitor, compiled_protocol.parse_frame),
+            (pure.core.monitor.Monitor, pure.core.protocol.parse_frame))
+
+
+def _state(monitor) -> bytes:
+    """Everything a user can read off a Monitor, as bytes: each symbol's v1 snapshot, latency,
+    ladder and decimals, the counters and the bad-frame reasons."""
+    out = {"now": monitor.now_ms, "frames": monitor.frames, "bad": monitor.bad_frames,
+           "reasons": sorted(monitor.bad_reasons.items()), "resync": sorted(monitor.needs_resync),
+           "samples": sorted((k, list(v)) for k, v in getattr(monitor, "bad_samples", {}).items()),
+           "jumps": getattr(monitor, "clock_jumps", None)}
+    snaps = b"".join(monitor.snapshot(s).to_json() + b"\n" for s in monitor.symbols)
+    for s in monitor.symbols:
+        out[s] = [monitor.latency(s), monitor.ladder_levels(s, 5), monitor.price_decimals(s)]
+    return snaps + orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # both cores must fail alike, with the same message
+        return ("raised", type(exc).__name__, str(exc))
+
+
+def run_both(cores, frames, category: str = "linear", every: int = 1) -> None:
+    """Feed ``frames`` [(recv_ns, raw)] to a fresh Monitor of each core; compare after every
+    ``every``-th frame and at the end."""
+    (cmon, cparse), (pmon, pparse) = cores
+    a, b = cmon(category), pmon(category)
+    for i, (recv_ns, raw) in enumerate(frames):
+        ea, eb = _outcome(cparse, raw, recv_ns), _outcome(pparse, raw, recv_ns)
+        assert repr(ea) == repr(eb), f"frame {i}: parse_frame differs\n{raw[:300]!r}"
+        ra, rb = _outcome(a.feed, recv_ns, raw), _outcome(b.feed, recv_ns, raw)
+        assert ra == rb, f"frame {i}: feed differs\n{raw[:300]!r}"
+        if i % every == 0:
+            sa, sb = _state(a), _state(b)
+            assert sa == sb, f"frame {i}: state differs after\n{raw[:300]!r}"
+    a.finish()
+    b.finish()
+    assert _state(a) == _state(b)
+
+
+def _fixture_files() -> list[Path]:
+    files = sorted(DATA.glob("*.ndjson"))
+    where = captures_dir()
+    if where is not None:
+        files += sorted(where.glob("*.ndjson"))
+    return files
+
+
+def _category(path: Path) -> str:
+    return "spot" if "_spot_" in path.name else "linear"
+
+
+def _frames_of(path: Path) -> list[tuple[int, bytes]]:
+    lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
+    ts = path.with_name(path.name.replace(".ndjson", ".recv_ts.txt"))
+    recv = [int(float(s) * 1e9) for s in ts.read_text().split()] if ts.is_file() else [0] * len(lines)
+    if len(recv) != len(lines):
+        recv = [0] * len(lines)
+    return list(zip(recv, lines))
+
+
+FIXTURES = _fixture_files()
+
+
+def test_fixture_list_is_not_empty():
+    assert len([f for f in FIXTURES if f.parent == DATA]) >= 5
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_fixture_frame_by_frame(cores, path):
+    frames = _frames_of(path)
+    run_both(cores, frames, _category(path), every=1 if len(frames) <= 3000 else 7)
+
+
+# -- hypothesis streams ---------------------------------------------------------------------
+
+_PRICES = st.one_of(
+    st.sampled_from(["100", "100.0", "100.5", "100.50", "0100.5", "99.9", "101", "1e2", "1E2", "100.000000000001",
+                     "0", "-1", "nan", "inf", "-inf", "1e308", "1e-300", "5e-324", "1e400", "", " 100", "abc"]),
+    st.decimals(min_value="0.00000001", max_value="1e9", places=None, allow_nan=False).map(str),
+    st.floats(min_value=1e-9, max_value=1e12).map(repr),
+)
+_SIZES = st.one_of(
+    st.sampled_from(["0", "0.0", "1", "1.5", "0.001", "1000000", "123456789012.123456789012345", "1e-13",
+                     "-1", "nan", "inf", "1e308", "00.10", "1_0", "", "0x10"]),
+    st.decimals(min_value=0, max_value="1e6", places=8, allow_nan=False).map(str),
+)
+def _dumps(obj) -> bytes:
+    """JSON text of ``obj``; unlike orjson, it writes integers beyond 64 bits (frames may hold them)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_WEIRD = st.sampled_from([None, True, -1, 0, 2**63, 2**64 + 1, 1.5, "x", "1", [], {}, [["1"]], [[1, 2]],
+                          [["1", "2", "3"]], [["1"], ["2"]]])
+
+
+@st.composite
+def _level(draw):
+    if draw(st.integers(0, 30)) == 0:
+        return draw(_WEIRD)
+    return [draw(_PRICES), draw(_SIZES)]
+
+
+@st.composite
+def _book(draw, symbol: str, u: int, ts: int):
+    msg = {
+        "topic": draw(st.sampled_from([f"orderbook.50.{symbol}", f"orderbook.50.{symbol}", f"orderbook.1.{symbol}",
+                                       f"orderbook.rpi.{symbol}", f"orderbook.x.{symbol}", "orderbook."])),
+        "type": draw(st.sampled_from(["snapshot", "delta", "delta", "delta", "Delta", "other"])),
+        "ts": ts,
+        "data": {"s": symbol, "b": draw(st.lists(_level(), max_size=6)), "a": draw(st.lists(_level(), max_size=6)),
+                 "u": u, "seq": draw(st.integers(0, 10**12))},
+        "cts": draw(st.one_of(st.none(), st.integers(0, 2**40))),
+    }
+    if draw(st.integers(0, 12)) == 0:
+        # one field replaced by a value of the wrong kind, or removed
+        target = draw(st.sampled_from(["ts", "type", "data", "u", "b", "a", "seq", "cts"]))
+        where = msg["data"] if target in ("u", "b", "a", "seq") else msg
+        if draw(st.booleans()):
+            where.pop(target, None)
+        else:
+            where[target] = draw(_WEIRD)
+    return msg
+
+
+@st.composite
+def _trades(draw, symbol: str, ts: int):
+    items = []
+    for _ in range(draw(st.integers(0, 5))):
+        t = {"T": ts + draw(st.integers(-120_000, 120_000)), "s": symbol,
+             "S": draw(st.sampled_from(["Buy", "Sell", "Sell", "buy", ""])),
+             "v": draw(_SIZES), "p": draw(_PRICES), "L": "PlusTick",
+             "i": draw(st.sampled_from(["a", "b", "c", "d"])) if draw(st.booleans()) else draw(st.uuids()).hex,
+             "BT": draw(st.sampled_from([False, True, "true", None]))}
+        if draw(st.integers(0, 15)) == 0:
+            key = draw(st.sampled_from(["T", "S", "v", "p", "i"]))
+            if draw(st.booleans()):
+                del t[key]
+            else:
+                t[key] = draw(_WEIRD)
+        items.append(t)
+    data = items if draw(st.integers(0, 20)) else draw(_WEIRD)
+    return {"topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": ts, "data": data}
+
+
+@st.composite
+def streams(draw):
+    """A stream of frames: books with gaps, duplicates, restarts and crossed levels, trades out
+    of order and duplicated, other topics, control frames and junk; a clock that jumps around."""
+    symbols = draw(st.lists(st.sampled_from(["BTCUSDT", "ETHUSDT", "X"]), min_size=1, max_size=2, unique=True))
+    u = {s: 0 for s in symbols}
+    ts = draw(st.integers(1, 2**42))
+    frames = []
+    for _ in range(draw(st.integers(1, 40))):
+        ts += draw(st.sampled_from([0, 1, 20, 20, 20, 100, 499, 500, 1000, 30_000, 61_000, -5, -1000]))
+        s = draw(st.sampled_from(symbols))
+        kind = draw(st.sampled_from(["book", "book", "book", "trades", "trades", "other", "control", "junk"]))
+        if kind == "book":
+            u[s] = draw(st.sampled_from([u[s] + 1, u[s] + 1, u[s] + 1, u[s], u[s] - 1, u[s] + 2, 1]))
+            raw = _dumps(draw(_book(s, u[s], ts)))
+        elif kind == "trades":
+            raw = _dumps(draw(_trades(s, ts)))
+        elif kind == "other":
+            raw = _dumps({"topic": draw(st.sampled_from([f"tickers.{s}", f"kline.1.{s}", "x", ""])),
+                                "ts": draw(st.one_of(st.just(ts), _WEIRD)), "data": {}})
+        elif kind == "control":
+            raw = _dumps(draw(st.sampled_from([
+                {"success": True, "ret_msg": "", "conn_id": "c", "req_id": "1", "op": "subscribe"},
+                {"success": False, "ret_msg": "error:handler not found", "op": "subscribe"},
+                {"op": "pong", "args": [str(ts)], "conn_id": "c"}, {"ret_msg": "pong", "op": "ping"},
+                {"type": "COMMAND_RESP", "success": True, "data": {"failTopics": ["a"]}}, {"ts": ts}])))
+        else:
+            raw = draw(st.one_of(st.binary(max_size=60), st.sampled_from(
+                [b"[]", b"1", b"null", b'"x"', b"{}", b'{"topic":5}', b'{"topic":"orderbook.50.X"}', b"{",
+                 b'{"topic":"publicTrade.X","ts":1e400,"data":[]}'])))
+        recv = draw(st.sampled_from([0, (ts + 5) * 1_000_000, ts * 1_000_000 - 7]))
+        frames.append((recv, raw))
+    return frames
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams())
+def test_generated_streams(cores, frames):
+    run_both(cores, frames)
+
+
+def test_prepared_shapes(cores):
+    """Hand-picked cases, so each shape is fed whatever hypothesis draws."""
+    from frames import book, trades
+
+    frames = [
+        book("BTCUSDT", 1, [(100, 1), (99, 50)], [(101, 1), (102, 60)], snapshot=True, ts=1000),
+        book("BTCUSDT", 2, [(100, 0), (98, 70)], [], ts=1020),
+        book("BTCUSDT", 2, [(97, 1)], [], ts=1040),               # duplicate u: stale
+        book("BTCUSDT", 5, [(97, 1)], [], ts=1060),               # gap
+        book("BTCUSDT", 6, [(103, 1)], [], snapshot=True, ts=1080),  # crossed snapshot
+        book("BTCUSDT", 1, [(100, 1), (99, 500)], [(101, 1)], ts=1100),  # u=1 restart
+        trades("BTCUSDT", [(1090, "Sell", 99, 400, "t1"), (1050, "Buy", 101, 1, "t2")]),
+        trades("BTCUSDT", [(1090, "Sell", 99, 400, "t1")], ts=1110),   # duplicate id
+        book("BTCUSDT", 2, [(99, 0)], [], ts=1200),
+        trades("BTCUSDT", [(5000, "Buy", 1e308, 1e-12, "t3")], ts=1210),  # a fill from the future
+        trades("BTCUSDT", [(10, "Sell", 5e-324, 123456789012.123456, "t4")], ts=90_000),
+    ]
+    run_both(cores, [(0, f) for f in frames])
+
+
+# -- whole commands -----------------------------------------------------------------------
+
+
+def _replay(path: Path, category: str, pure: bool) -> tuple[int, bytes, bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "BYBITMON_PURE"}
+    if pure:
+        env["BYBITMON_PURE"] = "1"
+    # Run the package this test imported (not a source tree that happens to be the cwd).
+    env["PYTHONPATH"] = str(PKG_DIR.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-m", "bybitmon", "replay", str(path), "--json", "--speed", "max",
+                          "--category", category], env=env, cwd=str(path.parent), capture_output=True,
+                         timeout=300 * TIMEOUT_FACTOR)
+    return out.returncode, out.stdout, out.stderr
+
+
+def _implementation_in_subprocess(pure: bool) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "BYBITMON_PURE"}
+    if pure:
+        env["BYBITMON_PURE"] = "1"
+    env["PYTHONPATH"] = str(PKG_DIR.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", "import bybitmon.core as c; print(c.implementation())"],
+                          env=env, capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+
+
+def test_pure_switch_selects_the_core():
+    _require_compiled()
+    assert _implementation_in_subprocess(pure=False) == "compiled"
+    assert _implementation_in_subprocess(pure=True) == "pure"
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_replay_json_is_byte_identical(path):
+    _require_compiled()
+    cat = _category(path)
+    compiled, pure = _replay(path, cat, pure=False), _replay(path, cat, pure=True)
+    assert compiled == pure
+    assert compiled[0] == 0, compiled[2][-500:]
+    if b'"topic":"orderbook.' in path.read_bytes().replace(b" ", b""):
+        assert compiled[1].count(b'"type":"snapshot"') > 0
+
+
+@settings(max_examples=4, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(st.lists(streams(), min_size=5, max_size=20))
+def test_replay_of_generated_streams_is_byte_identical(tmp_path, batch):
+    """Hypothesis streams written as one capture file, replayed by both builds."""
+    _require_compiled()
+    path = tmp_path / "generated.ndjson"
+    lines = [raw.replace(b"\n", b" ").replace(b"\r", b" ") for frames in batch for _, raw in frames]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    compiled, pure = _replay(path, "linear", pure=False), _replay(path, "linear", pure=True)
+    assert compiled == pure
+
+
+def test_version_names_the_core_that_runs():
+    """``bybitmon --version`` says which core runs: the one ``implementation()`` reports."""
+    env = {k: v for k, v in os.environ.items() if k != "BYBITMON_PURE"}
+    env["PYTHONPATH"] = str(PKG_DIR.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    plain = subprocess.run([sys.executable, "-m", "bybitmon", "--version"], env=env, capture_output=True,
+                           text=True, cwd="/", timeout=60 * TIMEOUT_FACTOR)
+    forced = subprocess.run([sys.executable, "-m", "bybitmon", "--version"], env={**env, "BYBITMON_PURE": "1"},
+                            capture_output=True, text=True, cwd="/", timeout=60 * TIMEOUT_FACTOR)
+    assert plain.returncode == 0 and forced.returncode == 0
+    assert plain.stdout.startswith(f"bybitmon {bybitmon.__version__} ({_implementation_in_subprocess(False)} core: ")
+    assert forced.stdout == f"bybitmon {bybitmon.__version__} (pure core: BYBITMON_PURE is set)\n"

@@ -1,0 +1,62 @@
+"""Raw terminal bytes to key names (bybitmon.ui.keys)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bybitmon.ui.keys import KeyDecoder, decode_keys
+
+SEQUENCES = {
+    b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left",
+    b"\x1bOA": "up", b"\x1bOB": "down",
+    b"\x1b[5~": "pgup", b"\x1b[6~": "pgdn",
+    b"\x1b[H": "home", b"\x1b[F": "end", b"\x1bOH": "home", b"\x1bOF": "end",
+    b"\x1b[1~": "home", b"\x1b[4~": "end", b"\x1b[7~": "home", b"\x1b[8~": "end",
+    b"\x1b[3~": "delete", b"\r": "enter", b"\n": "enter", b"\x7f": "backspace", b"\x03": "ctrl-c",
+}
+
+
+@pytest.mark.parametrize("data,key", SEQUENCES.items())
+def test_special_keys_are_named(data, key):
+    assert decode_keys(data) == [key]
+
+
+def test_letters_and_symbols_are_themselves():
+    assert decode_keys(b"qsSjk/?pfd") == list("qsSjk/?pfd")
+
+
+def test_utf8_split_across_reads_is_one_character():
+    d = KeyDecoder()
+    raw = "é".encode()
+    assert d.feed(raw[:1]) == [] and d.feed(raw[1:]) == ["é"]
+
+
+@pytest.mark.parametrize("data", [b"\x1b[5~", b"\x1b[A", b"\x1bOB", b"\x1b[1;5C"])
+def test_a_sequence_split_at_every_byte_gives_one_key(data):
+    d = KeyDecoder()
+    keys = []
+    for i in range(len(data)):
+        keys += d.feed(data[i:i + 1])
+        if i < len(data) - 1:
+            assert d.pending
+    assert keys == decode_keys(data) and len(keys) == 1 and not d.pending
+
+
+def test_lone_escape_waits_for_flush():
+    d = KeyDecoder()
+    assert d.feed(b"\x1b") == [] and d.pending
+    assert d.flush() == ["esc"] and not d.pending
+    assert d.flush() == []
+
+
+def test_escape_then_letter_is_esc_and_the_letter():
+    assert decode_keys(b"\x1bq") == ["esc", "q"]
+    assert decode_keys(b"\x1b\x1b[A") == ["esc", "up"]
+
+
+def test_unknown_sequences_are_swallowed_whole():
+    assert decode_keys(b"a\x1b[99zb\x1b[200~c") == ["a", "b", "c"]
+
+
+def test_many_keys_in_one_read_keep_their_order():
+    assert decode_keys(b"j\x1b[Bk\x1b[6~\rq") == ["j", "down", "k", "pgdn", "enter", "q"]
