@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["KeyDecoder", "decode_keys", "KEY_NAMES", "ESC"]
+__all__ = ["KeyDecoder", "decode_keys", "KEY_NAMES"]
 
 _ESC = "\x1b"
 
