@@ -17,7 +17,7 @@ from .errors import BybitmonError, OutputClosed, UsageError, printable
 if TYPE_CHECKING:
     from .app.live import LiveOptions
 
-__all__ = ["app", "main", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
+__all__ = ["app", "main", "exit_interrupted", "parse_category", "parse_duration", "parse_speed", "parse_symbols", "positive", "non_negative",
            "watch", "record", "replay", "export", "serve"]
 
 app = typer.Typer(

@@ -188,7 +188,7 @@ def test_question_mark_toggles_help_and_help_names_the_columns():
     assert st.help  # keys other than ?/Esc/q do not leak through the overlay
     keys(st, "esc")
     assert not st.help
-    for word in ("imb", "B/S", "lat ms", "ETA", "60s↑"):
+    for word in ("imb", "B/S", "heat", "lat ms", "ETA", "60s↑"):
         assert word in HELP
 
 

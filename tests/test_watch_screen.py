@@ -168,3 +168,12 @@ def test_help_overlay_replaces_the_body_and_pause_freezes_it():
     assert [line for line in paused if line.startswith("│")] == before and "PAUSED" in "\n".join(paused)
     state.handle("p")
     assert [line for line in render(scr, 100, 40) if line.startswith("│")] != before
+
+
+def test_a_firing_alert_is_named_above_the_table(fed):
+    scr, state, clock, m = make(monitor=fed)
+    c = Console(width=120, height=40, file=io.StringIO(), color_system=None)
+    c.print(scr.body(width=120, height=30, statuses={}, sparks={}, firing={"ETHUSDT": {"tps>0", "spread_bps>1"}}))
+    lines = c.file.getvalue().splitlines()
+    assert lines[0] == "alerts firing: ETHUSDT spread_bps>1  ·  ETHUSDT tps>0"
+    assert lines[1].startswith("┏")

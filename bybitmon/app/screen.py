@@ -21,6 +21,10 @@ from ..ui.screen import HELP, ScreenState, footer_keys
 
 __all__ = ["WatchScreen"]
 
+# The table column a sort key orders by: kept on screen however narrow the terminal.
+_SORT_COLUMN = {"tps": ("tps",), "tpm": ("tpm",), "spread": ("spread",), "imbalance": ("imb",),
+                "vdelta": ("vdelta",), "heat": ("heat",)}
+
 
 def _lines(text: str, width: int) -> int:
     """Lines ``text`` takes when wrapped at ``width`` (roughly: by cells)."""
@@ -143,7 +147,7 @@ class WatchScreen:
                                   decimals=self._decimals(shown), firing=set(firing),
                                   n_symbols=n, selected=st.selected if self.interactive else None,
                                   note=note, quote=self.quote, filling=self._filling(shown),
-                                  widths=self._widths["table"])
+                                  widths=self._widths["table"], promote=_SORT_COLUMN.get(st.sort, ()))
         return Group(alert_line, table) if alert_line else table
 
     def _densities(self, width: int, height: int):

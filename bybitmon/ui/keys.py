@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["KeyDecoder", "decode_keys", "KEY_NAMES"]
+__all__ = ["KeyDecoder", "decode_keys", "KEY_NAMES", "ESC"]
 
-ESC = "\x1b"
+_ESC = "\x1b"
 
 # CSI/SS3 final bytes without parameters: ESC [ X or ESC O X.
 _FINAL = {"A": "up", "B": "down", "C": "right", "D": "left", "H": "home", "F": "end"}
@@ -52,7 +52,7 @@ class KeyDecoder:
         i, n = 0, len(text)
         while i < n:
             c = text[i]
-            if c != ESC:
+            if c != _ESC:
                 keys.append(_CONTROL.get(c, c))
                 i += 1
                 continue
@@ -74,7 +74,7 @@ class KeyDecoder:
         rest = pending[1:]
         if rest in ("[", "O"):
             return ["esc", rest]
-        return ["esc"] + [_CONTROL.get(c, c) for c in rest if c != ESC]
+        return ["esc"] + [_CONTROL.get(c, c) for c in rest if c != _ESC]
 
 
 def _sequence(text: str, i: int) -> tuple[int | None, str | None]:
@@ -84,7 +84,7 @@ def _sequence(text: str, i: int) -> tuple[int | None, str | None]:
     if i + 1 >= n:
         return None, None
     c = text[i + 1]
-    if c == ESC:  # ESC ESC: the first one was the Esc key
+    if c == _ESC:  # ESC ESC: the first one was the Esc key
         return i + 1, "esc"
     if c == "O":  # SS3: ESC O A (application cursor keys), ESC O H / F
         if i + 2 >= n:

@@ -23,7 +23,7 @@ from typing import Generic, Hashable, Sequence, TypeVar
 __all__ = ["ScreenState", "View", "HELP", "MODES", "footer_keys"]
 
 MODES = ("table", "densities", "ladder")
-K = TypeVar("K", bound=Hashable)
+_K = TypeVar("_K", bound=Hashable)
 
 HELP = """\
 keys   q quit · ? help · Esc back / close · d table <-> densities · p pause
@@ -36,6 +36,7 @@ table
   vol Δ    taker buy - taker sell volume in the window (--quote-units: x price)
   B/S      taker buy volume / taker sell volume (>1: buyers lift more)
   imb      depth imbalance within ±bps of the mid: (bid-ask)/(bid+ask), -1..+1
+  heat     TPS of the last 10 s / the symbol's TPS over 15 min (1: as usual)
   depth    bid / ask depth within ±bps of the mid
   density  largest resting level, x its side's median; last ended: its fate
   lat ms   receive time - exchange time, p50/p99 ms (includes clock skew)
@@ -61,16 +62,16 @@ class View:
         return self.rows[self.start:self.stop]
 
 
-class _Holder(Generic[K]):
+class _Holder(Generic[_K]):
     """An order that changes at most every ``every_s`` seconds, a selection that follows its
     row, and a scroll offset that keeps the selected row on its screen line."""
 
     def __init__(self, every_s: float) -> None:
         self.every_s = every_s
-        self.held: list[K] = []   # the held order (without the pinned head)
-        self.order: list[K] = []  # what is drawn: head + held
+        self.held: list[_K] = []   # the held order (without the pinned head)
+        self.order: list[_K] = []  # what is drawn: head + held
         self.at = float("-inf")
-        self.selected: K | None = None
+        self.selected: _K | None = None
         self.chosen = False       # the user moved the selection: it follows its row
         self.offset = 0
         self.page = 10
@@ -80,7 +81,7 @@ class _Holder(Generic[K]):
         """Re-sort at the next update."""
         self.at = float("-inf")
 
-    def update(self, ranked: list[K], now_s: float, head: Sequence[K] = ()) -> list[K]:
+    def update(self, ranked: list[_K], now_s: float, head: Sequence[_K] = ()) -> list[_K]:
         if now_s - self.at >= self.every_s:
             self.held = list(ranked)
             self.at = now_s
