@@ -21,7 +21,21 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HOT = ("protocol", "book", "activity", "densities", "snapshot", "monitor")
+
+
+def _compiled_modules() -> tuple[str, ...]:
+    """``COMPILED_MODULES`` of bybitmon/core/__init__.py: one list for the build and the import."""
+    import ast
+
+    with open(os.path.join("bybitmon", "core", "__init__.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED_MODULES" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
+HOT = _compiled_modules()
 MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sources they came from
 
 

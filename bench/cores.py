@@ -94,6 +94,8 @@ def _child(kind: str, path: Path, python: str, pure: bool, in_process: bool) -> 
     env = {k: v for k, v in os.environ.items() if k != "BYBITMON_PURE"}
     if pure:
         env["BYBITMON_PURE"] = "1"
+    if python != sys.executable:  # the peers' Python imports bench/throughput.py, which imports bybitmon
+        env["PYTHONPATH"] = str(HERE.parent)
     if kind == "replay":
         cmd = [python, "-m", "bybitmon", "replay", str(path), "--json", "--speed", "max"]
     else:
@@ -148,7 +150,13 @@ def main() -> None:
             if inner is not None:
                 wall, cpu = inner["wall"], inner["cpu"]
             res[name].append((n / wall, n / cpu))
+            print(f"  round {r + 1}: {name}: {n / wall:,.0f} frames/s wall, {n / cpu:,.0f} CPU", file=sys.stderr,
+                  flush=True)
         print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    after = subprocess.run([sys.executable, "-c", "import bybitmon.core as c; print(c.implementation())"],
+                           capture_output=True, text=True, cwd="/").stdout.strip()
+    if after != check:
+        raise SystemExit(f"the core changed during the run ({check} -> {after}): the numbers are void")
     med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in res.items()}
     floor = med["orjson.loads floor"]
     cf = med.get("cryptofeed handler")

@@ -10,6 +10,8 @@ first line and serves ``/v5/public/<category>`` until killed. Modes:
 - ``flood``: subscriptions accepted, then trades for ever-new, never subscribed symbols as fast
   as the socket takes them (plus one trade a second for the subscribed ones).
 - ``data``: subscriptions accepted, then a steady stream of trades for the subscribed symbols.
+- ``depth50``: as ``data``, but a request naming a book depth other than 50 is refused (as one
+  bad topic fails a whole request on Bybit).
 
 Tests start it with :func:`start` and stop it with :func:`stop`.
 """
@@ -25,7 +27,7 @@ import time
 
 import orjson
 
-MODES = ("refuse", "close", "quiet", "flood", "data")
+MODES = ("refuse", "depth50", "close", "quiet", "flood", "data")
 # What a terminal would obey: set the window title (OSC 0), clear the screen (CSI 2J), and
 # write the clipboard (OSC 52).
 EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;cHduZWQ=\x07\x9b31m"
@@ -65,6 +67,9 @@ async def handler(ws, mode: str) -> None:
                 args = [a for a in msg.get("args") or [] if isinstance(a, str)]
                 if mode == "refuse":
                     await ws.send(ack(msg, False, f"error:handler not found,topic:{','.join(args)}{EVIL}"))
+                elif mode == "depth50" and any(a.startswith("orderbook.") and not a.startswith("orderbook.50.")
+                                               for a in args):
+                    await ws.send(ack(msg, False, f"error:handler not found,topic:{','.join(args)}"))
                 else:
                     for a in args:
                         if a.startswith("publicTrade."):
@@ -106,7 +111,7 @@ async def handler(ws, mode: str) -> None:
                     for sym in symbols:
                         await ws.send(trade_frame(sym, now_ms, next(counter)))
                 await asyncio.sleep(0)
-        if mode == "data":
+        if mode in ("data", "depth50"):
             while True:
                 now_ms = int(time.time() * 1000)
                 for sym in symbols:

@@ -142,9 +142,15 @@ def test_watch_table_shows_a_refused_symbol_and_exits_nonzero(sim_url):
     assert one_error_line(p.stderr).startswith("error: 2 of 4 subscriptions refused by the server")
 
 
-def test_record_with_a_refused_depth_exits_nonzero_and_keeps_the_trades(sim_url, tmp_path):
-    out = tmp_path / "r.ndjson"
-    p = bm("record", "BTCUSDT", "--depth", "200", "-o", str(out), "--url", sim_url, "--duration", "3s")
+def test_record_with_a_refused_depth_exits_nonzero_and_keeps_the_trades(tmp_path):
+    # `serve --simulate` serves every depth, as Bybit does; a server replaying a depth-50 capture
+    # serves depth 50 only and refuses orderbook.200 with Bybit's failure ack.
+    srv, url = serve("--from", str(fixture_path(SIM)))
+    try:
+        out = tmp_path / "r.ndjson"
+        p = bm("record", "BTCUSDT", "--depth", "200", "-o", str(out), "--url", url, "--duration", "3s")
+    finally:
+        stop(srv)
     assert p.returncode == 2
     assert "orderbook.200.BTCUSDT" in one_error_line(p.stderr)
     assert b'"topic":"publicTrade.BTCUSDT"' in out.read_bytes()
@@ -170,13 +176,20 @@ def test_close_reasons_are_escaped(hostile_server):
 
 
 def test_symbol_names_and_paths_from_outside_are_escaped(tmp_path):
+    """A symbol with escapes in a file never reaches the table (the parser counts it as a bad
+    frame); a path with escapes is shown escaped in the error line."""
     evil_sym = "EVIL\x1b]0;pwned\x07USDT"
     src = tmp_path / "evil.ndjson"
     src.write_bytes(hostile.trade_frame(evil_sym, 1_700_000_000_000, 1) + b"\n"
-                    + hostile.trade_frame(evil_sym, 1_700_000_001_000, 2) + b"\n")
+                    + hostile.trade_frame(evil_sym, 1_700_000_001_000, 2) + b"\n"
+                    + hostile.trade_frame("GOODUSDT", 1_700_000_002_000, 3) + b"\n")
     table = bm("replay", str(src), env={**os.environ, "COLUMNS": "200"})
     assert table.returncode == 0, table.stderr
-    assert b"EVIL\\x1b]0;pwned\\x07USDT" in table.stdout
+    # The parser refuses such a symbol outright (letters, digits, '_' and '-' only): the frames
+    # are counted as bad, and nothing of the name reaches the terminal.
+    assert b"2 bad frames skipped" in table.stderr and b"bad symbol" in table.stderr
+    assert b"EVIL" not in table.stdout
+    assert b"GOODUSDT" in table.stdout
     assert RAW_CONTROLS.search(table.stdout) is None and RAW_CONTROLS.search(table.stderr) is None
     missing = bm("replay", str(tmp_path / "no\x1b[2Jsuch.ndjson"))
     assert missing.returncode == 2

@@ -129,13 +129,16 @@ def _public_modules() -> list[str]:
 
 def _defined_public_names(module) -> set[str]:
     """Public classes, functions and UPPER_CASE constants defined in the module itself."""
-    path = Path(module.__file__)
+    # The source file, also when the module runs compiled (its __file__ is then the extension).
+    path = Path(bybitmon.__file__).parent.joinpath(*module.__name__.split(".")[1:]).with_suffix(".py")
     tree = ast.parse(path.read_text())
     names = set()
     for node in tree.body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "TypeVar":
+                continue  # a type variable is not part of the API
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 if isinstance(t, ast.Name) and t.id.isupper():

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 __all__ = ["Budget", "TokenBucket", "over_budget"]
 
-C = TypeVar("C")
+_C = TypeVar("_C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class TokenBucket:
         return False
 
 
-def over_budget(sizes: Iterable[tuple[C, int]], total_cap: int) -> list[C]:
+def over_budget(sizes: Iterable[tuple[_C, int]], total_cap: int) -> list[_C]:
     """Which connections to cut so the unsent bytes left are at most ``total_cap``.
 
     Args:
@@ -74,7 +74,7 @@ def over_budget(sizes: Iterable[tuple[C, int]], total_cap: int) -> list[C]:
     """
     items = list(sizes)
     total = sum(n for _, n in items)
-    cut: list[C] = []
+    cut: list[_C] = []
     if total <= total_cap:
         return cut
     for conn, n in sorted(items, key=lambda item: item[1], reverse=True):
