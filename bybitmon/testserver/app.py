@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 _PATHS = {f"/v5/public/{c}": c for c in SERVED_CATEGORIES}
+# A write buffer past this after a flush means a client is not keeping up: check the total budget.
+_BACKLOG_BYTES = 256 * 1024
 
 
 def _listing(topics: list[str], most: int = 6) -> str:
@@ -397,17 +399,32 @@ class BybitServer(FaultInjection):
             return
         _flush(conn)
         conn.last_tx = conn.loop.time()
-        if conn.transport.get_write_buffer_size() > self.max_buffer_bytes:
+        size = conn.transport.get_write_buffer_size()
+        if size > self.max_buffer_bytes:
+            self._cut(conn)
+        elif size > _BACKLOG_BYTES:
+            self._check_total()
+
+    def _check_total(self) -> None:
+        """Cut the connections holding the most unsent bytes while all of them together hold
+        more than the budget's total. Run as soon as a write leaves a backlog (a reading
+        client's buffer drains at once), not only on the housekeeping tick, so several slow
+        clients cannot together pass the total between two ticks."""
+        conns = [c for cat in SERVED_CATEGORIES for c in self._conns[cat] if not c.cut]
+        for conn in over_budget(((c, c.transport.get_write_buffer_size()) for c in conns),
+                                self.budget.max_total_buffer_bytes):
             self._cut(conn)
 
     def _cut(self, conn: _Connection) -> None:
-        """Cut a connection over its byte budget. Callers may be iterating routes, so it is
-        written to no more now and aborted on the next loop turn."""
+        """Cut a connection over its byte budget. Its socket is aborted now, which frees the
+        unsent bytes at once (asyncio only schedules the protocol's callbacks); callers may be
+        iterating routes, so it is unrouted on the next loop turn and written to no more."""
         if conn.cut or conn.dead:
             return
         conn.cut = True
         self.overflow_drops += 1
         self._log(f"{self._who(conn)} cut: {conn.transport.get_write_buffer_size()} bytes unread")
+        conn.transport.abort()
         conn.loop.call_soon(self._abort, conn)
 
     def _on_message(self, conn: _Connection, text: str) -> None:
@@ -489,10 +506,16 @@ class BybitServer(FaultInjection):
                 for conn in list(odd):
                     self._deliver_faulty(conn, topic, raw)
         limit = self.max_buffer_bytes
+        backlog = False
         for conn in dirty:
             _flush(conn)
-            if conn.transport.get_write_buffer_size() > limit:
+            size = conn.transport.get_write_buffer_size()
+            if size > limit:
                 self._cut(conn)
+            elif size > _BACKLOG_BYTES:
+                backlog = True
+        if backlog:
+            self._check_total()
         for topic, kind in deferred:
             self._inject_topic(category, topic, kind)
 
