@@ -88,6 +88,19 @@ class Stop:
             self.error = exc
         self.event.set()
 
+    def outcome(self, *refusals: Refusals) -> int:
+        """The command's exit status: raises the error that ended it, else the signal's status,
+        else raises the first refusal (some subscriptions were refused), else 0."""
+        if self.error is not None:
+            raise self.error
+        if self.status:
+            return self.status
+        for r in refusals:
+            err = r.error()
+            if err is not None:
+                raise err
+        return 0
+
     def install(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

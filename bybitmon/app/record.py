@@ -73,9 +73,4 @@ async def run_record(opts: LiveOptions, path: str, *, stderr: TextIO, progress: 
         raise RecordingError(f"nothing was recorded to {shown}: no data frame arrived from "
                              f"{printable(feed.client.url)}")
     print(f"recorded {feed.recorder.frames} frames to {shown}", file=stderr)
-    if stop.status:
-        return stop.status
-    err = refusals.error()
-    if err is not None:
-        raise err
-    return 0
+    return stop.outcome(refusals)

@@ -254,14 +254,7 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
                 alerts.close()
             except OutputError as exc:
                 stop.fail(exc)
-    if stop.error is not None:
-        raise stop.error
-    if stop.status:
-        return stop.status
-    err = refusals.error()
-    if err is not None:
-        raise err
-    return 0
+    return stop.outcome(refusals)
 
 
 async def _wait_key(stop: Stop, key: asyncio.Event, seconds: float) -> None:

@@ -318,12 +318,4 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
                 alerts_file.close()
             except OutputError as exc:
                 stop.fail(exc)
-    if stop.error is not None:
-        raise stop.error
-    if stop.status:
-        return stop.status
-    for m in markets:
-        err = m.refusals.error()
-        if err is not None:
-            raise err
-    return 0
+    return stop.outcome(*(m.refusals for m in markets))
