@@ -296,27 +296,29 @@ def test_client_subscribes_520_symbols_within_bybits_limits(category):
 
 
 def test_rows_across_categories_are_ordered_by_heat_then_name():
-    """order_rows merges every category's symbols by the --sort value (heat by default with --all),
+    """The Board merges every category's symbols by the --sort value (heat by default with --all),
     largest first; a tie is broken by symbol, then category."""
-    from types import SimpleNamespace
-
-    from bybitmon.app.watch_all import order_rows
+    from bybitmon.app.board import Board
     from bybitmon.sim.market import MarketSimulator
 
     syms = [f"H{i:02d}USDT" for i in range(12)]
-    markets = []
+    monitors = []
     for cat in ("linear", "spot"):
         mon = Monitor(cat)
         sim = MarketSimulator(syms, seed=3, category=cat, trade_rate=3.0, book_interval_ms=1000, plant_every_s=0)
         for _, raw in sim.frames(2 * 60_000, step_ms=500):  # bursts happen within minutes
             mon.feed(0, raw)
-        markets.append(SimpleNamespace(category=cat, monitor=mon, symbols=list(syms)))
-    rows = order_rows(markets, "heat")
-    assert len(rows) == 24 and {(m.category, s) for m, s in rows} == {(c, s) for c in ("linear", "spot") for s in syms}
-    heats = [m.monitor.heat(s).heat for m, s in rows]
+        monitors.append(mon)
+    board = Board(monitors)
+    for mon in monitors:
+        board.follow(mon.category, syms)
+    tag = {"lin": "linear", "spot": "spot"}
+    rows = [(tag[label.split("/")[1]], label.split("/")[0]) for label in board.order("heat")]
+    assert len(rows) == 24 and set(rows) == {(c, s) for c in ("linear", "spot") for s in syms}
+    by_cat = {m.category: m for m in monitors}
+    heats = [by_cat[c].heat(s).heat for c, s in rows]
     assert heats == sorted(heats, reverse=True)
     assert heats[0] > heats[-1]  # not all equal: the order says something
-    keys = [(-m.monitor.heat(s).heat, s, m.category) for m, s in rows]
+    keys = [(-by_cat[c].heat(s).heat, s, c) for c, s in rows]
     assert keys == sorted(keys)
-    by_name = order_rows(markets, "symbol")
-    assert [(s, m.category) for m, s in by_name] == sorted((s, c) for c in ("linear", "spot") for s in syms)
+    assert board.order("symbol") == [f"{s}/{t}" for s in syms for t in ("lin", "spot")]
