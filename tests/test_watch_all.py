@@ -322,3 +322,36 @@ def test_rows_across_categories_are_ordered_by_heat_then_name():
     keys = [(-by_cat[c].heat(s).heat, s, c) for c, s in rows]
     assert keys == sorted(keys)
     assert board.order("symbol") == [f"{s}/{t}" for s in syms for t in ("lin", "spot")]
+
+
+def test_a_delisted_symbol_is_unsubscribed_and_its_state_forgotten():
+    """_Market.follow: a delisted symbol leaves the Monitor (book, trades, densities), and so
+    does a state a late frame made again for a symbol no longer followed."""
+    from bybitmon.app.live import LiveOptions, Stop
+    from bybitmon.app.watch_all import _Market
+
+    syms = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+
+    async def go():
+        async with BybitServer(SimulatedSource(syms, speed=2.0)) as srv:
+            market = _Market("linear", LiveOptions(symbols=[], url=srv.url), Stop(), None)
+            await market.follow(syms)
+            await market.feed.start()
+            try:
+                mon = market.monitor
+                await eventually(lambda: all(s in mon.states and mon.states[s].book.ready for s in syms),
+                                 timeout=20 * TIMEOUT_FACTOR, what="three ready books")
+                listed, delisted = await market.follow(["AAAUSDT", "CCCUSDT"])
+                gone_at_once = "BBBUSDT" not in mon.states
+                await asyncio.sleep(0.5)  # frames in flight may make BBBUSDT's state again...
+                mon.state("BBBUSDT")      # (as one would)
+                await market.follow(["AAAUSDT", "CCCUSDT"])  # ...the next refresh forgets it
+                topics = {t for c in market.feed.client.conns for t in c.topics}
+                return listed, delisted, gone_at_once, set(mon.states), topics
+            finally:
+                await market.feed.stop()
+
+    listed, delisted, gone_at_once, states, topics = run(go())
+    assert listed == [] and delisted == ["BBBUSDT"] and gone_at_once
+    assert states == {"AAAUSDT", "CCCUSDT"}
+    assert not any("BBBUSDT" in t for t in topics) and any("AAAUSDT" in t for t in topics)
