@@ -74,6 +74,7 @@ class WatchScreen:
         self._frozen = None                  # the body shown while paused
         self._widths: dict[str, dict[str, int]] = {}  # per view: column widths that only grow
         self._dens_cache: tuple | None = None  # (clock, sort, rows) of the last screener pass
+        self._ranked: tuple | None = None      # (sort, board version, labels) of the last ranking
         self.density_every_s = 1.0
         self._width = 0
 
@@ -170,8 +171,13 @@ class WatchScreen:
         page = max(1, height - 5 - (1 if alert_line else 0))
         if self.top is not None:
             page = min(page, self.top)
-        ordered = m.order(st.sort)
-        view = st.arrange(ordered, self.clock(), page)
+        now = self.clock()
+        # Ranking reads every row's sort value (~10 ms at 500 rows); the held order only takes
+        # it at a re-sort, or to slot in rows listed since.
+        ranked = self._ranked
+        if ranked is None or ranked[0] != st.sort or ranked[1] != m.version or st.resort_due(now):
+            ranked = self._ranked = (st.sort, m.version, m.order(st.sort))
+        view = st.arrange(ranked[2], now, page)
         shown = view.shown
         snaps = [m.snapshot(s) for s in shown]
         n = len(view.rows)
@@ -263,9 +269,11 @@ class LiveScreen:
     """The loop that draws a :class:`WatchScreen` and answers keys, for ``watch`` and
     ``watch --all`` alike.
 
-    A key is applied to the state at once (the keyboard reads stdin from the event loop) and
-    wakes the loop, which redraws right away; otherwise the screen is redrawn every
-    ``refresh_s``. Each TPS sparkline takes one sample a second.
+    Keys are applied to the state, and the screen redrawn, in the callback that read them (the
+    keyboard reads stdin from the event loop), so a key waits for no other task: at 500 symbols
+    a loop iteration can hold thousands of buffered frames, and waking the drawing task took
+    several iterations. Otherwise the screen is redrawn every ``refresh_s``. Each TPS sparkline
+    takes one sample a second.
 
     Args:
         state: the interactive state the keys change.
@@ -275,11 +283,20 @@ class LiveScreen:
     def __init__(self, state: ScreenState, terminal_in: TextIO | None = None) -> None:
         self.state = state
         self.key = asyncio.Event()
-        self.keyboard = Keyboard(self._on_key, terminal_in)
+        self.keyboard = Keyboard(self._on_key, terminal_in, after_keys=self._after_keys)
+        self.stale = False                                # a key changed the state since the last draw
+        self._draw: Callable[[], None] | None = None    # while run() shows the screen
 
     def _on_key(self, key: str) -> None:
+        before = self.state.changes
         self.state.handle(key)
-        self.key.set()  # redraw now, not at the next refresh
+        if self.state.changes != before:
+            self.stale = True
+        self.key.set()  # wakes run(): to quit, or to redraw if not drawn below
+
+    def _after_keys(self) -> None:
+        if self._draw is not None and self.stale and not self.state.quit:
+            self._draw()
 
     def interactive(self, asked: bool | None, json: bool) -> bool:
         """Whether keys are read: as ``asked``, else when not ``json`` and stdin is a terminal."""
@@ -317,11 +334,18 @@ class LiveScreen:
             self.keyboard.start()
         try:
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
+
+                def draw() -> None:
+                    self.stale = False
+                    live.update(render(), refresh=True)
+
+                self._draw = draw
                 next_draw = time.monotonic()
                 while not stop.is_set and not state.quit:
                     if deadline and time.monotonic() >= deadline:
                         break
                     await _wait_key(stop, self.key, max(0.0, next_draw - time.monotonic()))
+                    self.key.clear()
                     if state.quit:
                         break
                     tick()
@@ -330,12 +354,12 @@ class LiveScreen:
                     if time.monotonic() >= next_sample:
                         next_sample += 1.0
                         screen.sample()
-                    if self.key.is_set() or time.monotonic() >= next_draw:
-                        self.key.clear()
-                        live.update(render(), refresh=True)
+                    if self.stale or time.monotonic() >= next_draw:
+                        draw()
                         if time.monotonic() >= next_draw:
                             next_draw = time.monotonic() + refresh_s
         finally:
+            self._draw = None
             self.keyboard.stop()
 
 
