@@ -218,3 +218,20 @@ def test_top_limits_the_rows_drawn_not_the_rows_followed(two, interactive):
         assert len(rows) == 5 and b.labels[5] in rows  # the others scroll into view
     else:
         assert "… 7 more symbols" in text and "top 5" in text
+
+
+def test_another_density_sort_reorders_the_last_pass_as_a_new_pass_would(two):
+    """s on the density screen re-sorts the rows of the last screener pass (within its second)
+    instead of walking every density again: the same rows a new pass gives in that order."""
+    lin, spot = two
+    flt = ScreenFilter(min_lifetime_ms=0)
+    b = board_of(lin, spot)
+    scr, state = screen(b, "densities", density_filter=flt)
+    draw(scr)
+    for sort in list(SCREEN_SORTS)[1:]:
+        state.handle("s")
+        assert state.density_sort == sort
+        drawn = [[c.strip() for c in line.strip("│").split("│")] for line in draw(scr) if line.startswith("│")]
+        want = b.densities(flt, sort)
+        assert drawn and [(d[0], d[1], d[2]) for d in drawn] == \
+            [(r.symbol, r.side, ui.fmt_price(r.price, b.price_decimals(r.symbol))) for r in want[:len(drawn)]], sort

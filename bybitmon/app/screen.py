@@ -18,7 +18,7 @@ from rich.console import Group
 from rich.text import Text
 
 from .. import ui
-from ..core.screener import ScreenFilter
+from ..core.screener import ScreenFilter, sort_rows
 from ..ui.densities import density_screen
 from ..ui.screen import HELP, ScreenState, footer_keys
 from .board import Board
@@ -201,11 +201,16 @@ class WatchScreen:
         st = self.state
         now = self.clock()
         cached = self._dens_cache
-        if cached is None or cached[1] != st.density_sort or now - cached[0] >= self.density_every_s:
+        if cached is None or now - cached[0] >= self.density_every_s:
             # The screener walks every density of every symbol: at most once a second, so a key
-            # (a move, a page) redraws from these rows at once.
+            # (a move, a page, another sort) redraws from these rows at once.
             cached = self._dens_cache = (now, st.density_sort, self.board.densities(self.density_filter,
                                                                                       st.density_sort))
+        elif cached[1] != st.density_sort:
+            rows = cached[2]
+            n_live = sum(1 for r in rows if r.state in ("active", "ending"))  # live rows come first
+            cached = self._dens_cache = (cached[0], st.density_sort,
+                                         sort_rows(rows[:n_live], st.density_sort) + rows[n_live:])
         rows = cached[2]
         page = max(1, height - 6)
         view = st.arrange_densities(rows, now, page)
