@@ -235,3 +235,17 @@ def test_another_density_sort_reorders_the_last_pass_as_a_new_pass_would(two):
         want = b.densities(flt, sort)
         assert drawn and [(d[0], d[1], d[2]) for d in drawn] == \
             [(r.symbol, r.side, ui.fmt_price(r.price, b.price_decimals(r.symbol))) for r in want[:len(drawn)]], sort
+
+
+def test_frame_rate_holds_between_readings_closer_than_its_interval():
+    from bybitmon.app.screen import FrameRate
+
+    t = [0.0]
+    rate = FrameRate(clock=lambda: t[0], min_s=0.5)
+    assert rate.update(0) == 0.0
+    t[0] = 1.0
+    assert rate.update(1000) == 1000.0
+    t[0] = 1.01  # a key redraw 10 ms later: the rate shown stays
+    assert rate.update(1000) == 1000.0
+    t[0] = 1.5
+    assert rate.update(1750) == 1500.0

@@ -255,18 +255,22 @@ class WatchScreen:
 
 
 class FrameRate:
-    """Frames per second between the last two readings of a frame counter (for the header)."""
+    """Frames per second of a frame counter, over at least ``min_s`` between readings (a key
+    redraws at once: two draws a few ms apart would show a rate of 0 or of a burst)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, min_s: float = 0.5) -> None:
         self.clock = clock
+        self.min_s = min_s
         self._last: tuple[float, int] | None = None
         self.per_s = 0.0
 
     def update(self, frames: int) -> float:
         now = self.clock()
-        if self._last is not None and now > self._last[0]:
+        if self._last is None:
+            self._last = (now, frames)
+        elif now - self._last[0] >= self.min_s:
             self.per_s = (frames - self._last[1]) / (now - self._last[0])
-        self._last = (now, frames)
+            self._last = (now, frames)
         return self.per_s
 
 
