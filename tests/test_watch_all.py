@@ -81,6 +81,18 @@ def test_all_on_two_categories_emits_both_with_ready_books(served_sixty):
     assert all(s["book"]["ready"] for s in last.values())
     # Different simulators: the same name is a different market on each category.
     assert last[("linear", "C00USDT")]["book"]["mid"] != last[("spot", "C00USDT")]["book"]["mid"]
+    # Each interval, each category's density screen as one line, as `watch --json` writes it.
+    lines = [orjson.loads(line) for line in p.stdout.splitlines()]
+    dens = [m for m in lines if m["type"] == "densities"]
+    assert {d["category"] for d in dens} == {"linear", "spot"} and len(dens) >= 20
+    rows = [r for d in dens for r in d["rows"]]
+    assert rows and {r["symbol"] for r in rows} <= set(SIXTY)
+    for r in rows:
+        assert r["notional"] == pytest.approx(r["price"] * r["size"], rel=1e-12)
+        if r["distance_pct"] is not None:
+            assert r["distance_pct"] == pytest.approx(abs(r["price"] - r["last_price"]) / r["last_price"] * 100,
+                                                      rel=1e-12)
+        assert r["lifetime_ms"] >= 2000  # the screen's default minimum lifetime
 
 
 def test_all_table_draws_top_rows_labelled_by_category(served_sixty):
@@ -212,6 +224,8 @@ def test_listing_and_delisting_while_running_are_picked_up_by_the_refresh():
                 if not line:
                     break
                 snap = orjson.loads(line)
+                if snap["type"] != "snapshot":
+                    continue
                 seen.append(snap)
                 names = {s["symbol"] for s in seen[marks.get("p", 0):]}
                 if phase == 0 and {"AAAUSDT", "BBBUSDT", "CCCUSDT"} <= names:

@@ -28,7 +28,7 @@ import orjson
 from .. import ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.screener import SCREEN_SORTS
+from ..core.screener import SCREEN_SORTS, ScreenFilter, rows_json, screen_densities
 from ..errors import printable
 from ..errors import OutputError, RestError, UsageError
 from ..transport.feed import LiveFeed
@@ -117,16 +117,23 @@ class _Market:
 
 class _FollowedEmitter(JsonEmitter):
     """Snapshots of the followed symbols only (a late frame of a delisted one may have made
-    its state again until the next refresh forgets it)."""
+    its state again until the next refresh forgets it), then the category's density screen
+    as one ``{"type":"densities"}`` line, as ``watch --json`` writes it."""
 
-    def __init__(self, market: _Market, interval_ms: int, out: Output | None, alerts: AlertSink | None) -> None:
+    def __init__(self, market: _Market, interval_ms: int, out: Output | None, alerts: AlertSink | None,
+                 density_filter: ScreenFilter = ScreenFilter()) -> None:
         super().__init__(market.monitor, interval_ms, out, alerts)
         self.market = market
+        self.density_filter = density_filter
 
     def emit_all(self) -> None:
         m = self.monitor
         if self.write is not None:
-            self.write(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols))
+            lines = b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols)
+            if m.now_ms is not None:
+                rows = screen_densities(m, flt=self.density_filter, symbols=self.market.symbols)
+                lines += orjson.dumps(rows_json(rows, m.now_ms, m.category, self.density_filter)) + b"\n"
+            self.write(lines)
         if self.alerts is not None:
             self.alerts.check(m)
 
@@ -182,7 +189,7 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
             bell = stderr if w.bell and stderr.isatty() else None
             m.alerts = AlertSink(w.alerts, file=alerts_file, stdout=out if w.json else None, bell=bell)
         if w.json or m.alerts is not None:
-            m.emitter = _FollowedEmitter(m, w.interval_ms, out if w.json else None, m.alerts)
+            m.emitter = _FollowedEmitter(m, w.interval_ms, out if w.json else None, m.alerts, w.density_filter)
         markets.append(m)
     board = Board([m.monitor for m in markets])
     console = console or Console(file=terminal)
