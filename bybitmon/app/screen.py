@@ -36,11 +36,6 @@ _SORT_COLUMN = {"tps": ("tps",), "tpm": ("tpm",), "spread": ("spread",), "imbala
                 "vdelta": ("vdelta",), "heat": ("heat",)}
 
 
-def _lines(text: str, width: int) -> int:
-    """Lines ``text`` takes when wrapped at ``width`` (roughly: by cells)."""
-    return sum(max(1, -(-len(line) // max(1, width))) for line in text.split("\n"))
-
-
 class WatchScreen:
     """The body and footer of the live screen.
 
