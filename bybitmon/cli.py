@@ -124,7 +124,7 @@ def replay(
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval on the pipeline clock."),
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
-    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50', or on densities 'density_notional>=1e6 & density_dist<=0.5' (a density of >= 1M within 0.5 % of the last price); repeatable; see README."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
@@ -195,7 +195,7 @@ def watch(
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long (default: until Ctrl-C)."),
-    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50', or on densities 'density_notional>=1e6 & density_dist<=0.5' (a density of >= 1M within 0.5 % of the last price); repeatable; see README."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
     all_: bool = typer.Option(False, "--all", help="Discover every trading instrument over REST and follow them all."),

@@ -17,16 +17,20 @@ is not compared (counted, and bounded below).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from bybitmon.app.emit import Every
 from bybitmon.core.alerts import AlertEngine, parse_alert
 from bybitmon.core.monitor import Monitor
 from bybitmon.core.screener import ScreenFilter, screen_densities
-from bybitmon.errors import UsageError
 from bybitmon.sim.market import MarketSimulator
+
+from paths import TIMEOUT_FACTOR
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 DURATION_MS = 90_000
@@ -266,3 +270,105 @@ def _within(p, sym, n: Decimal, d: Decimal) -> bool:
                 return True
     return False
 
+
+
+# -- through the real CLI ---------------------------------------------------------------------
+
+BM = [sys.executable, "-m", "bybitmon"]
+CLI_RULE = "density_notional>=2e4 & density_dist<=0.01"
+
+
+def test_replay_json_alert_lines_name_the_density_of_that_moments_snapshot(tmp_path):
+    """``replay --simulate --json --alert RULE --alerts-out F``: each firing alert line names an
+    active density of the snapshot printed at the same moment, its distance is the one the last
+    price gives, and the alerts file holds exactly the alert lines of stdout."""
+    out = tmp_path / "alerts.ndjson"
+    p = subprocess.run([*BM, "replay", "--simulate", "--duration", "60s", "--speed", "max", "--json",
+                        "--interval", "500ms", "--alert", CLI_RULE, "--alerts-out", str(out)],
+                       capture_output=True, timeout=120 * TIMEOUT_FACTOR)
+    assert p.returncode == 0, p.stderr
+    lines = [orjson.loads(x) for x in p.stdout.splitlines()]
+    alerts = [x for x in lines if x["type"] == "alert"]
+    assert [orjson.loads(x) for x in out.read_bytes().splitlines()] == alerts
+    snaps = {(x["ts"], x["symbol"]): x for x in lines if x["type"] == "snapshot"}
+    states = [a["state"] for a in alerts]
+    assert states.count("firing") >= 2 and "cleared" in states
+    for a in alerts:
+        assert a["rule"] == CLI_RULE
+        if a["state"] == "cleared":
+            assert a["density"] is None
+            continue
+        d = a["density"]
+        snap = snaps[(a["ts"], a["symbol"])]
+        views = [v for v in snap["densities"] if v["state"] == "active"
+                 and (v["side"], v["price"], v["size"]) == (d["side"], d["price"], d["size"])]
+        assert len(views) == 1, (a, snap["densities"])
+        last = Decimal(str(snap["trades"]["last_price"]))
+        price = Decimal(str(d["price"]))
+        assert d["distance_pct"] == pytest.approx(float(abs(price - last) / last * 100), rel=1e-9)
+        assert d["distance_pct"] <= 0.01 and d["notional"] >= 2e4
+        assert d["notional"] == pytest.approx(float(price * Decimal(str(d["size"]))), rel=1e-12)
+
+
+def test_replay_without_density_large_enough_gives_no_alert():
+    p = subprocess.run([*BM, "replay", "--simulate", "--duration", "20s", "--speed", "max", "--json",
+                        "--alert", "density_notional>=1e9 & density_dist<=50"],
+                       capture_output=True, timeout=120 * TIMEOUT_FACTOR)
+    assert p.returncode == 0, p.stderr
+    assert b'"alert"' not in p.stdout and b'"snapshot"' in p.stdout
+
+
+@pytest.mark.parametrize("rule,words", [
+    ("density_notional>=1e6 &", "empty condition"),
+    ("& density_dist<=0.5", "empty condition"),
+    ("density_notional>=1e6 && density_dist<=0.5", "empty condition"),
+    ("density_notion>=1e6 & density_dist<=0.5", "unknown field 'density_notion'"),
+    ("density_dist<=abc", "bad number 'abc'"),
+    ("density_dist=<0.5", "bad operator '=<'"),
+    ("density_notional>=1e6 & density_dist", "no operator"),
+    ("BTC USDT: density_dist<=0.5", "bad symbol"),
+])
+def test_bad_density_rule_is_one_line_and_exit_2(rule, words):
+    p = subprocess.run([*BM, "replay", "--simulate", "--duration", "5s", "--speed", "max", "--json",
+                        "--alert", rule], capture_output=True, timeout=60 * TIMEOUT_FACTOR)
+    assert p.returncode == 2
+    assert p.stdout == b""
+    err = p.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+    assert "Traceback" not in err
+
+
+def test_watch_alert_line_names_the_rule_and_the_density():
+    """The line above watch's table (fed from ``engine.firing`` as watch does) names the rule and
+    the density: side, price, size, notional and distance."""
+    import io
+
+    from rich.console import Console
+
+    from bybitmon.app.screen import WatchScreen
+    from bybitmon.app.watch import SORT_KEYS, order_symbols
+    from bybitmon.core.screener import SCREEN_SORTS
+    from bybitmon.ui.screen import ScreenState
+
+    syms = ["BTCUSDT", "ETHUSDT"]
+    sim = MarketSimulator(syms, seed=1)
+    m = Monitor("linear")
+    engine = AlertEngine([CLI_RULE])
+    every = Every(500)
+    fired = None
+    for ts, raw in sim.frames(60_000):
+        m.feed(ts * 1_000_000, raw)
+        if every.due(m.now_ms):
+            fired = next((e for e in engine.evaluate_monitor(m) if e["state"] == "firing"), None)
+            if fired:
+                break
+    assert fired is not None
+    firing = {s: rules for s in syms if (rules := engine.firing(s))}
+    scr = WatchScreen(m, ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS)), order_symbols, syms,
+                      window_ms=60_000, bps=50.0, interactive=False, clock=lambda: 0.0)
+    c = Console(width=200, height=30, file=io.StringIO(), color_system=None)
+    c.print(scr.body(width=200, height=30, statuses={}, sparks={}, firing=firing))
+    first = c.file.getvalue().splitlines()[0]
+    d = fired["density"]
+    assert first.startswith(f"alerts firing: {fired['symbol']} {CLI_RULE} [{d['side']} {d['price']!r} x ")
+    assert f" at {d['distance_pct']:.2f}%]" in first
