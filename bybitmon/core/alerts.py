@@ -38,7 +38,7 @@ from ..errors import UsageError
 from .screener import DensityRow, ScreenFilter, screen_densities
 from .snapshot import FIELDS, Snapshot
 
-__all__ = ["ALERT_VERSION", "DENSITY_FIELDS", "FIELDS", "SHORTCUTS", "AlertRule", "AlertEngine", "Condition",
+__all__ = ["ALERT_VERSION", "DENSITY_FIELDS", "FIELDS", "SHORTCUTS", "AlertRule", "AlertEngine", "Condition", "density_label",
            "parse_alert"]
 
 ALERT_VERSION = 1
