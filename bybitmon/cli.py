@@ -385,7 +385,7 @@ def export(
     category = parse_category(category)
     rows = export_file(file, category=category, trades_out=to, book_out=book, densities_out=densities,
                        every_ms=parse_duration("--every", every), window_ms=parse_duration("--window", window),
-                       bps=positive("--bps", bps), force=force)
+                       bps=positive("--bps", bps), force=force, stderr=sys.stderr)
     print(", ".join(f"{n} {name} rows" for name, n in rows.items()), file=sys.stderr)
 
 
