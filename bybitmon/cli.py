@@ -350,6 +350,10 @@ def serve(
         raise UsageError(f"bad --port {port}")
     pace = parse_speed(speed)
     idle_s = parse_duration("--idle-timeout", idle_timeout) / 1000
+    if from_file is not None:
+        from .app.files import check_input
+
+        check_input(from_file, "serve --from reads a recording or capture file: save the stream to a file first")
 
     def say(line: str) -> None:
         print(line, flush=True)

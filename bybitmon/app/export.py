@@ -34,7 +34,7 @@ from ..core.limits import CATEGORIES
 from ..core.protocol import parse_frame
 from ..transport.recording import FrameReader
 from .emit import Every
-from .files import check_outputs
+from .files import check_input, check_outputs
 
 __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_COLUMNS", "DENSITY_COLUMNS"]
 
@@ -165,6 +165,7 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
         raise UsageError("nothing to export: give a trades, book or densities output file")
     check_outputs([(f"--{'to' if name == 'trades' else name}", out) for name, out in outputs.items()],
                   inputs=[os.fspath(path)], force=force, replace=True)
+    check_input(os.fspath(path), "export reads a file to its end: save the stream to a file first")
     if category not in CATEGORIES:
         raise UsageError(f"bad category {category!r}: one of {', '.join(CATEGORIES)}")
     for name, value in (("every_ms", every_ms), ("window_ms", window_ms), ("rows_per_group", rows_per_group)):
