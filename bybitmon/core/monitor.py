@@ -51,6 +51,16 @@ BAD_SAMPLES = 3             # example details kept per bad-frame reason
 _MAX_REASONS = 32
 
 _dumps = orjson.dumps
+
+_route_common = None
+if not __file__.endswith(".py"):
+    # This module runs compiled (see bybitmon/core/__init__.py): well-formed book and trade
+    # frames take the compiled fast path's parser; it returns None for anything else, which
+    # then goes through route(), the reference.
+    try:
+        from ._fast import route_common as _route_common
+    except ImportError:
+        pass
 _TRADES_KEYS, _BOOK_KEYS, _DENSITY_KEYS, _HEALTH_KEYS = (
     field_names(TradesView), field_names(BookView), field_names(DensityView), field_names(Health))
 
@@ -146,6 +156,15 @@ class Monitor:
         fields, without building event objects; :func:`~bybitmon.core.protocol.route` is the
         dispatch ``parse_frame`` uses too, so this equals ``feed_event(parse_frame(raw, recv_ns))``.
         """
+        if _route_common is not None:
+            f = _route_common(raw)
+            if f is not None:
+                self.frames += 1
+                if len(f) == 9:
+                    self._book(recv_ns, *f)
+                else:
+                    self._trades(recv_ns, *f)
+                return
         r = route(raw, recv_ns)
         cls = type(r)
         self.frames += 1
