@@ -128,9 +128,7 @@ class AlertSink:
         self.events = 0
 
     def check(self, monitor: Monitor) -> list[dict]:
-        out: list[dict] = []
-        for sym in monitor.symbols:
-            out.extend(self.engine.evaluate(monitor.snapshot(sym)))
+        out = self.engine.evaluate_monitor(monitor)
         if out:
             self.events += len(out)
             data = b"".join(orjson.dumps(e) + b"\n" for e in out)
@@ -182,6 +180,6 @@ class JsonEmitter:
     def emit_all(self) -> None:
         m = self.monitor
         if self.write is not None:
-            self.write(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in m.symbols))
+            self.write(b"".join([m.snapshot_json(s) + b"\n" for s in m.symbols]))
         if self.alerts is not None:
             self.alerts.check(m)
