@@ -1,7 +1,10 @@
 """Build of bybitmon: the pure-Python package, plus the compiled core where it can be built.
 
 The per-frame modules of the core (``HOT`` below) are compiled by Cython from the very same
-``.py`` files the pure-Python core runs: no second source, no ``.pyx``, no prebuilt binary. The
+``.py`` files the pure-Python core runs, no prebuilt binary; the compiled build adds one
+compiled-only module, ``bybitmon/core/_fast.pyx`` (``FAST``), a fast path for well-formed book
+and trade frames that the compiled modules call and that hands everything else to the ``.py``
+code (its reference; tests/test_compiled.py holds both to the same bytes). The
 extension modules get the modules' own names (``bybitmon.core.book`` as ``book.*.so`` beside
 ``book.py``), so the whole package (and every test) runs on them when they are present;
 ``bybitmon/core/__init__.py`` decides at import which one is used (``BYBITMON_PURE=1`` forces the
@@ -23,19 +26,20 @@ from setuptools.command.build_ext import build_ext
 
 
 
-def _compiled_modules() -> tuple[str, ...]:
-    """``COMPILED_MODULES`` of bybitmon/core/__init__.py: one list for the build and the import."""
+def _compiled_modules(name: str = "COMPILED_MODULES") -> tuple[str, ...]:
+    """``COMPILED_MODULES`` (or ``name``) of bybitmon/core/__init__.py: one list for the build and the import."""
     import ast
 
     with open(os.path.join("bybitmon", "core", "__init__.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED_MODULES" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return tuple(ast.literal_eval(node.value))
     return ()
 
 
 HOT = _compiled_modules()
+FAST = _compiled_modules("FAST_MODULES")  # compiled-only .pyx modules (the fast path)
 MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sources they came from
 
 
@@ -79,7 +83,8 @@ class OptionalBuildExt(build_ext):
                  "SOURCES = {"]
         for ext in self.extensions:
             module = ext.name.rsplit(".", 1)[1]
-            lines.append(f"    {module!r}: {_digest(os.path.join('bybitmon', 'core', module + '.py'))!r},")
+            source = module + (".pyx" if module in FAST else ".py")
+            lines.append(f"    {module!r}: {_digest(os.path.join('bybitmon', 'core', source))!r},")
         lines.append("}")
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, MANIFEST), "w") as f:
@@ -92,7 +97,9 @@ def _extensions() -> list:
         print("bybitmon: BYBITMON_NO_COMPILE is set: pure-Python core only", file=sys.stderr)
         return []
     return [Extension(f"bybitmon.core.{m}", [f"bybitmon/core/{m}.py"], extra_compile_args=["-g0"])
-            for m in HOT if os.path.exists(f"bybitmon/core/{m}.py")]
+            for m in HOT if os.path.exists(f"bybitmon/core/{m}.py")] + [
+        Extension(f"bybitmon.core.{m}", [f"bybitmon/core/{m}.pyx"], extra_compile_args=["-g0", "-O2"])
+        for m in FAST if os.path.exists(f"bybitmon/core/{m}.pyx")]
 
 
 def _translate(exts: list) -> None:

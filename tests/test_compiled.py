@@ -85,9 +85,20 @@ def cores():
     for m in bybitmon.core.COMPILED_MODULES:
         f = sys.modules[f"bybitmon.core.{m}"].__file__
         assert not f.endswith(".py"), f"bybitmon.core.{m} runs from {f}, not the compiled build"
+    _require_fast_path()
     pure = _pure_package()
+    assert pure.core.monitor._route_common is None, "the reference copy must not use the fast path"
+    assert pure.core.book._update.__module__ == f"{ALIAS}.core.book"
     return ((compiled_monitor.Monitor, compiled_protocol.parse_frame),
             (pure.core.monitor.Monitor, pure.core.protocol.parse_frame))
+
+
+def _require_fast_path() -> None:
+    """The compiled modules run with ``_fast.pyx`` (its parser and its book update)."""
+    from bybitmon.core import _fast, book, monitor
+
+    assert monitor._route_common is _fast.route_common
+    assert type(book._update) is type(_fast.update_side)
 
 
 def _state(monitor) -> bytes:
@@ -98,6 +109,8 @@ def _state(monitor) -> bytes:
            "samples": sorted((k, list(v)) for k, v in getattr(monitor, "bad_samples", {}).items()),
            "jumps": getattr(monitor, "clock_jumps", None)}
     snaps = b"".join(monitor.snapshot(s).to_json() + b"\n" for s in monitor.symbols)
+    # --json writes snapshot_json(): the same bytes as the typed snapshot, in each core.
+    assert b"".join(monitor.snapshot_json(s) + b"\n" for s in monitor.symbols) == snaps
     for s in monitor.symbols:
         out[s] = [monitor.latency(s), monitor.ladder_levels(s, 5), monitor.price_decimals(s)]
     return snaps + orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
@@ -292,6 +305,87 @@ def test_prepared_shapes(cores):
         trades("BTCUSDT", [(10, "Sell", 5e-324, 123456789012.123456, "t4")], ts=90_000),
     ]
     run_both(cores, [(0, f) for f in frames])
+
+
+# -- the fast path's pieces against their references -----------------------------------------
+
+_FLOATISH = st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.0, 100.0, 100.5, 1e12, float("nan"), float("inf")]),
+                      st.integers(0, 3), st.floats(0, 200, allow_nan=False).map(lambda x: round(x, 1)))
+
+
+@st.composite
+def _side(draw):
+    """A side's dict + ascending price list, mostly floats, sometimes ints (a BookUpdate built
+    by hand), and a delta's changes: float pairs, int pairs, lists, NaN, duplicates."""
+    prices = sorted(set(draw(st.lists(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), max_size=12))))
+    if draw(st.integers(0, 8)) == 0:
+        prices = sorted(set(prices) | set(draw(st.lists(st.integers(1, 200), max_size=3))))
+    levels = {p: draw(st.floats(0.5, 10)) for p in prices}
+    pair = st.one_of(st.tuples(_FLOATISH, _FLOATISH), st.tuples(st.sampled_from(prices or [1.0]), _FLOATISH),
+                     st.lists(_FLOATISH, min_size=2, max_size=2))
+    changes = draw(st.lists(pair, max_size=8))
+    return levels, list(levels), changes, draw(st.sampled_from([0.0, 1.0, 5.0, float("inf")]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_side(), st.sampled_from([list, tuple, iter]))
+def test_fast_book_update_matches_the_reference(case, container):
+    """``_fast.update_side`` leaves a side exactly as ``book._update`` (the .py one) does."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core import book
+
+    ref = _pure_package().core.book._update
+    levels, prices, changes, touch_min = case
+    a = (dict(levels), list(prices), set())
+    b = (dict(levels), list(prices), set())
+    ra = _outcome(book._update, a[0], a[1], container(changes), a[2], touch_min)
+    rb = _outcome(ref, b[0], b[1], list(changes), b[2], touch_min)
+    assert repr(ra) == repr(rb)
+    assert repr((list(a[0].items()), a[1], sorted(map(repr, a[2])))) == \
+        repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams())
+def test_fast_parser_takes_a_frame_only_as_the_reference_reads_it(frames):
+    """``_fast.route_common`` gives exactly ``route``'s fields, or None (then ``route`` decides)."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core import _fast
+    from bybitmon.core.protocol import BookFields, TradesFields
+
+    ref = _pure_package().core.protocol.route
+    taken = 0
+    for recv_ns, raw in frames * 2:  # the second pass finds the topics and prices cached
+        fast = _fast.route_common(raw)
+        want = ref(raw, recv_ns)
+        if fast is None:
+            continue
+        taken += 1
+        assert type(want).__name__ in ("BookFields", "TradesFields"), (raw, want)
+        assert repr(fast) == repr(tuple(want)), raw
+        assert len(fast) == len(BookFields._fields if type(want).__name__ == "BookFields" else TradesFields._fields)
+
+
+def test_fast_parser_takes_the_common_frames():
+    """Well-formed book and trade frames (topic and prices seen before) take the fast path."""
+    _require_compiled()
+    _require_fast_path()
+    from frames import book, trades
+
+    from bybitmon.core import _fast
+    from bybitmon.core.monitor import Monitor
+
+    snap = book("BTCUSDT", 1, [(100, 1), (99, 50)], [(101, 1)], snapshot=True, ts=1000)
+    delta = book("BTCUSDT", 2, [(100, 0), (99, 50)], [(101, 2)], ts=1020)
+    tr = trades("BTCUSDT", [(1010, "Sell", 99, 1, "t1")], ts=1030)
+    m = Monitor()
+    for raw in (snap, delta, tr):
+        m.feed(0, raw)
+    assert _fast.route_common(delta) is not None and _fast.route_common(tr) is not None
+    assert _fast.route_common(b'{"topic":"tickers.BTCUSDT","ts":1}') is None
+    assert _fast.route_common(b"{") is None
 
 
 # -- whole commands -----------------------------------------------------------------------

@@ -43,6 +43,45 @@ class Driver:
 
     def run(self, frames: Iterable[tuple[int, str]]) -> None:
         monitor = self.monitor
+        emitter = self.emitter
+        if self.speed is None and self.on_tick is None:
+            self._run_fast(frames)
+        else:
+            self._run_paced(frames)
+        monitor.finish()
+        if emitter is not None:
+            emitter.emit_all()
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _run_fast(self, frames: Iterable[tuple[int, str]]) -> None:
+        """As fast as possible, no screen: the interval boundary is checked here, inline
+        (``now_ms >= next_ms``), and the emitter is called only when it is reached."""
+        monitor = self.monitor
+        feed = monitor.feed
+        emitter = self.emitter
+        n = 0
+        try:
+            if emitter is None:
+                for recv_ns, raw in frames:
+                    feed(recv_ns, raw)
+                    n += 1
+                return
+            every = emitter.every
+            # Every.due's rule: the first clock reading sets the first boundary (not due).
+            nxt = -(2**63) if every.next_ms is None else every.next_ms
+            for recv_ns, raw in frames:
+                feed(recv_ns, raw)
+                n += 1
+                now = monitor.now_ms
+                if now is not None and now >= nxt:
+                    emitter.maybe_emit()
+                    nxt = every.next_ms
+        finally:
+            self.frames += n
+
+    def _run_paced(self, frames: Iterable[tuple[int, str]]) -> None:
+        monitor = self.monitor
         feed = monitor.feed
         speed = self.speed
         emitter = self.emitter
@@ -62,11 +101,6 @@ class Driver:
                 if wall >= next_tick:
                     self.on_tick()
                     next_tick = wall + self.tick_s
-        monitor.finish()
-        if emitter is not None:
-            emitter.emit_all()
-        if self.on_tick is not None:
-            self.on_tick()
 
     def _wait(self, seconds: float, next_tick: float) -> float:
         # Keep the screen alive while we wait for the next frame's time.
@@ -111,11 +145,6 @@ def _simulated_frames(symbols: list[str], duration_ms: int, seed: int, category:
         yield ts_ms * 1_000_000, raw
 
 
-def _file_frames(reader) -> Iterator[tuple[int, str]]:
-    for fr in reader:
-        yield fr.recv_ns, fr.raw
-
-
 def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None) -> int:
     """Run ``bybitmon replay``; returns the exit status.
 
@@ -140,7 +169,7 @@ def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, termina
         from ..transport.recording import FrameReader
 
         reader = FrameReader(opts.file, follow=opts.follow)  # type: ignore[arg-type]
-        frames = _file_frames(reader)
+        frames = reader.pairs()
         title = f"replay {printable(opts.file)}"
     pace = opts.speed
     try:

@@ -4,7 +4,8 @@ Nothing here imports asyncio, websockets, rich, typer or ``time``; every clock i
 
 Two builds of the same source: the per-frame modules (``COMPILED_MODULES``) may be present
 both as ``.py`` files and as extension modules that ``pip install .`` compiled from those very
-files with Cython (see setup.py). Python would load the compiled ones; this package decides
+files with Cython (see setup.py); the compiled ones also use ``_fast.pyx`` (``FAST_MODULES``), a
+fast path for well-formed common frames that hands everything else to the ``.py`` code. Python would load the compiled ones; this package decides
 first, at import, and loads the ``.py`` files instead when ``BYBITMON_PURE`` is set (to anything
 but ``0``), when nothing was compiled, or when a ``.py`` changed after the build (a stale build
 never runs). :func:`implementation` says which one runs.
@@ -18,10 +19,13 @@ import importlib.util
 import os
 import sys
 
-__all__ = ["COMPILED_MODULES", "implementation", "implementation_note"]
+__all__ = ["COMPILED_MODULES", "FAST_MODULES", "implementation", "implementation_note"]
 
-#: The modules of the per-frame path that setup.py compiles.
+#: The modules of the per-frame path that setup.py compiles from their ``.py`` files.
 COMPILED_MODULES = ("protocol", "book", "activity", "densities", "snapshot", "monitor")
+#: Compiled-only modules (``.pyx``): the fast path the compiled modules use; the ``.py`` core
+#: is their reference and never imports them.
+FAST_MODULES = ("_fast",)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,14 +42,17 @@ def _choose() -> tuple[str, str]:
     for name, digest in SOURCES.items():
         if not any(os.path.exists(os.path.join(_HERE, name + sfx)) for sfx in suffixes):
             return "pure", f"the compiled {name} is missing"
+        source = name + (".pyx" if name in FAST_MODULES else ".py")
         try:
-            with open(os.path.join(_HERE, name + ".py"), "rb") as f:
+            with open(os.path.join(_HERE, source), "rb") as f:
                 current = hashlib.sha256(f.read()).hexdigest()
         except OSError:
-            return "pure", f"{name}.py is missing"
+            return "pure", f"{source} is missing"
         if current != digest:
-            return "pure", f"{name}.py changed after the compiled core was built (reinstall to rebuild)"
-    return "compiled", "Cython build of the core's own .py files"
+            return "pure", f"{source} changed after the compiled core was built (reinstall to rebuild)"
+    if not all(m in SOURCES for m in FAST_MODULES):
+        return "compiled", "Cython build of the core's own .py files (without the fast path)"
+    return "compiled", "Cython build of the core's .py files, with the _fast.pyx fast path"
 
 
 class _PureFinder:

@@ -232,3 +232,15 @@ def _update(levels: dict[float, float], prices: list[float], changes: Sequence[L
             if p not in levels:
                 insort(prices, p)
             levels[p] = s
+
+
+
+if not __file__.endswith(".py"):
+    # This module runs compiled (see bybitmon/core/__init__.py): _update becomes the compiled
+    # fast path's, which hands anything but pairs of floats to this one, its reference.
+    try:
+        from ._fast import update_side
+    except ImportError:
+        pass
+    else:
+        _update = update_side.bind(_update)

@@ -328,7 +328,12 @@ class DensityTracker:
         return None
 
     def listing(self, now_ms: int) -> list[DensityView]:
-        """What a snapshot shows at ``now_ms``: the ``list_max`` strongest active densities
+        """What a snapshot shows at ``now_ms`` (see :meth:`rows`), as views."""
+        return [DensityView(*row) for row in self.rows(now_ms)]
+
+    def rows(self, now_ms: int) -> list[tuple]:
+        """What a snapshot shows at ``now_ms``, as tuples in :class:`DensityView` field order
+        (what the JSON emitter serializes without building views): the ``list_max`` strongest active densities
         (largest multiple of the median first), every ending one, and the ``list_max`` most
         recent of those ended within ``keep_ended_ms`` (newest first).
 
@@ -360,5 +365,8 @@ class DensityTracker:
         if start < len(ended):
             start = bisect_left(ended, ended[start].ended_ms, key=_ended_ms)
         recent = sorted(ended[start:], key=_recent_first)[:n]
-        return ([d.view(x) for x, d in active[:n]] + [d.view() for d in ending]
-                + [d.view(state=fates.get(id(d))) for d in recent])
+        return ([(d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms) for x, d in active[:n]]
+                + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state, d.ended_ms)
+                   for d in ending]
+                + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fates.get(id(d)) or d.state,
+                    d.ended_ms) for d in recent])

@@ -32,12 +32,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import orjson
+
 from .activity import MAX_TRADES_HELD, Heat, HeatMeter, TradeWindow, WindowStats
 from .book import MAX_BOOK_LEVELS, Applied, OrderBook
 from .densities import MAX_ENDED, DensityTracker
 from .events import BadFrame, BookUpdate, Event, OtherTopic, TradeBatch
 from .protocol import BadReason, BookFields, TradesFields, route
-from .snapshot import SNAPSHOT_VERSION, BookView, DensityView, Health, Snapshot, TradesView
+from .snapshot import SNAPSHOT_VERSION, BookView, DensityView, Health, Snapshot, TradesView, field_names
 
 __all__ = ["Monitor", "SymbolState", "SNAPSHOT_VERSION", "MAX_LEAD_MS", "MAX_JUMP_MS", "DEFAULT_MAX_SYMBOLS",
            "BAD_SAMPLES", "MAX_TRADES_HELD", "MAX_BOOK_LEVELS", "MAX_ENDED"]
@@ -47,6 +49,20 @@ MAX_JUMP_MS = 600_000       # without receive times, a larger forward jump needs
 DEFAULT_MAX_SYMBOLS = 4096  # Bybit lists ~500 linear and ~600 spot instruments
 BAD_SAMPLES = 3             # example details kept per bad-frame reason
 _MAX_REASONS = 32
+
+_dumps = orjson.dumps
+
+_route_common = None
+if not __file__.endswith(".py"):
+    # This module runs compiled (see bybitmon/core/__init__.py): well-formed book and trade
+    # frames take the compiled fast path's parser; it returns None for anything else, which
+    # then goes through route(), the reference.
+    try:
+        from ._fast import route_common as _route_common
+    except ImportError:
+        pass
+_TRADES_KEYS, _BOOK_KEYS, _DENSITY_KEYS, _HEALTH_KEYS = (
+    field_names(TradesView), field_names(BookView), field_names(DensityView), field_names(Health))
 
 # Reading a member through its class costs ~80 ns in Python 3.11; the hot paths use these.
 _SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
@@ -140,6 +156,15 @@ class Monitor:
         fields, without building event objects; :func:`~bybitmon.core.protocol.route` is the
         dispatch ``parse_frame`` uses too, so this equals ``feed_event(parse_frame(raw, recv_ns))``.
         """
+        if _route_common is not None:
+            f = _route_common(raw)
+            if f is not None:
+                self.frames += 1
+                if len(f) == 9:
+                    self._book(recv_ns, *f)
+                else:
+                    self._trades(recv_ns, *f)
+                return
         r = route(raw, recv_ns)
         cls = type(r)
         self.frames += 1
@@ -283,6 +308,12 @@ class Monitor:
             st.book.invalidate()
             st.densities.lose_sync()
 
+    def forget(self, symbol: str) -> None:
+        """Drop everything held for ``symbol`` (book, trades, densities, latencies), e.g. once
+        it is delisted; a later frame of it starts afresh. Unknown symbols are ignored."""
+        self.states.pop(symbol, None)
+        self.needs_resync.discard(symbol)
+
     def finish(self) -> None:
         """End of input: decide every density still waiting for its fate."""
         for st in self.states.values():
@@ -333,6 +364,25 @@ class Monitor:
     def snapshot(self, symbol: str) -> Snapshot:
         """The version-1 snapshot of ``symbol`` at the pipeline clock (see README). A pure read:
         an unknown symbol gets an empty snapshot and no state."""
+        now, trades, book, densities, health = self._snapshot_values(symbol)
+        return Snapshot(ts=now, symbol=symbol, category=self.category, trades=TradesView(*trades),
+                        book=BookView(*book), densities=tuple([DensityView(*d) for d in densities]),
+                        health=Health(*health))
+
+    def snapshot_json(self, symbol: str) -> bytes:
+        """``snapshot(symbol).to_json()``, byte for byte, without building the typed snapshot
+        (orjson writes a dict with the same keys in the same order as the same bytes): what
+        ``--json`` prints every interval."""
+        now, trades, book, densities, health = self._snapshot_values(symbol)
+        return _dumps({"type": "snapshot", "v": SNAPSHOT_VERSION, "ts": now, "symbol": symbol,
+                       "category": self.category, "trades": dict(zip(_TRADES_KEYS, trades)),
+                       "book": dict(zip(_BOOK_KEYS, book)),
+                       "densities": [dict(zip(_DENSITY_KEYS, d)) for d in densities],
+                       "health": dict(zip(_HEALTH_KEYS, health))})
+
+    def _snapshot_values(self, symbol: str) -> tuple[int, tuple, tuple, list[tuple], tuple]:
+        """The snapshot's values: (ts, trades, book, densities, health), each part in its
+        view's field order."""
         st = self.states.get(symbol)
         if st is None:
             st = self._new_state(symbol)
@@ -342,21 +392,19 @@ class Monitor:
         book = st.book
         if book.ready and book.mid is not None:
             depth = book.depth(self.bps)
-            book_part = BookView(True, book.best_bid, book.best_ask, book.mid, book.spread_bps, self.bps,
-                                 depth.bid_depth, depth.ask_depth, depth.bid_notional,  # type: ignore[union-attr]
-                                 depth.ask_notional, depth.imbalance, book.update_id, book.seq)  # type: ignore[union-attr]
+            book_part = (True, book.best_bid, book.best_ask, book.mid, book.spread_bps, self.bps,
+                         depth.bid_depth, depth.ask_depth, depth.bid_notional,  # type: ignore[union-attr]
+                         depth.ask_notional, depth.imbalance, book.update_id, book.seq)  # type: ignore[union-attr]
         else:
             # Not ready (or one side empty): no number is shown rather than a wrong one.
-            book_part = BookView(book.ready, None, None, None, None, self.bps, None, None, None, None, None,
-                                 book.update_id, book.seq)
+            book_part = (book.ready, None, None, None, None, self.bps, None, None, None, None, None,
+                         book.update_id, book.seq)
         c = book.counters
-        return Snapshot(
-            ts=now, symbol=symbol, category=self.category,
-            trades=TradesView(ts.window_s, ts.count, ts.tps, ts.tpm, ts.buy_volume, ts.sell_volume,
-                              ts.volume_delta, ts.buy_sell_ratio, ts.last_price,
-                              None if heat is None else heat.heat, None if heat is None else heat.heat_volume),
-            book=book_part,
-            densities=tuple(st.densities.listing(now)),
-            health=Health(st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,
-                          self.clock_jumps, st.trades.overflow + c.trimmed),
-        )
+        return (now,
+                (ts.window_s, ts.count, ts.tps, ts.tpm, ts.buy_volume, ts.sell_volume, ts.volume_delta,
+                 ts.buy_sell_ratio, ts.last_price, None if heat is None else heat.heat,
+                 None if heat is None else heat.heat_volume),
+                book_part,
+                st.densities.rows(now),
+                (st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,
+                 self.clock_jumps, st.trades.overflow + c.trimmed))

@@ -268,29 +268,36 @@ def _levels_checked(side: list) -> list[tuple[float, float]]:
             raise TypeError("price and size must be strings")
         price = prices.get(p)
         if price is None:
-            price = _OLD_PRICES.get(p)
-            if price is None:
-                if len(p) > _MAX_NUM_CHARS:
-                    raise ValueError("price string too long")
-                price = float(p)
-                # NaN fails the comparison, so one test rejects NaN, inf, zero, negatives and 1e308.
-                if not 0.0 < price <= MAX_PRICE:
-                    raise _OutOfRange(f"price {p[:40]!r} out of range")
+            price = _checked_number(p, _OLD_PRICES, "price", MAX_PRICE)
         size = sizes.get(s)
         if size is None:
-            size = _OLD_SIZES.get(s)
-            if size is None:
-                if len(s) > _MAX_NUM_CHARS:
-                    raise ValueError("size string too long")
-                size = float(s)
-                if not 0.0 <= size <= MAX_SIZE:
-                    raise _OutOfRange(f"size {s[:40]!r} out of range")
+            size = _checked_number(s, _OLD_SIZES, "size", MAX_SIZE)
         out.append((price, size))
     # Only a side that is valid as a whole is remembered.
     for (p, s), (price, size) in zip(side, out):
         prices[p] = price
         sizes[s] = size
     return out
+
+
+def _checked_number(text: str, old: dict[str, float], what: str, limit: float) -> float:
+    """A price (``0 < x <= limit``) or size (``0 <= x <= limit``) string as a float: from the
+    old cache generation when it is there, else parsed and range-checked.
+
+    Raises:
+        ValueError: not a number, or longer than ``_MAX_NUM_CHARS``.
+        _OutOfRange: outside its range.
+    """
+    value = old.get(text)
+    if value is None:
+        if len(text) > _MAX_NUM_CHARS:
+            raise ValueError(f"{what} string too long")
+        value = float(text)
+        # NaN fails the comparisons, so one test rejects NaN, inf, negatives, 1e308 and (for a
+        # price) zero.
+        if not (0.0 < value if what == "price" else 0.0 <= value) or not value <= limit:
+            raise _OutOfRange(f"{what} {text[:40]!r} out of range")
+    return value
 
 
 class BookFields(NamedTuple):

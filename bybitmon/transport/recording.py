@@ -287,38 +287,73 @@ class FrameReader:
             return 0
 
     def __iter__(self) -> Iterator[Frame]:
+        return self._records(True)  # type: ignore[return-value]
+
+    def pairs(self) -> Iterator[tuple[int, str]]:
+        """``(recv_ns, raw)`` of every frame, as :meth:`__iter__` reads them (same checks, same
+        ``report``) but without a :class:`Frame` per line: what replay feeds the Monitor."""
+        return self._records(False)  # type: ignore[return-value]
+
+    def _records(self, frames: bool) -> Iterator[Frame | tuple[int, str]]:
+        """The one reading loop: :class:`Frame` objects when ``frames``, else ``(recv_ns, raw)``.
+
+        Lines come a chunk's worth at a time (:func:`_line_batches`), so the per-line work is
+        this loop only; the common line of each format takes a few string operations here, and
+        anything unusual goes through :meth:`_frame`, the one definition of a readable line.
+        """
         path = self.path
         report = self.report
         self._file = _open_binary(path, self.follow)
         chunks = _chunks(self._file, path, report)
         fmt: str | None = None
         line_no = 0
+        cap = self.max_line_bytes
+        make = self._frame
         try:
-            for line_no, line, complete in _lines(chunks, self.max_line_bytes):
-                if line is None:
-                    report.skip(line_no, f"line longer than {self.max_line_bytes:,} bytes")
-                    continue
-                if not line.strip():
-                    continue
-                if fmt is None:
-                    fmt = self._detect(line, line_no)
-                    report.format = fmt
-                    if fmt == "bybitmon":
+            for line_no, lines, complete in _line_batches(chunks, cap):
+                for line in lines:
+                    line_no += 1
+                    if line is None:
+                        report.skip(line_no, f"line longer than {cap:,} bytes")
                         continue
-                frame = self._frame(fmt, line, line_no)
-                if frame is None:
-                    if not complete:
+                    if fmt == "bybitmon" and complete:
+                        # The usual recording line, checked as _frame checks it (the receive
+                        # time: 1-19 ASCII digits within int64).
+                        parts = line.split(" ", 2)
+                        if len(parts) == 3:
+                            stamp = parts[0]
+                            raw = parts[2]
+                            if 0 < len(stamp) <= 19 and stamp.isascii() and stamp.isdigit() and raw[:1] != "=":
+                                recv_ns = int(stamp)
+                                if recv_ns <= _INT64_MAX:
+                                    report.frames += 1
+                                    yield Frame(recv_ns, parts[1], raw, line_no) if frames else (recv_ns, raw)
+                                    continue
+                    elif fmt == "ndjson" and complete and line[:1] == "{":
+                        report.frames += 1
+                        yield Frame(0, "", line, line_no) if frames else (0, line)
+                        continue
+                    if not line.strip():
+                        continue
+                    if fmt is None:
+                        fmt = self._detect(line, line_no)
+                        report.format = fmt
+                        if fmt == "bybitmon":
+                            continue
+                    frame = make(fmt, line, line_no)
+                    if frame is None:
+                        if not complete:
+                            report.torn_tail = True
+                            report.skip(line_no, _TORN)
+                        else:
+                            report.skip(line_no, f"unreadable {fmt} line")
+                        continue
+                    if not complete and fmt != "ndjson" and not _complete_json(frame.raw):
                         report.torn_tail = True
                         report.skip(line_no, _TORN)
-                    else:
-                        report.skip(line_no, f"unreadable {fmt} line")
-                    continue
-                if not complete and fmt != "ndjson" and not _complete_json(frame.raw):
-                    report.torn_tail = True
-                    report.skip(line_no, _TORN)
-                    continue
-                report.frames += 1
-                yield frame
+                        continue
+                    report.frames += 1
+                    yield frame if frames else (frame.recv_ns, frame.raw)
             if report.truncated:
                 report.skip(line_no + 1, "torn compressed data: it ends mid-stream (file cut off mid-write?)")
         finally:
@@ -381,8 +416,20 @@ def _complete_json(text: str) -> bool:
 
 def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, str | None, bool]]:
     """(line number, text without its line ending or None when over-long, whether a line
-    break ended it). Linear in the input: a line's pieces are joined once, when it ends;
-    an over-long line's pieces are dropped as soon as it passes ``max_line_bytes``."""
+    break ended it), one line at a time (see :func:`_line_batches`; blank lines may be left out)."""
+    for base, lines, complete in _line_batches(chunks, max_line_bytes):
+        for line in lines:
+            base += 1
+            yield base, line, complete
+
+
+def _line_batches(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, list[str | None], bool]]:
+    """The lines of ``chunks`` in batches: (number of the line before the batch's first, the
+    lines' texts without their line endings, None for an over-long one, whether a line break
+    ended them). A batch's lines are consecutive; blank lines may be left out (a batch then
+    starts after them). Linear in the input: a line's pieces are joined once, when it ends;
+    an over-long line's pieces are dropped as soon as it passes ``max_line_bytes``; the lines
+    inside one chunk are decoded and split in one go."""
     line_no = 0
     pending: list[bytes] = []
     pending_len = 0
@@ -399,14 +446,16 @@ def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, 
                     pending.append(chunk)
             continue
         # The line in progress ends at the first line break of this chunk.
+        base = line_no
         line_no += 1
+        first: str | None
         if too_long or pending_len + nl > max_line_bytes:
-            yield line_no, None, True
+            first = None
         elif pending:
             pending.append(chunk[:nl])
-            yield line_no, _decode(b"".join(pending).rstrip(b"\r")), True  # Bybit's history files use CRLF
+            first = _decode(b"".join(pending).rstrip(b"\r"))  # Bybit's history files use CRLF
         else:
-            yield line_no, _decode(chunk[:nl].rstrip(b"\r")), True
+            first = _decode(chunk[:nl].rstrip(b"\r"))
         pending.clear()
         pending_len = 0
         too_long = False
@@ -415,30 +464,48 @@ def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, 
             n_breaks = chunk.count(b"\n", nl + 1, last + 1)
             if n_breaks * 8 > last - nl and not chunk[nl + 1:last + 1].translate(None, _BLANKS):
                 # Only blank lines (a stream inflating to newlines): counted, not yielded.
+                yield base, [first], True
                 line_no += n_breaks
             elif n_breaks * 8 > last - nl:
                 # Mostly blank lines: runs of them are skipped in C, not yielded one by one.
+                yield base, [first], True
                 pos = nl + 1
                 while True:
-                    first = _BLANK_RUN.match(chunk, pos, last + 1).end()  # type: ignore[union-attr]
-                    if first > last:
+                    first_ch = _BLANK_RUN.match(chunk, pos, last + 1).end()  # type: ignore[union-attr]
+                    if first_ch > last:
                         line_no += chunk.count(b"\n", pos, last + 1)
                         break
-                    start = chunk.rfind(b"\n", pos, first) + 1 or pos
+                    start = chunk.rfind(b"\n", pos, first_ch) + 1 or pos
                     line_no += chunk.count(b"\n", pos, start) + 1
-                    end = chunk.find(b"\n", first)
+                    end = chunk.find(b"\n", first_ch)
                     if end - start > max_line_bytes:
-                        yield line_no, None, True
+                        yield line_no - 1, [None], True
                     else:
-                        yield line_no, _decode(chunk[start:end].rstrip(b"\r")), True
+                        yield line_no - 1, [_decode(chunk[start:end].rstrip(b"\r"))], True
                     pos = end + 1
             else:
-                for bline in chunk[nl + 1:last].split(b"\n"):
-                    line_no += 1
-                    if len(bline) > max_line_bytes:
-                        yield line_no, None, True
+                mid = chunk[nl + 1:last]
+                lines: list[str | None]
+                if len(mid) <= max_line_bytes:
+                    # No line in here can pass the cap: decode and split the lot at once (a
+                    # line break is never part of a multi-byte character, so this equals
+                    # decoding line by line).
+                    try:
+                        text = mid.decode("utf-8")
+                    except UnicodeDecodeError:
+                        lines = [_decode(b.rstrip(b"\r")) for b in mid.split(b"\n")]
                     else:
-                        yield line_no, _decode(bline.rstrip(b"\r")), True
+                        lines = text.split("\n")  # type: ignore[assignment]
+                        if "\r" in text:
+                            lines = [ln.rstrip("\r") for ln in lines]  # type: ignore[union-attr]
+                else:
+                    lines = [None if len(b) > max_line_bytes else _decode(b.rstrip(b"\r"))
+                             for b in mid.split(b"\n")]
+                lines.insert(0, first)
+                yield base, lines, True
+                line_no += n_breaks
+        else:
+            yield base, [first], True
         tail = chunk[last + 1:]
         if tail:
             pending_len = len(tail)
@@ -447,9 +514,9 @@ def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, 
             else:
                 pending.append(tail)
     if too_long:
-        yield line_no + 1, None, False
+        yield line_no, [None], False
     elif pending:
-        yield line_no + 1, _decode(b"".join(pending).rstrip(b"\r")), False
+        yield line_no, [_decode(b"".join(pending).rstrip(b"\r"))], False
 
 
 def _decode(b: bytes) -> str:
