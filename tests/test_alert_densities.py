@@ -345,8 +345,8 @@ def test_watch_alert_line_names_the_rule_and_the_density():
 
     from rich.console import Console
 
-    from bybitmon.app.screen import WatchScreen
     from bybitmon.app.board import Board
+    from bybitmon.app.screen import WatchScreen
     from bybitmon.app.watch import SORT_KEYS
     from bybitmon.core.screener import SCREEN_SORTS
     from bybitmon.ui.screen import ScreenState
