@@ -246,7 +246,10 @@ def watch_all(args) -> None:
         time.sleep(1.0)
         phase("densities", [(b"s", f"sort: {dens[(i + 1) % len(dens)]}  ") for i in range(presses)])
         os.write(master, b"q")
-        watch.wait(30)
+        try:
+            watch.wait(60)
+        except subprocess.TimeoutExpired:
+            sys.exit("watch --all did not exit on q within 60 s:\n" + term.tail(3000))
     finally:
         if watch.poll() is None:
             watch.kill()

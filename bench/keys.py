@@ -68,9 +68,10 @@ def in_process(args) -> None:
             def refresh() -> None:
                 if mode in ("key", "dkey"):
                     state.handle("j")
-                # The density screen runs the screener at most once a second (WatchScreen):
-                # "densities" times a refresh that runs it, "dkey" a key press that redraws.
-                clock[0] += 0.01 if mode == "dkey" else 1.0
+                # The density screen runs the screener at most once a second, the table reuses
+                # rows read less than 0.2 s ago (WatchScreen): "table" and "densities" time a
+                # timed refresh, "key" and "dkey" a key press right after one.
+                clock[0] += 0.01 if mode in ("key", "dkey") else 1.0
                 buf.seek(0)
                 buf.truncate()
                 # A Group, as watch's Live draws it (console.print of a bare Text would join it
@@ -87,7 +88,7 @@ def in_process(args) -> None:
                 best = min(best, (time.perf_counter() - t0) / args.refreshes)
             what = {"table": "symbol table", "densities": "density screen: screener pass + draw",
                     "dkey": "density screen: key press (handle('j') + redraw from the rows)",
-                    "ladder": "ladder", "key": "symbol table: key press (handle('j') + redraw)"}[mode]
+                    "ladder": "ladder", "key": "symbol table: key press (handle('j') + redraw from the rows)"}[mode]
             results.append((what, f"{width}x{height}", f"{best * 1e3:.1f}"))
     print(f"### One refresh of each screen, {len(symbols)} symbols (best of {args.samples} x {args.refreshes})\n")
     bu.print_table(["screen", "terminal", "ms per refresh"], results, align="llr")

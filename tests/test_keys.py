@@ -60,3 +60,47 @@ def test_unknown_sequences_are_swallowed_whole():
 
 def test_many_keys_in_one_read_keep_their_order():
     assert decode_keys(b"j\x1b[Bk\x1b[6~\rq") == ["j", "down", "k", "pgdn", "enter", "q"]
+
+
+def test_keyboard_reads_a_terminal_and_calls_after_keys_once_per_read():
+    """Keyboard on a pseudo-terminal: each key to on_key, after_keys once per read that gave
+    keys (the screen redraws once for a burst), a lone Esc after the flush delay, and the
+    terminal's settings restored by stop()."""
+    import asyncio
+    import os
+    import pty
+    import termios
+
+    from bybitmon.app.keyboard import ESC_WAIT_S, Keyboard
+
+    master, slave = pty.openpty()
+    stream = os.fdopen(slave, "r", closefd=False)
+    before = termios.tcgetattr(slave)
+    calls: list[str] = []
+
+    async def go():
+        kb = Keyboard(calls.append, stream, after_keys=lambda: calls.append("|"))
+        assert kb.start()
+        try:
+            assert termios.tcgetattr(slave) != before  # cbreak mode
+            os.write(master, b"jjk")
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                if "|" in calls:
+                    break
+            os.write(master, b"\x1b")
+            await asyncio.sleep(ESC_WAIT_S * 4)
+        finally:
+            kb.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 10))
+        assert [c for c in calls if c != "|"] == ["j", "j", "k", "esc"]
+        # One call per read: "jjk" written at once normally arrives in one read.
+        burst = calls[:calls.index("esc")]
+        assert burst[-1] == "|" and 1 <= burst.count("|") <= 3 and calls[-2:] == ["esc", "|"]
+        assert termios.tcgetattr(slave) == before
+    finally:
+        stream.close()
+        os.close(master)
+        os.close(slave)

@@ -36,11 +36,6 @@ _SORT_COLUMN = {"tps": ("tps",), "tpm": ("tpm",), "spread": ("spread",), "imbala
                 "vdelta": ("vdelta",), "heat": ("heat",)}
 
 
-def _lines(text: str, width: int) -> int:
-    """Lines ``text`` takes when wrapped at ``width`` (roughly: by cells)."""
-    return sum(max(1, -(-len(line) // max(1, width))) for line in text.split("\n"))
-
-
 class WatchScreen:
     """The body and footer of the live screen.
 
@@ -75,6 +70,8 @@ class WatchScreen:
         self._widths: dict[str, dict[str, int]] = {}  # per view: column widths that only grow
         self._dens_cache: tuple | None = None  # (clock, sort, rows) of the last screener pass
         self._ranked: tuple | None = None      # (sort, board version, labels) of the last ranking
+        self._rows: dict[str, tuple] = {}      # label -> (clock, snapshot, latency) of the rows drawn
+        self.reuse_s = 0.2
         self.density_every_s = 1.0
         self._width = 0
 
@@ -179,7 +176,14 @@ class WatchScreen:
             ranked = self._ranked = (st.sort, m.version, m.order(st.sort))
         view = st.arrange(ranked[2], now, page)
         shown = view.shown
-        snaps = [m.snapshot(s) for s in shown]
+        # A key redraws at once: rows read less than reuse_s ago are drawn from that reading
+        # (a snapshot is most of a refresh's cost), timed refreshes read every row afresh.
+        cache, rows = self._rows, {}
+        for s in shown:
+            hit = cache.get(s)
+            rows[s] = hit if hit is not None and now - hit[0] < self.reuse_s else (now, m.snapshot(s), m.latency(s))
+        self._rows = rows
+        snaps = [rows[s][1] for s in shown]
         n = len(view.rows)
         note = None
         if self.interactive:
@@ -190,7 +194,7 @@ class WatchScreen:
                 if view.stop < n or view.start > 0:
                     note += "  (PgUp/PgDn)"
         table = ui.activity_table(snaps, width=width, statuses=statuses,
-                                  latencies={s: m.latency(s) for s in shown}, sparks=sparks,
+                                  latencies={s: rows[s][2] for s in shown}, sparks=sparks,
                                   decimals=self._decimals(shown), firing=set(firing),
                                   n_symbols=n, selected=st.selected if self.interactive else None,
                                   note=note, quote=self.quote, filling=self._filling(shown),
