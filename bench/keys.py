@@ -30,10 +30,10 @@ import time
 import uuid
 
 import _benchutil as bu
-from rich.console import Console
+from rich.console import Console, Group
 
+from bybitmon.app.board import SORT_KEYS, Board
 from bybitmon.app.screen import WatchScreen
-from bybitmon.app.watch import SORT_KEYS, order_symbols
 from bybitmon.core.monitor import Monitor
 from bybitmon.core.screener import SCREEN_SORTS, ScreenFilter, screen_densities
 from bybitmon.ui.screen import ScreenState
@@ -58,11 +58,11 @@ def in_process(args) -> None:
         console = Console(file=io.StringIO(), width=width, height=height, force_terminal=True)
         buf = console.file
         for mode in ("table", "key", "densities", "dkey", "ladder"):
-            state = ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS),
+            state = ScreenState(SORT_KEYS, args.sort, tuple(SCREEN_SORTS),
                                 mode={"ladder": "ladder", "densities": "densities", "dkey": "densities"}.get(mode, "table"),
                                 ladder_symbol=symbols[0])
             clock = [0.0]
-            scr = WatchScreen(m, state, order_symbols, symbols, window_ms=60_000, bps=50.0, interactive=True,
+            scr = WatchScreen(Board.of(m, symbols), state, window_ms=60_000, bps=50.0, interactive=True,
                               density_filter=ScreenFilter(min_lifetime_ms=2000), clock=lambda: clock[0])
 
             def refresh() -> None:
@@ -73,8 +73,10 @@ def in_process(args) -> None:
                 clock[0] += 0.01 if mode == "dkey" else 1.0
                 buf.seek(0)
                 buf.truncate()
-                console.print(scr.body(width=width, height=height - 3, statuses={}, sparks={}))
-                console.print(scr.footer(width))
+                # A Group, as watch's Live draws it (console.print of a bare Text would join it
+                # with the line end into a new Text that wraps, a slower path watch never takes).
+                console.print(Group(scr.body(width=width, height=height - 3, statuses={}, sparks={}),
+                                    scr.footer(width)))
 
             refresh()
             best = float("inf")
@@ -148,6 +150,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--height", type=int, default=50)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--sort", default="heat", help="the table's sort (default heat, as watch --all)")
     ap.add_argument("--live", action="store_true", help="also measure key latency end to end in tmux")
     ap.add_argument("--presses", type=int, default=20)
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the table appears before pressing")

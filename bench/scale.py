@@ -3,6 +3,9 @@ rates (orderbook.50 every 20 ms, trades bursting), the client + pipeline (headle
 
 Run:  python bench/scale.py                      # N = 50, 200, 500; 20 s each
       python bench/scale.py --symbols 500 --seconds 60
+      python bench/scale.py --watch-all          # `watch --all` drawn in a terminal, 500 symbols
+
+``--watch-all``: the whole command as a user runs it, see :func:`watch_all` below.
 
 For each N it prints: frames/s received, the client's CPU (% of one core, from getrusage),
 lag p50/p99 of (processing done - local receive time) per frame, the end-to-end age of each
@@ -109,7 +112,17 @@ async def run_client(url: str, symbols: list[str], seconds: float, warmup: float
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":  # the watch process of --watch-all
+        from _watchall import child
+
+        return child(sys.argv[2], sys.argv[4:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--watch-all", action="store_true",
+                    help="`bybitmon watch --all` in a pseudo-terminal: frames, lag, CPU, refresh cost, key latency")
+    ap.add_argument("--width", type=int, default=160, help="--watch-all: terminal columns (default 160)")
+    ap.add_argument("--height", type=int, default=50, help="--watch-all: terminal lines (default 50)")
+    ap.add_argument("--settle", type=float, default=15.0,
+                    help="--watch-all: seconds after the table appears before measuring (default 15)")
     ap.add_argument("--symbols", type=int, nargs="*", default=[50, 200, 500])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=5.0)
@@ -117,6 +130,10 @@ def main() -> None:
     ap.add_argument("--no-pipeline", action="store_true",
                     help="receive and drop the frames (no Monitor): the age the server and transport alone add")
     args = ap.parse_args()
+    if args.watch_all:
+        from _watchall import watch_all
+
+        return watch_all(args)
     runner = asyncio.run
     if args.uvloop:
         import uvloop

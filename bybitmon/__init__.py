@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
-from .core.activity import TradeActivity, TradeWindow, WindowStats, parse_window
-from .core.book import OrderBook
-from .core.densities import Density, DensityTracker
-from .errors import (
-    BybitmonError,
-    FeedClosed,
-    RecordingError,
-    SubscriptionError,
-    UsageError,
-)
-from .core.events import BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, Trade, TradeBatch, UnknownFrame
-from .core.monitor import Monitor
-from .core.protocol import parse_frame
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
 
 __version__ = "0.1.0"
 
-# The seed's async API needs websockets; load it only when asked for, so the sans-I/O core
-# imports without the I/O packages installed.
-_COMPAT = ("BybitWebSocketClient", "OrderBookManager", "OrderBookSnapshot", "TradesAggregator")
+# Every public name is loaded when first used (PEP 562), so `import bybitmon` costs nothing:
+# the command line installs its Ctrl-C handler before the core and typer are imported, and
+# the sans-I/O core imports without the I/O packages (the seed's facade needs websockets).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("TradeActivity", "TradeWindow", "WindowStats", "parse_window"), "core.activity"),
+    "OrderBook": "core.book",
+    **dict.fromkeys(("Density", "DensityTracker"), "core.densities"),
+    **dict.fromkeys(("BybitmonError", "FeedClosed", "RecordingError", "SubscriptionError", "UsageError"), "errors"),
+    **dict.fromkeys(("BadFrame", "BookUpdate", "OtherTopic", "Pong", "SubscribeReply", "Trade", "TradeBatch",
+                     "UnknownFrame"), "core.events"),
+    "Monitor": "core.monitor",
+    "parse_frame": "core.protocol",
+    **dict.fromkeys(("BybitWebSocketClient", "OrderBookManager", "OrderBookSnapshot", "TradesAggregator"),
+                    "compat.facade"),
+}
+_SUBPACKAGES = ("app", "cli", "compat", "core", "errors", "sim", "testserver", "transport", "ui")
+
+if TYPE_CHECKING:
+    from .compat.facade import BybitWebSocketClient, OrderBookManager, OrderBookSnapshot, TradesAggregator
+    from .core.activity import TradeActivity, TradeWindow, WindowStats, parse_window
+    from .core.book import OrderBook
+    from .core.densities import Density, DensityTracker
+    from .core.events import (BadFrame, BookUpdate, OtherTopic, Pong, SubscribeReply, Trade, TradeBatch,
+                              UnknownFrame)
+    from .core.monitor import Monitor
+    from .core.protocol import parse_frame
+    from .errors import BybitmonError, FeedClosed, RecordingError, SubscriptionError, UsageError
 
 
 def __getattr__(name: str):
-    if name in _COMPAT:
-        from .compat import facade
+    from importlib import import_module
 
-        return getattr(facade, name)
+    where = _LAZY.get(name)
+    if where is not None:
+        value = getattr(import_module(f".{where}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'bybitmon' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "__version__",

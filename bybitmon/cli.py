@@ -124,7 +124,7 @@ def replay(
     interval: str = typer.Option("1s", "--interval", help="JSON snapshot interval on the pipeline clock."),
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
-    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50', or on densities 'density_notional>=1e6 & density_dist<=0.5' (a density of >= 1M within 0.5 % of the last price); repeatable; see README."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     follow: bool = typer.Option(False, "--follow", help="Read FILE even if it is a pipe or device (it may never end)."),
 ) -> int:
@@ -195,7 +195,7 @@ def watch(
     density_x: float = typer.Option(5.0, "--density-x", help="A density is a level >= this x its side's median size."),
     min_notional: float = typer.Option(0.0, "--min-notional", help="... with at least this notional (quote units)."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long (default: until Ctrl-C)."),
-    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50' (repeatable; see README)."),
+    alert: list[str] = typer.Option([], "--alert", help="Alert rule, e.g. 'tps>50', or on densities 'density_notional>=1e6 & density_dist<=0.5' (a density of >= 1M within 0.5 % of the last price); repeatable; see README."),
     alerts_out: Optional[str] = typer.Option(None, "--alerts-out", help="Append alert events (NDJSON) to this file."),
     bell: bool = typer.Option(False, "--bell", help="Ring the terminal bell when an alert fires."),
     all_: bool = typer.Option(False, "--all", help="Discover every trading instrument over REST and follow them all."),
@@ -350,6 +350,10 @@ def serve(
         raise UsageError(f"bad --port {port}")
     pace = parse_speed(speed)
     idle_s = parse_duration("--idle-timeout", idle_timeout) / 1000
+    if from_file is not None:
+        from .app.files import check_input
+
+        check_input(from_file, "serve --from reads a recording or capture file: save the stream to a file first")
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -385,7 +389,7 @@ def export(
     category = parse_category(category)
     rows = export_file(file, category=category, trades_out=to, book_out=book, densities_out=densities,
                        every_ms=parse_duration("--every", every), window_ms=parse_duration("--window", window),
-                       bps=positive("--bps", bps), force=force)
+                       bps=positive("--bps", bps), force=force, stderr=sys.stderr)
     print(", ".join(f"{n} {name} rows" for name, n in rows.items()), file=sys.stderr)
 
 

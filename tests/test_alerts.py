@@ -435,3 +435,130 @@ def test_replay_tpm_alerts_fire_and_clear_as_brute_force_says_on_a_short_window(
     samples = brute_force_tpm(10_000, points, name)
     assert events == expected_events(f"tpm>{threshold}", float(threshold), samples)
     assert "cleared" in {e["state"] for e in events}
+
+
+# -- rules with several conditions, density rules ---------------------------------------------
+
+from bybitmon.core.alerts import DENSITY_FIELDS, Condition, density_label  # noqa: E402
+from bybitmon.core.screener import DensityRow  # noqa: E402
+
+
+def row(side="bid", price=100.0, size=50.0, distance=0.4, state="active", since=1, eta=10.0) -> DensityRow:
+    return DensityRow("BTCUSDT", side, price, size, price * size, 12.0, since, 5000, 100.2, distance,
+                      size, 5.0, 10.0, 1.0, eta, state, None)
+
+
+def test_density_rule_parts_are_parsed():
+    rule = parse_alert(" btcusdt: density_notional >= 1e6 & density_dist<=0.5 ")
+    assert rule == AlertRule("btcusdt: density_notional >= 1e6 & density_dist<=0.5", "BTCUSDT",
+                             "density_notional", ">=", 1e6, (Condition("density_dist", "<=", 0.5),))
+    assert rule.per_density and [c.per_density for c in rule.conditions] == [True, True]
+    assert not parse_alert("tps>5 & spread_bps<2").per_density
+
+
+@pytest.mark.parametrize("name", list(DENSITY_FIELDS))
+def test_every_density_field_parses_and_reads_its_row_column(name):
+    r = row()
+    expected = {"density_notional": r.notional, "density_dist": r.distance_pct, "density_size": r.size,
+                "density_x": r.x_median, "density_price": r.price, "density_lifetime": r.lifetime_ms / 1000,
+                "density_eaten": r.eaten_pct, "density_eta": r.eta_s}[name]
+    engine = AlertEngine([f"{name}>=0"], hysteresis=0)
+    (event,) = engine.evaluate(snap(ts=1), [r])
+    assert event["field"] == name and event["value"] == expected
+    assert parse_alert(f"{name}>1").value(snap()) is None  # a snapshot carries no per-density value
+
+
+@pytest.mark.parametrize("text,words", [
+    ("tps>1 &", ["empty condition"]),
+    ("&tps>1", ["empty condition"]),
+    ("tps>1 & & spread_bps<1", ["empty condition"]),
+    ("density_dst<1", ["unknown field 'density_dst'", "density_notional", "density_dist"]),
+    ("tps>1 & density_dist<<1", ["bad operator '<<'"]),
+    ("&".join(["tps>1"] * 17), ["too many conditions"]),
+])
+def test_bad_compound_rule_raises_one_line_usage_error(text, words):
+    with pytest.raises(UsageError) as info:
+        parse_alert(text)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_density_rule_fires_when_one_density_meets_all_conditions():
+    """One density large but far and another near but small: no alert; one both: alert."""
+    engine = AlertEngine(["density_notional>=5000 & density_dist<=0.5"], hysteresis=0)
+    far_big, near_small = row(price=99.0, size=100.0, distance=1.2), row(price=100.1, size=1.0, distance=0.1)
+    assert engine.evaluate(snap(ts=1), [far_big, near_small]) == []
+    both = row(side="ask", price=100.3, size=60.0, distance=0.3)
+    (event,) = engine.evaluate(snap(ts=2), [far_big, near_small, both])
+    assert event["state"] == "firing" and event["density"]["price"] == 100.3 and event["density"]["side"] == "ask"
+    assert event["conditions"] == [
+        {"field": "density_notional", "op": ">=", "threshold": 5000.0, "value": both.notional},
+        {"field": "density_dist", "op": "<=", "threshold": 0.5, "value": 0.3}]
+    (event,) = engine.evaluate(snap(ts=3), [far_big, near_small])
+    assert event["state"] == "cleared" and event["density"] is None and event["value"] is None
+
+
+def test_density_rule_names_the_first_qualifying_row_nearest_first():
+    engine = AlertEngine(["density_notional>=1000"])
+    rows = [row(price=100.1, size=20.0, distance=0.1), row(side="ask", price=100.5, size=30.0, distance=0.3)]
+    (event,) = engine.evaluate(snap(ts=1), rows)
+    assert event["density"]["price"] == 100.1
+
+
+def test_density_rule_ignores_ending_densities_and_unknown_values():
+    engine = AlertEngine(["density_notional>=1000 & density_dist<=1", "density_eta<100"], hysteresis=0)
+    rows = [row(state="ending"), row(price=101.0, distance=None, eta=None), row(price=102.0, eta=None, distance=5.0)]
+    assert engine.evaluate(snap(ts=1), rows) == []
+
+
+def test_density_rule_without_rows_changes_nothing():
+    """Called with a snapshot only (no screen rows), a density rule neither fires nor clears."""
+    engine = AlertEngine(["density_notional>=1000"])
+    assert engine.evaluate(snap(ts=1)) == []
+    assert [e["state"] for e in engine.evaluate(snap(ts=2), [row()])] == ["firing"]
+    assert engine.evaluate(snap(ts=3)) == []
+    assert engine.firing("BTCUSDT") != set()
+    assert [e["state"] for e in engine.evaluate(snap(ts=4), [])] == ["cleared"]
+
+
+def test_density_rule_stays_firing_within_the_margins():
+    """density_dist<=0.5 with 10 %: a density drifting to 0.54 % keeps it firing, 0.56 % clears."""
+    engine = AlertEngine(["density_notional>=1000 & density_dist<=0.5"])
+    assert [e["state"] for e in engine.evaluate(snap(ts=1), [row(distance=0.45)])] == ["firing"]
+    assert engine.evaluate(snap(ts=2), [row(distance=0.54)]) == []
+    assert [e["state"] for e in engine.evaluate(snap(ts=3), [row(distance=0.56)])] == ["cleared"]
+
+
+def test_mixed_rule_needs_the_snapshot_conditions_too():
+    engine = AlertEngine(["tps>5 & density_notional>=1000"], hysteresis=0)
+    assert engine.evaluate(snap(ts=1, trades={"tps": 1.0}), [row()]) == []
+    (event,) = engine.evaluate(snap(ts=2, trades={"tps": 6.0}), [row()])
+    assert (event["field"], event["value"]) == ("trades.tps", 6.0)
+    assert [c["value"] for c in event["conditions"]] == [6.0, row().notional]
+    assert event["density"]["price"] == 100.0
+
+
+def test_compound_snapshot_rule_event_lists_conditions_and_no_density():
+    engine = AlertEngine(["tps>5 & spread_bps<2"])
+    assert engine.evaluate(snap(ts=1, trades={"tps": 6.0}, book={"spread_bps": 3.0})) == []
+    (event,) = engine.evaluate(snap(ts=2, trades={"tps": 6.0}, book={"spread_bps": 1.0}))
+    assert event["conditions"] == [{"field": "trades.tps", "op": ">", "threshold": 5.0, "value": 6.0},
+                                   {"field": "book.spread_bps", "op": "<", "threshold": 2.0, "value": 1.0}]
+    assert "density" not in event
+    assert engine.evaluate(snap(ts=3, trades={"tps": 6.0}, book={"spread_bps": None})) == []  # unknown: nothing
+    (event,) = engine.evaluate(snap(ts=4, trades={"tps": 6.0}, book={"spread_bps": 2.5}))
+    assert event["state"] == "cleared"
+
+
+def test_one_condition_rules_keep_their_event_shape():
+    (event,) = AlertEngine(["tps>1"]).evaluate(snap(trades={"tps": 2.0}))
+    assert set(event) == {"type", "v", "ts", "symbol", "rule", "field", "value", "threshold", "state"}
+
+
+def test_firing_names_the_rule_and_its_density_for_the_alert_line():
+    engine = AlertEngine(["density_notional>=1000", "tps>1"])
+    engine.evaluate(snap(ts=1, trades={"tps": 2.0}), [row(side="ask", price=100.25, size=15.5, distance=0.25)])
+    assert engine.firing("BTCUSDT") == {"tps>1", "density_notional>=1000 [ask 100.25 x 15.5 = 1.55k at 0.25%]"}
+    assert density_label(row(price=64012.55, size=20.0, distance=0.031)) == "bid 64012.55 x 20 = 1.28M at 0.03%"

@@ -299,3 +299,52 @@ def test_bad_arguments_are_usage_errors(tmp_path, monkeypatch, kwargs, message, 
     with pytest.raises(UsageError, match=message):
         export_file(fixture_path(capture), **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- bad input is reported as replay reports it (issue 14) ------------------------------------
+
+def _bm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bybitmon", *args], capture_output=True, timeout=120)
+
+
+def test_export_reports_bad_lines_as_replay_does(tmp_path):
+    """A recording with 30 unreadable lines: export names the first 20 with their line numbers and
+    counts the rest, in the same lines replay prints, and still writes the good frames."""
+    lines = [b'{"format":"bybitmon-recording","version":1}\n']
+    bad = []
+    good = [x if isinstance(x, bytes) else x.encode() for x in fixture_lines(SIM)[:400]]
+    for i, raw in enumerate(good):
+        lines.append(b"%d c %s\n" % (1_000 + i, raw))
+        if i % 10 == 5 and len(bad) < 30:
+            lines.append(b"junk\n")
+            bad.append(len(lines))
+    src = tmp_path / "rec.ndjson"
+    src.write_bytes(b"".join(lines))
+    p = _bm("export", str(src), "--to", str(tmp_path / "t.parquet"), "--book", str(tmp_path / "b.parquet"))
+    assert p.returncode == 0, p.stderr
+    warnings = [x for x in p.stderr.decode().splitlines() if x.startswith("warning:")]
+    assert warnings[:20] == [f"warning: {src}:{n}: unreadable bybitmon line; skipped" for n in bad[:20]]
+    assert warnings[20:] == [f"warning: 10 more unreadable lines skipped in {src}"]
+    r = _bm("replay", str(src), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x for x in r.stderr.decode().splitlines() if x.startswith("warning:")] == warnings
+    assert pq.read_table(tmp_path / "t.parquet").num_rows > 0
+
+
+def test_export_reports_bad_frames_by_reason(tmp_path):
+    good = [x if isinstance(x, bytes) else x.encode() for x in fixture_lines(SIM)[:200]]
+    src = tmp_path / "cap.ndjson"
+    src.write_bytes(b"\n".join(good[:100] + [b"{not json", b"[1,2]"] * 3 + good[100:]) + b"\n")
+    p = _bm("export", str(src), "--book", str(tmp_path / "b.parquet"))
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.decode()
+    r = _bm("replay", str(src), "--json")
+    expected = [x for x in r.stderr.decode().splitlines() if x.startswith("warning:")]
+    assert len(expected) == 1 and expected[0].startswith("warning: 6 bad frames skipped (")
+    assert [x for x in err.splitlines() if x.startswith("warning:")] == expected
+    assert "Traceback" not in err
+
+
+def test_export_of_a_clean_file_prints_no_warning(tmp_path):
+    p = _bm("export", str(fixture_path(SIM)), "--to", str(tmp_path / "t.parquet"))
+    assert p.returncode == 0 and b"warning" not in p.stderr, p.stderr

@@ -172,3 +172,34 @@ def test_replay_alerts_out_appends_and_keeps_what_was_there(capture, precious):
     assert data.startswith(PRECIOUS) and len(data) > len(PRECIOUS)
     assert b'"type":"alert"' in data[len(PRECIOUS):]
     assert digest(capture) == before
+
+
+# -- a non-regular input: the hint fits the command (only replay has --follow) ----------------
+
+def _special(tmp_path: Path, kind: str) -> str:
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+        return str(path)
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("needs /dev/zero")
+    return "/dev/zero"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("command,hint", [
+    (["export", "{path}", "--to", "{out}"], "export reads a file to its end: save the stream to a file first"),
+    (["serve", "--from", "{path}"], "serve --from reads a recording or capture file: save the stream to a file first"),
+    (["replay", "{path}", "--json"], "use --follow to read it as a stream"),
+])
+def test_non_regular_input_is_refused_with_a_hint_that_fits_the_command(tmp_path, kind, command, hint):
+    path = _special(tmp_path, kind)
+    out = tmp_path / "t.parquet"
+    p = bm(*[a.format(path=path, out=out) for a in command], timeout=20)
+    line = one_error_line(p)
+    assert p.returncode == 2
+    what = "a FIFO" if kind == "fifo" else "a device"
+    assert line == f"error: {path}: is {what}, not a regular file, and may never end ({hint})"
+    assert not out.exists()

@@ -119,3 +119,34 @@ def test_row_order_matches_the_snapshot_values_for_every_sort_key():
     drawn = [full[s] for s in order_symbols(m, syms, "tps")[:2]]
     text = render(ui.activity_table(drawn, width=120, max_rows=2, n_symbols=len(syms)), 120)
     assert "3 more symbols" in text
+
+
+def test_fit_columns_keeps_columns_by_priority_while_they_fit():
+    """ui.fmt.fit_columns, shared by the symbol table and the density screen: widths from the
+    header, the cells, the minimum and the held widths; columns by priority while they fit."""
+    from rich.text import Text
+
+    from bybitmon.ui.fmt import fit_columns
+
+    cols = [("a", "aa", 0, 0), ("b", "b", 2, 0), ("c", "cccc", 1, 0), ("d", "d", 3, 0), ("e", "e", 4, 0)]
+    rows = [{"a": Text("x" * 5), "b": Text("y" * 9), "c": Text("z"), "d": Text("w" * 3), "e": Text("v"),
+             "other": Text("q" * 50)}]
+    widths = {"a": 5, "b": 9, "c": 4, "d": 3, "e": 2}
+    by_prio = ["a", "c", "b", "d", "e"]
+    for width in range(1, 50):
+        held: dict[str, int] = {}
+        keep, ws = fit_columns(cols, rows, width, min_widths={"e": 2}, held=held)
+        keys = [k for k, _ in keep]
+        assert held == widths
+        assert keys == [k for k in "abcde" if k in keys]                 # display order
+        assert set(keys) == set(by_prio[:len(keys)])                      # a prefix by priority
+        assert ws == [widths[k] for k in keys]
+        used = 1 + sum(w + 3 for w in ws)
+        assert used <= width or keys == ["a"]                             # fits, or only priority 0
+        if len(keys) < 5:
+            assert used + widths[by_prio[len(keys)]] + 3 > width            # the next one would not fit
+    keep, _ = fit_columns(cols, rows, 10, promote=("e",))
+    assert [k for k, _ in keep] == ["a", "e"]
+    held = {"b": 20}
+    _, ws = fit_columns(cols, rows, 200, held=held)
+    assert ws[1] == 20 and held["b"] == 20                                # a held width never narrows

@@ -81,6 +81,18 @@ def test_all_on_two_categories_emits_both_with_ready_books(served_sixty):
     assert all(s["book"]["ready"] for s in last.values())
     # Different simulators: the same name is a different market on each category.
     assert last[("linear", "C00USDT")]["book"]["mid"] != last[("spot", "C00USDT")]["book"]["mid"]
+    # Each interval, each category's density screen as one line, as `watch --json` writes it.
+    lines = [orjson.loads(line) for line in p.stdout.splitlines()]
+    dens = [m for m in lines if m["type"] == "densities"]
+    assert {d["category"] for d in dens} == {"linear", "spot"} and len(dens) >= 20
+    rows = [r for d in dens for r in d["rows"]]
+    assert rows and {r["symbol"] for r in rows} <= set(SIXTY)
+    for r in rows:
+        assert r["notional"] == pytest.approx(r["price"] * r["size"], rel=1e-12)
+        if r["distance_pct"] is not None:
+            assert r["distance_pct"] == pytest.approx(abs(r["price"] - r["last_price"]) / r["last_price"] * 100,
+                                                      rel=1e-12)
+        assert r["lifetime_ms"] >= 2000  # the screen's default minimum lifetime
 
 
 def test_all_table_draws_top_rows_labelled_by_category(served_sixty):
@@ -212,6 +224,8 @@ def test_listing_and_delisting_while_running_are_picked_up_by_the_refresh():
                 if not line:
                     break
                 snap = orjson.loads(line)
+                if snap["type"] != "snapshot":
+                    continue
                 seen.append(snap)
                 names = {s["symbol"] for s in seen[marks.get("p", 0):]}
                 if phase == 0 and {"AAAUSDT", "BBBUSDT", "CCCUSDT"} <= names:
@@ -296,27 +310,62 @@ def test_client_subscribes_520_symbols_within_bybits_limits(category):
 
 
 def test_rows_across_categories_are_ordered_by_heat_then_name():
-    """order_rows merges every category's symbols by the --sort value (heat by default with --all),
+    """The Board merges every category's symbols by the --sort value (heat by default with --all),
     largest first; a tie is broken by symbol, then category."""
-    from types import SimpleNamespace
-
-    from bybitmon.app.watch_all import order_rows
+    from bybitmon.app.board import Board
     from bybitmon.sim.market import MarketSimulator
 
     syms = [f"H{i:02d}USDT" for i in range(12)]
-    markets = []
+    monitors = []
     for cat in ("linear", "spot"):
         mon = Monitor(cat)
         sim = MarketSimulator(syms, seed=3, category=cat, trade_rate=3.0, book_interval_ms=1000, plant_every_s=0)
         for _, raw in sim.frames(2 * 60_000, step_ms=500):  # bursts happen within minutes
             mon.feed(0, raw)
-        markets.append(SimpleNamespace(category=cat, monitor=mon, symbols=list(syms)))
-    rows = order_rows(markets, "heat")
-    assert len(rows) == 24 and {(m.category, s) for m, s in rows} == {(c, s) for c in ("linear", "spot") for s in syms}
-    heats = [m.monitor.heat(s).heat for m, s in rows]
+        monitors.append(mon)
+    board = Board(monitors)
+    for mon in monitors:
+        board.follow(mon.category, syms)
+    tag = {"lin": "linear", "spot": "spot"}
+    rows = [(tag[label.split("/")[1]], label.split("/")[0]) for label in board.order("heat")]
+    assert len(rows) == 24 and set(rows) == {(c, s) for c in ("linear", "spot") for s in syms}
+    by_cat = {m.category: m for m in monitors}
+    heats = [by_cat[c].heat(s).heat for c, s in rows]
     assert heats == sorted(heats, reverse=True)
     assert heats[0] > heats[-1]  # not all equal: the order says something
-    keys = [(-m.monitor.heat(s).heat, s, m.category) for m, s in rows]
+    keys = [(-by_cat[c].heat(s).heat, s, c) for c, s in rows]
     assert keys == sorted(keys)
-    by_name = order_rows(markets, "symbol")
-    assert [(s, m.category) for m, s in by_name] == sorted((s, c) for c in ("linear", "spot") for s in syms)
+    assert board.order("symbol") == [f"{s}/{t}" for s in syms for t in ("lin", "spot")]
+
+
+def test_a_delisted_symbol_is_unsubscribed_and_its_state_forgotten():
+    """_Market.follow: a delisted symbol leaves the Monitor (book, trades, densities), and so
+    does a state a late frame made again for a symbol no longer followed."""
+    from bybitmon.app.live import LiveOptions, Stop
+    from bybitmon.app.watch_all import _Market
+
+    syms = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+
+    async def go():
+        async with BybitServer(SimulatedSource(syms, speed=2.0)) as srv:
+            market = _Market("linear", LiveOptions(symbols=[], url=srv.url), Stop(), None)
+            await market.follow(syms)
+            await market.feed.start()
+            try:
+                mon = market.monitor
+                await eventually(lambda: all(s in mon.states and mon.states[s].book.ready for s in syms),
+                                 timeout=20 * TIMEOUT_FACTOR, what="three ready books")
+                listed, delisted = await market.follow(["AAAUSDT", "CCCUSDT"])
+                gone_at_once = "BBBUSDT" not in mon.states
+                await asyncio.sleep(0.5)  # frames in flight may make BBBUSDT's state again...
+                mon.state("BBBUSDT")      # (as one would)
+                await market.follow(["AAAUSDT", "CCCUSDT"])  # ...the next refresh forgets it
+                topics = {t for c in market.feed.client.conns for t in c.topics}
+                return listed, delisted, gone_at_once, set(mon.states), topics
+            finally:
+                await market.feed.stop()
+
+    listed, delisted, gone_at_once, states, topics = run(go())
+    assert listed == [] and delisted == ["BBBUSDT"] and gone_at_once
+    assert states == {"AAAUSDT", "CCCUSDT"}
+    assert not any("BBBUSDT" in t for t in topics) and any("AAAUSDT" in t for t in topics)

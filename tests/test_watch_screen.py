@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console, Group
 
 from bybitmon import ui
+from bybitmon.app.board import Board
 from bybitmon.app.screen import WatchScreen
-from bybitmon.app.watch import SORT_KEYS, order_symbols
+from bybitmon.app.watch import SORT_KEYS
 from bybitmon.core.monitor import Monitor
 from bybitmon.core.screener import SCREEN_SORTS, ScreenFilter, screen_densities
 from bybitmon.sim.market import MarketSimulator
@@ -36,7 +37,7 @@ def make(mode: str = "table", symbols: list[str] = SYMS, monitor: Monitor | None
     state = ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS), mode=mode,
                         ladder_symbol="BTCUSDT" if mode == "ladder" else None)
     clock = Clock()
-    scr = WatchScreen(m, state, order_symbols, symbols, window_ms=60_000, bps=50.0, interactive=True,
+    scr = WatchScreen(Board.of(m, symbols), state, window_ms=60_000, bps=50.0, interactive=True,
                       clock=clock, **kw)
     return scr, state, clock, m
 

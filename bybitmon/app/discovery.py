@@ -12,18 +12,19 @@ linear, in the base coin on inverse.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..errors import RestError, UsageError
+from ..errors import RestError, UsageError, printable
 from ..core.limits import SERVED_CATEGORIES
 from ..transport.rest import rest_get
 
 __all__ = ["SYMBOL_RE", "Instrument", "discover", "fetch_turnover", "diff_symbols", "PAGE_LIMIT", "MAX_PAGES",
-           "MAX_INSTRUMENTS", "INSTRUMENTS_PATH", "TICKERS_PATH"]
+           "MAX_INSTRUMENTS", "LISTING_TIMEOUTS", "INSTRUMENTS_PATH", "TICKERS_PATH"]
 
 log = logging.getLogger("bybitmon.discovery")
 
@@ -33,9 +34,11 @@ SYMBOL_RE = re.compile(r"[A-Z0-9](?:[A-Z0-9-]{0,28}[A-Z0-9])?")
 _COIN_RE = re.compile(r"[A-Z0-9]{1,20}")
 #: Instruments asked for per page on linear/inverse (Bybit's maximum).
 PAGE_LIMIT = 1000
-#: Bounds against a hostile or broken server: pages followed, instruments kept per category.
+#: Bounds against a hostile or broken server: pages followed, instruments kept per category, and
+#: the whole listing's time as a multiple of one call's timeout (Bybit lists linear in one page).
 MAX_PAGES = 50
 MAX_INSTRUMENTS = 10_000
+LISTING_TIMEOUTS = 3
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
 TICKERS_PATH = "/v5/market/tickers"
 
@@ -55,11 +58,15 @@ def _coin(v: object) -> str:
     return v if type(v) is str and _COIN_RE.fullmatch(v) else ""
 
 
-def _parse_items(category: str, items: list[dict], out: dict[str, Instrument], bad: list[str]) -> None:
+def _parse_items(category: str, items: list[dict], out: dict[str, Instrument], bad: list) -> None:
+    """Trading instruments of ``items`` into ``out``; ``bad`` = [count, first example] of the
+    unusable symbol names (any type, any length: only a clipped repr is kept)."""
     for it in items:
         sym = it.get("symbol")
         if type(sym) is not str or not SYMBOL_RE.fullmatch(sym):
-            bad.append(repr(sym)[:40])
+            if not bad:
+                bad += [0, printable(repr(sym)[:40], 40)]
+            bad[0] += 1
             continue
         if it.get("status") != "Trading":
             continue
@@ -68,24 +75,39 @@ def _parse_items(category: str, items: list[dict], out: dict[str, Instrument], b
 
 async def _instruments(category: str, base_url: str, timeout_s: float) -> list[Instrument]:
     found: dict[str, Instrument] = {}
-    bad: list[str] = []
+    bad: list = []
+    loop = asyncio.get_running_loop()
+    budget = LISTING_TIMEOUTS * timeout_s
+    deadline = loop.time() + budget
+
+    def call_timeout() -> float:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise RestError(f"{INSTRUMENTS_PATH}: the {category} listing took over {budget:g} s; giving up")
+        return min(timeout_s, left)
+
+    def bounded() -> None:
+        if len(found) > MAX_INSTRUMENTS:
+            raise RestError(f"{INSTRUMENTS_PATH}: more than {MAX_INSTRUMENTS:,} {category} instruments; "
+                            f"refusing to follow them all")
+
     if category == "spot":
         # Spot rejects limit and cursor: one page holds every pair.
         reply = await rest_get(base_url, INSTRUMENTS_PATH, {"category": "spot"}, timeout_s=timeout_s)
         _check_category(reply.result, category)
         _parse_items(category, reply.items, found, bad)
+        bounded()
     else:
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             reply = await rest_get(base_url, INSTRUMENTS_PATH, {"category": category, "limit": str(PAGE_LIMIT)},
-                                   cursor=cursor, timeout_s=timeout_s)
+                                   cursor=cursor, timeout_s=call_timeout())
             _check_category(reply.result, category)
             if len(reply.items) > PAGE_LIMIT:
                 raise RestError(f"{INSTRUMENTS_PATH}: {len(reply.items)} items on one page, over the limit={PAGE_LIMIT} asked for")
             _parse_items(category, reply.items, found, bad)
-            if len(found) > MAX_INSTRUMENTS:
-                raise RestError(f"{INSTRUMENTS_PATH}: more than {MAX_INSTRUMENTS:,} {category} instruments; refusing to follow them all")
+            bounded()
             cursor = reply.cursor
             if cursor is None or not reply.items:
                 break
@@ -95,14 +117,14 @@ async def _instruments(category: str, base_url: str, timeout_s: float) -> list[I
         else:
             raise RestError(f"{INSTRUMENTS_PATH}: still more pages after {MAX_PAGES}; refusing to follow them all")
     if bad:
-        log.warning("%d %s instruments with unusable symbol names skipped (e.g. %s)", len(bad), category, bad[0])
+        log.warning("%d %s instruments with unusable symbol names skipped (e.g. %s)", bad[0], category, bad[1])
     return sorted(found.values(), key=lambda i: i.symbol)
 
 
 def _check_category(result: dict, category: str) -> None:
     got = result.get("category")
     if got is not None and got != category:
-        raise RestError(f"{INSTRUMENTS_PATH}: asked for {category}, the reply is for {str(got)[:20]!r}")
+        raise RestError(f"{INSTRUMENTS_PATH}: asked for {category}, the reply is for {printable(str(got)[:20], 20)!r}")
 
 
 def _number(v: object) -> float | None:

@@ -128,9 +128,7 @@ class AlertSink:
         self.events = 0
 
     def check(self, monitor: Monitor) -> list[dict]:
-        out: list[dict] = []
-        for sym in monitor.symbols:
-            out.extend(self.engine.evaluate(monitor.snapshot(sym)))
+        out = self.engine.evaluate_monitor(monitor)
         if out:
             self.events += len(out)
             data = b"".join(orjson.dumps(e) + b"\n" for e in out)

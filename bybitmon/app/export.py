@@ -24,17 +24,17 @@ from __future__ import annotations
 import heapq
 import os
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 from ..core.snapshot import ENDED_STATES
-from ..errors import UsageError
+from ..errors import UsageError, printable
 from ..core.events import TradeBatch
 from ..core.monitor import Monitor
 from ..core.limits import CATEGORIES
 from ..core.protocol import parse_frame
 from ..transport.recording import FrameReader
 from .emit import Every
-from .files import check_outputs
+from .files import check_input, check_outputs
 
 __all__ = ["export_file", "DEDUPE_MS", "ROW_GROUP_ROWS", "TRADE_COLUMNS", "BOOK_COLUMNS", "DENSITY_COLUMNS"]
 
@@ -128,7 +128,8 @@ class _Table:
 def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out: str | os.PathLike | None = None,
                 book_out: str | os.PathLike | None = None, densities_out: str | os.PathLike | None = None,
                 every_ms: int = 100, window_ms: int = 60_000, bps: float = 50.0, density_x: float = 5.0,
-                min_notional: float = 0.0, rows_per_group: int = ROW_GROUP_ROWS, force: bool = False) -> dict[str, int]:
+                min_notional: float = 0.0, rows_per_group: int = ROW_GROUP_ROWS, force: bool = False,
+                stderr: TextIO | None = None) -> dict[str, int]:
     """Replay ``path`` through the pipeline and write the requested tables as Parquet files.
 
     Args:
@@ -140,6 +141,9 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
         window_ms, bps, density_x, min_notional: the Monitor's options, as ``replay`` takes them.
         rows_per_group: rows per Parquet row group (and the most rows held in memory per table).
         force: replace existing output files (without it an existing file is refused).
+        stderr: where the input's bad lines are reported, as ``replay`` reports them: the first
+            20 with their line numbers, then one line counting the rest; and the count of bad
+            frames by reason (None: not reported).
 
     Returns:
         Rows written per requested table: ``{"trades": n, "book": n, "densities": n}``.
@@ -161,6 +165,7 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
         raise UsageError("nothing to export: give a trades, book or densities output file")
     check_outputs([(f"--{'to' if name == 'trades' else name}", out) for name, out in outputs.items()],
                   inputs=[os.fspath(path)], force=force, replace=True)
+    check_input(os.fspath(path), "export reads a file to its end: save the stream to a file first")
     if category not in CATEGORIES:
         raise UsageError(f"bad category {category!r}: one of {', '.join(CATEGORIES)}")
     for name, value in (("every_ms", every_ms), ("window_ms", window_ms), ("rows_per_group", rows_per_group)):
@@ -173,8 +178,11 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
 
     schemas = _schemas(pa)
     tables = {name: _Table(pa, pq, out, schemas[name], rows_per_group) for name, out in outputs.items()}
+    monitor = Monitor(category, window_ms, bps, density_x, min_notional)
     try:
-        _run(os.fspath(path), tables, Monitor(category, window_ms, bps, density_x, min_notional), every_ms)
+        reader = _run(os.fspath(path), tables, monitor, every_ms)
+        if stderr is not None:
+            _report(reader, monitor, stderr)
         for table in tables.values():
             table.close()
     except BaseException:
@@ -184,7 +192,16 @@ def export_file(path: str | os.PathLike, *, category: str = "linear", trades_out
     return {name: table.rows for name, table in tables.items()}
 
 
-def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) -> None:
+def _report(reader: FrameReader, monitor: Monitor, stderr: TextIO) -> None:
+    """The input's bad lines and bad frames, in ``replay``'s words."""
+    for line in reader.report.warnings(20):
+        print(f"warning: {printable(line, 1000)}", file=stderr)
+    if monitor.bad_frames:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(monitor.bad_reasons.items()))
+        print(f"warning: {monitor.bad_frames} bad frames skipped ({printable(reasons, 2000)})", file=stderr)
+
+
+def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) -> FrameReader:
     trades = tables.get("trades")
     book = tables.get("book")
     dens = tables.get("densities")
@@ -217,7 +234,8 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
                             dens.add((sym, str(d.side), d.price, d.size, d.notional, d.x_median,
                                       d.since, d.ended, str(d.state)))
 
-    for frame in FrameReader(path):
+    reader = FrameReader(path)
+    for frame in reader:
         raw = frame.raw
         if need_monitor:
             feed(frame.recv_ns, raw)
@@ -247,3 +265,4 @@ def _run(path: str, tables: dict[str, _Table], monitor: Monitor, every_ms: int) 
     if need_monitor:
         monitor.finish()
         sample()
+    return reader

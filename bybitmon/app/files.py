@@ -7,9 +7,29 @@ import stat
 from typing import BinaryIO, Iterable
 
 from ..errors import printable
-from ..errors import UsageError
+from ..errors import RecordingError, UsageError
 
-__all__ = ["check_outputs", "open_append", "same_file"]
+__all__ = ["check_input", "check_outputs", "open_append", "same_file"]
+
+
+def check_input(path: str, hint: str) -> None:
+    """Refuse an input that is not a regular file (a FIFO or a device may never end), with a
+    ``hint`` that fits the command (only ``replay`` has ``--follow``). A missing file or a
+    directory is left to the reader, which names them.
+
+    Raises:
+        RecordingError: ``path`` is a FIFO, a device or a socket.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return
+    mode = st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    raise RecordingError(f"{printable(path)}: is {kind}, not a regular file, and may never end ({hint})")
 
 
 def same_file(a: str, b: str) -> bool:

@@ -24,10 +24,14 @@ ESC_WAIT_S = 0.05  # a lone ESC is the Esc key when no byte follows within this 
 
 
 class Keyboard:
-    """Reads keys from ``stream`` (default stdin) into ``on_key`` while started."""
+    """Reads keys from ``stream`` (default stdin) into ``on_key`` while started; ``after_keys``
+    (if given) is called once after each read that delivered keys, e.g. to redraw once for a
+    burst of keys rather than once per key."""
 
-    def __init__(self, on_key: Callable[[str], None], stream: TextIO | None = None) -> None:
+    def __init__(self, on_key: Callable[[str], None], stream: TextIO | None = None,
+                 after_keys: Callable[[], None] | None = None) -> None:
         self.on_key = on_key
+        self.after_keys = after_keys
         self.stream = stream if stream is not None else sys.stdin
         self.decoder = KeyDecoder()
         self.active = False
@@ -109,12 +113,13 @@ class Keyboard:
             if self._loop is not None and self._fd is not None:
                 self._loop.remove_reader(self._fd)
             return
-        self._deliver(self.decoder.feed(data))
+        keys = self.decoder.feed(data)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self.decoder.pending and self._loop is not None:
             self._flush_handle = self._loop.call_later(ESC_WAIT_S, self._flush)
+        self._deliver(keys)
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -123,3 +128,5 @@ class Keyboard:
     def _deliver(self, keys: list[str]) -> None:
         for k in keys:
             self.on_key(k)
+        if keys and self.after_keys is not None:
+            self.after_keys()

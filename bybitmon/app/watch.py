@@ -6,7 +6,6 @@ It writes only to the streams it is given; how it ends is :class:`~bybitmon.app.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -22,58 +21,15 @@ from ..ui.screen import ScreenState
 from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
+from .board import SORT_KEYS, Board, order_symbols
 from .emit import AlertSink, JsonEmitter, Output, status_line
 from .files import check_outputs, open_append
-from .keyboard import Keyboard
 from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
-from .screen import WatchScreen
+from .screen import FrameRate, LiveScreen, WatchScreen
 
 __all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
 
 WatchOptions = LiveOptions
-
-SORT_KEYS = ("tps", "tpm", "symbol", "spread", "imbalance", "vdelta", "volume", "heat")
-
-
-def _trade_value(pick):
-    def value(monitor: Monitor, symbol: str) -> float:
-        st = monitor.trade_stats(symbol)
-        return pick(st) if st is not None else 0.0
-    return value
-
-
-def _book_value(pick):
-    def value(monitor: Monitor, symbol: str) -> float:
-        st = monitor.states.get(symbol)
-        book = st.book if st is not None else None
-        if book is None or not book.ready or book.mid is None:
-            return -1.0  # not ready: shown as "-", sorted last
-        v = pick(book, monitor.bps)
-        return -1.0 if v is None else v
-    return value
-
-
-# What each --sort key orders by (largest first), read from the pipeline directly: the table
-# sorts every symbol at every refresh, and a whole snapshot per symbol cost 60+ ms at 500 symbols.
-# The values are the ones the snapshot shows (tests/test_ui.py checks the order against them).
-_SORT_VALUES = {
-    "tps": _trade_value(lambda st: st.tps),
-    "tpm": _trade_value(lambda st: st.tpm),
-    "vdelta": _trade_value(lambda st: abs(st.volume_delta)),
-    "volume": _trade_value(lambda st: st.buy_volume + st.sell_volume),
-    "spread": _book_value(lambda book, bps: book.spread_bps),
-    "imbalance": _book_value(lambda book, bps: None if (imb := book.depth(bps).imbalance) is None else abs(imb)),
-    "heat": lambda monitor, symbol: 0.0 if (h := monitor.heat(symbol)) is None else h.heat,
-}
-
-
-def order_symbols(monitor: Monitor, symbols: list[str], key: str) -> list[str]:
-    """``symbols`` in the table's row order for ``--sort key``: largest value first, then by name."""
-    if key == "symbol":
-        return sorted(symbols)
-    value = _SORT_VALUES[key]
-    return sorted(symbols, key=lambda s: (-value(monitor, s), s))
-
 
 def recording_header(opts: LiveOptions, feed: LiveFeed) -> dict:
     return {"category": opts.category, "url": feed.client.url, "symbols": opts.symbols, "depth": opts.depth,
@@ -102,8 +58,7 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         SubscriptionError: the server refused subscriptions (at once when it refused them all).
         RecordingError: the ``--record`` file could not be written.
     """
-    from rich.console import Console, Group
-    from rich.live import Live
+    from rich.console import Console
 
     check_outputs([("--record", opts.record), ("--alerts-out", opts.alerts_out)], force=opts.force,
                   append=["--alerts-out"])
@@ -153,9 +108,8 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         from ..transport.recording import RecordingWriter
         feed.recorder = RecordingWriter(opts.record, header=recording_header(opts, feed))
     console = console or Console(file=terminal)
-    sparks: dict[str, deque] = {s: deque(maxlen=180) for s in opts.symbols}  # TPS, 1 sample/s, 3 min
-    rate = deque(maxlen=2)
     source = printable(feed.client.url)
+    rate = FrameRate()
 
     def statuses() -> dict[str, str]:
         out: dict[str, str] = {}
@@ -170,76 +124,45 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
         out.update(refusals.symbol_errors())
         return out
 
-    state = ScreenState(SORT_KEYS, opts.sort, tuple(SCREEN_SORTS), mode="ladder" if opts.ladder else "table",
-                        ladder_symbol=opts.symbols[0] if opts.ladder else None)
-    key_event = asyncio.Event()
-
-    def on_key(key: str) -> None:
-        state.handle(key)
-        key_event.set()  # redraw now, not at the next refresh
-
-    keyboard = Keyboard(on_key, terminal_in)
-    interactive = opts.interactive
-    if interactive is None:
-        interactive = not opts.json and keyboard.is_terminal()
-    screen = WatchScreen(monitor, state, order_symbols, opts.symbols, window_ms=opts.window_ms, bps=opts.bps,
-                         interactive=bool(interactive), density_filter=opts.density_filter, quote=opts.quote_units)
-
-    def render():
+    def header():
         now = time.monotonic()
-        rate.append((now, feed.frames))
-        fps = (rate[-1][1] - rate[0][1]) / (rate[-1][0] - rate[0][0]) if len(rate) == 2 and rate[-1][0] > rate[0][0] else 0.0
+        fps = rate.update(feed.frames)
         states = [(h.label, h.state, h.reconnects) for h in feed.health]
         # Warnings stay on screen while a connection is down, or for 15 s.
         down = any(h.state != "connected" for h in feed.health)
         recent = [m for t, m in messages if down or now - t < 15]
         errs = [printable(e, 300) for e in feed.errors[-2:]] + recent[-1:]
-        head = ui.header(source=source, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
-        foot = screen.footer(console.width)
-        height = console.height - len(head.wrap(console, console.width)) - len(foot.wrap(console, console.width))
-        firing = {s: rules for s in opts.symbols if (rules := alerts.engine.firing(s))} if alerts else {}
-        body = screen.body(width=console.width, height=height, statuses=statuses(), sparks=sparks, firing=firing)
-        return Group(head, body, foot)
+        return ui.header(source=source, states=states, frames_per_s=fps, symbols=len(opts.symbols), errors=errs)
 
+    def firing() -> dict[str, set[str]]:
+        return {s: rules for s in opts.symbols if (rules := alerts.engine.firing(s))} if alerts else {}
+
+    def tick() -> None:
+        flush_recording(feed, stop)
+        quiet.check()
+
+    state = ScreenState(SORT_KEYS, opts.sort, tuple(SCREEN_SORTS), mode="ladder" if opts.ladder else "table",
+                        ladder_symbol=opts.symbols[0] if opts.ladder else None)
+    live = LiveScreen(state, terminal_in)
+    screen = WatchScreen(Board.of(monitor, opts.symbols), state, window_ms=opts.window_ms, bps=opts.bps,
+                         interactive=live.interactive(opts.interactive, opts.json),
+                         density_filter=opts.density_filter, quote=opts.quote_units)
     # Drawing costs grow with the rows: many symbols refresh twice a second, not four times.
     refresh_s = opts.refresh_s if len(opts.symbols) <= 20 else max(opts.refresh_s, 0.5)
     stop.install()
     try:
         await feed.start(opts.symbols)
-        deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
-        next_sample = time.monotonic() + 1.0
         if opts.json:
+            deadline = time.monotonic() + opts.duration_s if opts.duration_s else None
             while not stop.is_set:
                 if deadline and time.monotonic() >= deadline:
                     break
                 await stop.wait(0.2)
-                flush_recording(feed, stop)
-                quiet.check()
+                tick()
         else:
-            if interactive:
-                keyboard.start()
-            with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                next_draw = time.monotonic()
-                while not stop.is_set and not state.quit:
-                    if deadline and time.monotonic() >= deadline:
-                        break
-                    await _wait_key(stop, key_event, max(0.0, next_draw - time.monotonic()))
-                    if state.quit:
-                        break
-                    flush_recording(feed, stop)
-                    quiet.check()
-                    if time.monotonic() >= next_sample:
-                        next_sample += 1.0
-                        for s in opts.symbols:
-                            st = monitor.trade_stats(s)
-                            sparks[s].append(st.tps if st else 0.0)
-                    if key_event.is_set() or time.monotonic() >= next_draw:
-                        key_event.clear()
-                        live.update(render(), refresh=True)
-                        if time.monotonic() >= next_draw:
-                            next_draw = time.monotonic() + refresh_s
+            await live.run(screen, console, stop, header=header, statuses=statuses, firing=firing, tick=tick,
+                           refresh_s=refresh_s, duration_s=opts.duration_s)
     finally:
-        keyboard.stop()
         stop.uninstall()
         await feed.stop()
         logging.getLogger("bybitmon").removeHandler(handler)
@@ -256,14 +179,3 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
                 stop.fail(exc)
     return stop.outcome(refusals)
 
-
-async def _wait_key(stop: Stop, key: asyncio.Event, seconds: float) -> None:
-    """Until a reason to stop or a key arrives, or ``seconds`` pass."""
-    if stop.is_set or key.is_set():
-        return
-    waits = [asyncio.ensure_future(stop.event.wait()), asyncio.ensure_future(key.wait())]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

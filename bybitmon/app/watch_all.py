@@ -1,11 +1,14 @@
 """``bybitmon watch --all``: discover every instrument over REST, follow them all, rank them.
 
 One :class:`Monitor` and one :class:`LiveFeed` per category (frames carry no category, and a
-symbol such as BTCUSDT exists on linear and spot alike); the table merges their rows and labels
-each with its category when more than one is shown. The instrument list is fetched again every
-``rediscover_s`` (10 min by default): new listings are subscribed and delisted symbols dropped
-without a restart. A failed first discovery is an error (one line, non-zero exit), never a
-silently partial list; a failed refresh keeps the current list and says so.
+symbol such as BTCUSDT exists on linear and spot alike); the screen is ``watch``'s own
+(:class:`~bybitmon.app.screen.LiveScreen`, every key, the density screen, the ladder) over a
+:class:`~bybitmon.app.board.Board` of every category, which labels rows with their category
+when more than one is shown. The instrument list is fetched again every ``rediscover_s``
+(10 min by default): new listings are subscribed and delisted symbols unsubscribed and
+forgotten (their state leaves the Monitor) without a restart. A failed first discovery is an
+error (one line, non-zero exit), never a silently partial list; a failed refresh keeps the
+current list and says so.
 
 I/O layer: owns the wall clock, the terminal and the sockets; the numbers come from the Monitors.
 """
@@ -13,7 +16,6 @@ I/O layer: owns the wall clock, the terminal and the sockets; the numbers come f
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -26,6 +28,7 @@ import orjson
 from .. import ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
+from ..core.screener import SCREEN_SORTS, ScreenFilter, rows_json, screen_densities
 from ..errors import printable
 from ..errors import OutputError, RestError, UsageError
 from ..transport.feed import LiveFeed
@@ -33,15 +36,14 @@ from ..transport.rest import rest_base
 from .discovery import Instrument, diff_symbols, discover
 from .emit import AlertSink, JsonEmitter, Output, status_line
 from .files import check_outputs, open_append
+from ..ui.screen import ScreenState
+from .board import CATEGORY_TAGS, SORT_KEYS, Board
 from .live import LiveOptions, QuietWatch, Refusals, Stop, log_to
-from .watch import _SORT_VALUES
+from .screen import FrameRate, LiveScreen, WatchScreen
 
-__all__ = ["AllOptions", "run_watch_all", "order_rows", "CATEGORY_TAGS"]
+__all__ = ["AllOptions", "run_watch_all", "CATEGORY_TAGS"]
 
 log = logging.getLogger("bybitmon.discovery")
-
-#: Row label suffix per category when several categories are shown: ``BTCUSDT/spot``.
-CATEGORY_TAGS = {"linear": "lin", "spot": "spot", "inverse": "inv"}
 
 
 @dataclass
@@ -94,7 +96,8 @@ class _Market:
                 self.stop.fail(exc)
 
     async def follow(self, symbols: list[str]) -> tuple[list[str], list[str]]:
-        """Subscribe what is new in ``symbols``, unsubscribe what is gone: ``(listed, delisted)``."""
+        """Subscribe what is new in ``symbols``, unsubscribe what is gone and forget its state:
+        ``(listed, delisted)``."""
         listed, delisted = diff_symbols(self.symbols, symbols)
         self.refusals.asked |= set(self.topics(listed))
         if delisted:
@@ -104,29 +107,35 @@ class _Market:
         if listed:
             await self.feed.client.subscribe(self.topics(listed))
         self.symbols[:] = sorted(symbols)
+        # A frame already in flight when a symbol was unsubscribed makes its state again:
+        # whatever is not followed is forgotten at every refresh, not only what was delisted now.
+        followed = set(self.symbols)
+        for sym in [s for s in self.monitor.states if s not in followed]:
+            self.monitor.forget(sym)
         return listed, delisted
 
 
 class _FollowedEmitter(JsonEmitter):
-    """Snapshots of the followed symbols only (a delisted one's state stays in the Monitor)."""
+    """Snapshots of the followed symbols only (a late frame of a delisted one may have made
+    its state again until the next refresh forgets it), then the category's density screen
+    as one ``{"type":"densities"}`` line, as ``watch --json`` writes it."""
 
-    def __init__(self, market: _Market, interval_ms: int, out: Output | None, alerts: AlertSink | None) -> None:
+    def __init__(self, market: _Market, interval_ms: int, out: Output | None, alerts: AlertSink | None,
+                 density_filter: ScreenFilter = ScreenFilter()) -> None:
         super().__init__(market.monitor, interval_ms, out, alerts)
         self.market = market
+        self.density_filter = density_filter
 
     def emit_all(self) -> None:
         m = self.monitor
         if self.write is not None:
-            self.write(b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols))
+            lines = b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols)
+            if m.now_ms is not None:
+                rows = screen_densities(m, flt=self.density_filter, symbols=self.market.symbols)
+                lines += orjson.dumps(rows_json(rows, m.now_ms, m.category, self.density_filter)) + b"\n"
+            self.write(lines)
         if self.alerts is not None:
             self.alerts.check(m)
-
-
-def _relabel(snap, label: str):
-    """``snap`` shown under ``label`` (the symbol with its category) in the table."""
-    if dataclasses.is_dataclass(snap):
-        return dataclasses.replace(snap, symbol=label)
-    return dict(snap, symbol=label)
 
 
 async def _discover_all(opts: AllOptions, base_url: str) -> dict[str, list[Instrument]]:
@@ -143,18 +152,12 @@ def _describe_filters(opts: AllOptions) -> str:
     return f" with {' and '.join(parts)}" if parts else ""
 
 
-def order_rows(markets: list[_Market], key: str) -> list[tuple[_Market, str]]:
-    """Every followed (market, symbol) in row order for ``--sort key``: largest value first."""
-    rows = [(m, s) for m in markets for s in m.symbols]
-    if key == "symbol":
-        return sorted(rows, key=lambda r: (r[1], r[0].category))
-    value = _SORT_VALUES[key]
-    return sorted(rows, key=lambda r: (-value(r[0].monitor, r[1]), r[1], r[0].category))
-
-
 async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None,
-                        console=None) -> int:
-    """Run ``bybitmon watch --all`` until Ctrl-C (or ``duration_s``); returns the exit status.
+                        console=None, terminal_in: TextIO | None = None) -> int:
+    """Run ``bybitmon watch --all`` until Ctrl-C, ``q`` (or ``duration_s``); returns the exit status.
+
+    The screen and its keys are ``watch``'s (:func:`~bybitmon.app.watch.run_watch`), over every
+    followed symbol of every category; ``terminal_in``: where keys are read from (default stdin).
 
     Raises:
         RestError: the first discovery failed (no reply, HTTP error, retCode != 0, bad reply).
@@ -162,8 +165,7 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
         OutputError: stdout or the alerts file could not be written.
         SubscriptionError: the server refused subscriptions.
     """
-    from rich.console import Console, Group
-    from rich.live import Live
+    from rich.console import Console
 
     w = opts.base
     check_outputs([("--alerts-out", w.alerts_out)], force=w.force, append=["--alerts-out"])
@@ -187,34 +189,29 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
             bell = stderr if w.bell and stderr.isatty() else None
             m.alerts = AlertSink(w.alerts, file=alerts_file, stdout=out if w.json else None, bell=bell)
         if w.json or m.alerts is not None:
-            m.emitter = _FollowedEmitter(m, w.interval_ms, out if w.json else None, m.alerts)
+            m.emitter = _FollowedEmitter(m, w.interval_ms, out if w.json else None, m.alerts, w.density_filter)
         markets.append(m)
-    several = len(markets) > 1
+    board = Board([m.monitor for m in markets])
     console = console or Console(file=terminal)
-    sparks: dict[tuple[str, str], deque] = {}
-    rate: deque = deque(maxlen=2)
+    rate = FrameRate()
     source = printable(base_url)
 
-    def label(m: _Market, sym: str) -> str:
-        return f"{sym}/{CATEGORY_TAGS.get(m.category, m.category)}" if several else sym
-
-    def statuses(m: _Market) -> dict[str, str]:
+    def statuses() -> dict[str, str]:
         res: dict[str, str] = {}
-        for c in m.feed.client.conns:
-            h = c.health
-            if h.state in ("reconnecting", "connecting"):
-                text = f"reconnecting {h.reconnects}" if h.state == "reconnecting" else "connecting"
-                for t in c.topics:
-                    res[label(m, topic_symbol(t))] = text
-        for sym, text in m.refusals.symbol_errors().items():
-            res[label(m, sym)] = text
+        for m in markets:
+            for c in m.feed.client.conns:
+                h = c.health
+                if h.state in ("reconnecting", "connecting"):
+                    text = f"reconnecting {h.reconnects}" if h.state == "reconnecting" else "connecting"
+                    for t in c.topics:
+                        res[board.label(m.monitor, topic_symbol(t))] = text
+            for sym, text in m.refusals.symbol_errors().items():
+                res[board.label(m.monitor, sym)] = text
         return res
 
-    def render():
+    def header():
         now = time.monotonic()
-        frames = sum(m.feed.frames for m in markets)
-        rate.append((now, frames))
-        fps = (rate[-1][1] - rate[0][1]) / (rate[-1][0] - rate[0][0]) if len(rate) == 2 and rate[-1][0] > rate[0][0] else 0.0
+        fps = rate.update(sum(m.feed.frames for m in markets))
         states = []
         for m in markets:
             hs = m.feed.health
@@ -223,31 +220,11 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
         down = any(h.state != "connected" for m in markets for h in m.feed.health)
         recent = [msg for t, msg in messages if down or now - t < 15]
         errs = [printable(e, 300) for m in markets for e in m.feed.errors[-2:]][-2:] + recent[-1:]
-        n = sum(len(m.symbols) for m in markets)
-        head = ui.header(source=source, states=states, frames_per_s=fps, symbols=n, errors=errs)
-        max_rows = max(1, console.height - 8)
-        if opts.top is not None:
-            max_rows = min(max_rows, opts.top)
-        rows = order_rows(markets, w.sort)[:max_rows]
-        drawn, lat, dps, st, sp = [], {}, {}, {}, {}
-        firing: set[str] = set()
-        for m in markets:
-            st.update(statuses(m))
-        for m, s in rows:
-            key = label(m, s)
-            snap = m.monitor.snapshot(s)
-            drawn.append(_relabel(snap, key) if several else snap)
-            lat[key] = m.monitor.latency(s)
-            dps[key] = m.monitor.price_decimals(s)
-            sp[key] = sparks.get((m.category, s), ())
-            if m.alerts is not None and m.alerts.engine.firing(s):
-                firing.add(key)
-        body = ui.activity_table(drawn, width=console.width, statuses=st, latencies=lat, sparks=sp,
-                                 decimals=dps, firing=firing or None, max_rows=max_rows, n_symbols=n,
-                                 promote=("heat",) if w.sort == "heat" else ())
-        top = f"  ·  top {opts.top}" if opts.top is not None else ""
-        return Group(head, body, ui.footer(f"Ctrl-C quit  ·  sort: {w.sort}{top}  ·  window {w.window_ms / 1000:g}s"
-                                           f"  ·  depth ±{w.bps:g} bps"))
+        return ui.header(source=source, states=states, frames_per_s=fps, symbols=len(board), errors=errs)
+
+    def firing() -> dict[str, set[str]]:
+        return {board.label(m.monitor, s): rules for m in markets if m.alerts is not None
+                for s in m.symbols if (rules := m.alerts.engine.firing(s))}
 
     async def rediscover() -> None:
         while True:
@@ -259,8 +236,7 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
                 continue
             for m in markets:
                 listed, delisted = await m.follow([i.symbol for i in again.get(m.category, [])])
-                for s in delisted:
-                    sparks.pop((m.category, s), None)
+                board.follow(m.category, m.symbols)
                 if listed or delisted:
                     log.warning("%s instruments: %d listed%s, %d delisted%s", m.category,
                                 len(listed), f" ({', '.join(listed[:5])})" if listed else "",
@@ -272,6 +248,11 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
                 stop.fail(m.feed.fatal)  # type: ignore[arg-type]
             m.quiet.check()
 
+    state = ScreenState(SORT_KEYS, w.sort, tuple(SCREEN_SORTS))
+    live = LiveScreen(state, terminal_in)
+    screen = WatchScreen(board, state, window_ms=w.window_ms, bps=w.bps,
+                         interactive=live.interactive(w.interactive, w.json), density_filter=w.density_filter,
+                         quote=w.quote_units, top=opts.top)
     n_symbols = sum(len(v) for v in found.values())
     refresh_s = w.refresh_s if n_symbols <= 20 else max(w.refresh_s, 0.5)
     refresher: asyncio.Task | None = None
@@ -279,26 +260,17 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
     try:
         for m in markets:
             await m.follow([i.symbol for i in found[m.category]])
+            board.follow(m.category, m.symbols)
             await m.feed.start()
         refresher = asyncio.create_task(rediscover(), name="bybitmon-rediscover")
-        deadline = time.monotonic() + w.duration_s if w.duration_s else None
-        next_sample = time.monotonic() + 1.0
         if w.json:
+            deadline = time.monotonic() + w.duration_s if w.duration_s else None
             while not stop.is_set and not (deadline and time.monotonic() >= deadline):
                 await stop.wait(0.2)
                 check_fatal()
         else:
-            with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
-                while not stop.is_set and not (deadline and time.monotonic() >= deadline):
-                    await stop.wait(refresh_s)
-                    check_fatal()
-                    if time.monotonic() >= next_sample:
-                        next_sample += 1.0
-                        for m in markets:
-                            for s in m.symbols:
-                                ts = m.monitor.trade_stats(s)
-                                sparks.setdefault((m.category, s), deque(maxlen=180)).append(ts.tps if ts else 0.0)
-                    live.update(render(), refresh=True)
+            await live.run(screen, console, stop, header=header, statuses=statuses, firing=firing, tick=check_fatal,
+                           refresh_s=refresh_s, duration_s=w.duration_s)
     finally:
         stop.uninstall()
         if refresher is not None:

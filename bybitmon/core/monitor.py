@@ -308,6 +308,12 @@ class Monitor:
             st.book.invalidate()
             st.densities.lose_sync()
 
+    def forget(self, symbol: str) -> None:
+        """Drop everything held for ``symbol`` (book, trades, densities, latencies), e.g. once
+        it is delisted; a later frame of it starts afresh. Unknown symbols are ignored."""
+        self.states.pop(symbol, None)
+        self.needs_resync.discard(symbol)
+
     def finish(self) -> None:
         """End of input: decide every density still waiting for its fate."""
         for st in self.states.values():

@@ -3,7 +3,11 @@
 Everything that comes back is hostile until checked: the reply must be HTTP 200, at most
 ``max_bytes`` long, one JSON object with ``retCode`` 0, a string ``retMsg`` and a ``result``
 object whose ``list`` is a list of objects; anything else is a :class:`~bybitmon.errors.RestError`
-with a one-line message. The whole call (connect, headers, body) finishes within ``timeout_s``.
+with a one-line message. The whole call (connect, headers, body) finishes within ``timeout_s``:
+a watchdog shuts the connection's socket at the deadline, so a server that drips its headers or
+body a byte at a time cannot hold the call (or its thread) longer. Before parsing, the number of
+JSON values is bounded (:data:`MAX_JSON_VALUES`): 8 MiB of ``[{},{},...]`` would otherwise become
+~300 MB of Python objects. Nesting deeper than orjson's 1024 levels is refused by orjson itself.
 
 The request runs in a daemon thread (``urllib``), so a server that never answers cannot keep the
 process alive after the caller gave up: asyncio's default executor would be joined at exit.
@@ -17,6 +21,7 @@ never retries a 403.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import re
 import socket
 import ssl
@@ -32,7 +37,8 @@ import orjson
 from .. import __version__
 from ..errors import RestError, printable
 
-__all__ = ["MAINNET_REST", "TESTNET_REST", "rest_base", "RestReply", "rest_get", "rest_get_sync"]
+__all__ = ["MAINNET_REST", "TESTNET_REST", "MAX_BYTES", "MAX_JSON_VALUES", "rest_base", "RestReply", "rest_get",
+           "rest_get_sync"]
 
 MAINNET_REST = "https://api.bybit.com"
 TESTNET_REST = "https://api-testnet.bybit.com"
@@ -41,6 +47,13 @@ TESTNET_REST = "https://api-testnet.bybit.com"
 #: the query string's meaning or need encoding again.
 _CURSOR = re.compile(r"[A-Za-z0-9%._~=-]{1,512}")
 _READ_CHUNK = 65536
+#: The largest reply read. Bybit's largest answer discovery asks for (1,000 linear instruments,
+#: ~45 values each) is ~1.5 MB.
+MAX_BYTES = 8 * 2**20
+#: The most JSON values (objects, arrays and members) a reply may hold, counted before parsing
+#: (``{ [ , :`` bytes; strings holding them only make the count larger). A 1,000-instrument page
+#: holds ~45,000; 300,000 bound the parsed reply to a few tens of MB whatever its shape.
+MAX_JSON_VALUES = 300_000
 
 
 def _clip(text: object, n: int = 120) -> str:
@@ -95,18 +108,92 @@ def _url(base: str, path: str, params: dict[str, str], cursor: str | None) -> st
     return f"{base.rstrip('/')}{path}" + (f"?{query}" if query else "")
 
 
+class _Watchdog:
+    """Shuts the socket of one HTTP call at its deadline, whatever phase the call is in (connect,
+    status line, headers, body): every blocked read then returns or fails at once."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.expired = False
+        self.answered = False  # the status line and headers came in
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self._expire)
+        self._timer.daemon = True
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _opener(watch: _Watchdog) -> urllib.request.OpenerDirector:
+    """urllib's default opener, with connections that hand their socket to ``watch``."""
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            watch.attach(self.sock)
+
+    class TLSConn(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            watch.attach(self.sock)
+
+    class Plain(urllib.request.HTTPHandler):
+        def http_open(self, req):  # type: ignore[no-untyped-def]
+            return self.do_open(Conn, req)
+
+    class TLS(urllib.request.HTTPSHandler):
+        def https_open(self, req):  # type: ignore[no-untyped-def]
+            return self.do_open(TLSConn, req, context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(Plain, TLS)
+
+
 def _fetch(url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
     """Blocking GET: (HTTP status, body). Raises RestError for every failure, one line."""
+    host = urlsplit(url).netloc
+    with _Watchdog(timeout_s) as watch:
+        try:
+            return _fetch_within(url, timeout_s, max_bytes, host, watch)
+        except RestError:
+            if watch.expired:
+                what = "no complete reply" if watch.answered else "no reply"
+                raise RestError(f"{host}: {what} within {timeout_s:g} s") from None
+            raise
+
+
+def _fetch_within(url: str, timeout_s: float, max_bytes: int, host: str, watch: _Watchdog) -> tuple[int, bytes]:
     deadline = time.monotonic() + timeout_s
     req = urllib.request.Request(url, headers={"User-Agent": f"bybitmon/{__version__}",
                                                "Accept": "application/json",
                                                "Accept-Encoding": "identity"})
-    host = urlsplit(url).netloc
     try:
         try:
-            resp = urllib.request.urlopen(req, timeout=timeout_s)
+            resp = _opener(watch).open(req, timeout=timeout_s)
         except urllib.error.HTTPError as exc:
             resp = exc  # a reply with a non-2xx status; its body is read the same way
+        watch.answered = True
         with resp:
             status = int(resp.status if hasattr(resp, "status") else resp.code)
             length = resp.headers.get("Content-Length")
@@ -115,15 +202,17 @@ def _fetch(url: str, timeout_s: float, max_bytes: int) -> tuple[int, bytes]:
             chunks: list[bytes] = []
             size = 0
             while True:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or watch.expired:
                     raise RestError(f"{host}: no complete reply within {timeout_s:g} s")
-                chunk = resp.read(_READ_CHUNK)
+                chunk = resp.read1(_READ_CHUNK)  # what one read gives: the deadline is checked often
                 if not chunk:
                     break
                 size += len(chunk)
                 if size > max_bytes:
                     raise RestError(f"{host}: reply over the {max_bytes:,}-byte limit")
                 chunks.append(chunk)
+            if watch.expired:  # the watchdog's shutdown looks like the end of the body
+                raise RestError(f"{host}: no complete reply within {timeout_s:g} s")
             return status, b"".join(chunks)
     except RestError:
         raise
@@ -153,10 +242,14 @@ def _check(host: str, path: str, status: int, body: bytes) -> RestReply:
         raise RestError(f"{where}: HTTP 403 (Bybit's IP rate limit?); wait 10 minutes before trying again")
     if status != 200:
         raise RestError(f"{where}: HTTP {status}")
+    values = body.count(b"{") + body.count(b"[") + body.count(b",") + body.count(b":")
+    if values > MAX_JSON_VALUES:
+        raise RestError(f"{where}: reply holds over {MAX_JSON_VALUES:,} JSON values; refusing to parse it")
     try:
         msg = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise RestError(f"{where}: reply is not JSON ({_clip(body[:60].decode('utf-8', 'replace'), 60)!r})") from None
+        why = "nested too deeply" if body[:2000].count(b"[") + body[:2000].count(b"{") > 1000 else "not JSON"
+        raise RestError(f"{where}: reply is {why} ({_clip(body[:60].decode('utf-8', 'replace'), 60)!r})") from None
     if type(msg) is not dict:
         raise RestError(f"{where}: reply is not a JSON object")
     code = msg.get("retCode")
@@ -183,7 +276,7 @@ def _check(host: str, path: str, status: int, body: bytes) -> RestReply:
 
 
 def rest_get_sync(base: str, path: str, params: dict[str, str] | None = None, *, cursor: str | None = None,
-                  timeout_s: float = 10.0, max_bytes: int = 32 * 2**20) -> RestReply:
+                  timeout_s: float = 10.0, max_bytes: int = MAX_BYTES) -> RestReply:
     """GET ``base + path`` with ``params`` (and a cursor sent back verbatim), checked.
 
     Raises:
@@ -196,7 +289,7 @@ def rest_get_sync(base: str, path: str, params: dict[str, str] | None = None, *,
 
 
 async def rest_get(base: str, path: str, params: dict[str, str] | None = None, *, cursor: str | None = None,
-                   timeout_s: float = 10.0, max_bytes: int = 32 * 2**20) -> RestReply:
+                   timeout_s: float = 10.0, max_bytes: int = MAX_BYTES) -> RestReply:
     """:func:`rest_get_sync` in a daemon thread; the caller waits at most ``timeout_s`` (+ slack)."""
     url = _url(base, path, params or {}, cursor)  # bad URLs fail here, before a thread starts
     loop = asyncio.get_running_loop()

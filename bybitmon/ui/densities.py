@@ -12,7 +12,7 @@ from typing import Sequence
 from rich.text import Text
 
 from ..core.screener import DensityRow
-from .fmt import fmt_dur, fmt_pct, fmt_price, fmt_si
+from .fmt import fit_columns, fmt_dur, fmt_pct, fmt_price, fmt_si
 
 __all__ = ["DENSITY_COLUMNS", "density_cells", "density_screen"]
 
@@ -71,21 +71,8 @@ def density_screen(rows: Sequence[DensityRow], *, width: int = 120, start: int =
     shown = [(i, rows[i]) for i in range(start, min(stop, len(rows)))]
     dps = decimals or {}
     cell_rows = [(i, density_cells(r, dps.get(r.symbol))) for i, r in shown]
-    col_w = {k: max([len(h), w] + [c[k].cell_len for _, c in cell_rows]) for k, h, _, w in DENSITY_COLUMNS}
-    if widths is not None:
-        for k, w in col_w.items():
-            col_w[k] = widths[k] = max(w, widths.get(k, 0))
-    used = 1
-    keep_keys: set[str] = set()
-    for key, _, prio, _ in sorted(DENSITY_COLUMNS, key=lambda c: c[2]):
-        need = col_w[key] + 3
-        if used + need <= width or prio == 0:
-            keep_keys.add(key)
-            used += need
-        else:
-            break
-    keep = [(k, h) for k, h, _, _ in DENSITY_COLUMNS if k in keep_keys]
-    widths = [col_w[k] for k, _ in keep]
+    keep, widths = fit_columns(DENSITY_COLUMNS, (c for _, c in cell_rows), width,
+                               min_widths={k: w for k, _, _, w in DENSITY_COLUMNS}, held=widths)
 
     def line(left: str, mid: str, right: str, fill: str) -> str:
         return left + mid.join(fill * (w + 2) for w in widths) + right

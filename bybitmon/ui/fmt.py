@@ -16,9 +16,9 @@ A value that does not fit its width is never cut: the string grows rather than l
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterable, Sequence
 
-__all__ = ["DASH", "fmt_price", "fmt_si", "fmt_fixed", "fmt_pct", "fmt_dur", "fmt_ratio", "spark"]
+__all__ = ["DASH", "fmt_price", "fmt_si", "fmt_fixed", "fmt_pct", "fmt_dur", "fmt_ratio", "spark", "fit_columns"]
 
 DASH = "-"
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -129,3 +129,46 @@ def spark(values: Sequence[float], width: int = 16) -> str:
     else:
         cells = "".join(_SPARK[min(7, max(0, int(v / top * 7.999)))] for v in vals)
     return cells.rjust(width)
+
+
+def fit_columns(columns: Sequence[tuple[str, str, int, int]], rows: Iterable[dict], width: int, *,
+                min_widths: dict[str, int] | None = None, held: dict[str, int] | None = None,
+                promote: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[int]]:
+    """The columns of a box-drawn table that fit ``width`` cells, and their widths.
+
+    Args:
+        columns: ``(key, header, priority, _)`` in display order; a lower priority survives a
+            narrower terminal, priority 0 is always kept.
+        rows: the cells of each row drawn, keyed like ``columns`` (objects with ``cell_len``).
+        width: the terminal's width.
+        min_widths: a column is never narrower than this (e.g. while it shows only ``-``).
+        held: widths kept across refreshes (the caller's dict, updated here): a column never
+            narrows, so the screen does not shift when a wide value scrolls away.
+        promote: columns kept whatever the width, as if of priority 0 (e.g. the sort column).
+
+    Returns:
+        ``([(key, header), ...] in display order, [width, ...])``. Columns are taken by priority
+        while they fit, each costing its width plus a border and two spaces of padding; strictly
+        in order, so no small low-priority column jumps the queue.
+    """
+    mins = min_widths or {}
+    col_w = {k: max(len(h), mins.get(k, 0)) for k, h, _, _ in columns}
+    for cells in rows:
+        for k, c in cells.items():
+            n = c.cell_len
+            if n > col_w.get(k, n):
+                col_w[k] = n
+    if held is not None:
+        for k, w in col_w.items():
+            col_w[k] = held[k] = max(w, held.get(k, 0))
+    used = 1
+    keep: set[str] = set()
+    for key, _, prio, _ in sorted(columns, key=lambda c: 0 if c[0] in promote else c[2]):
+        need = col_w[key] + 3
+        if used + need <= width or prio == 0 or key in promote:
+            keep.add(key)
+            used += need
+        else:
+            break
+    kept = [(k, h) for k, h, _, _ in columns if k in keep]
+    return kept, [col_w[k] for k, _ in kept]

@@ -196,6 +196,11 @@ class ScreenState:
     def matches(self, symbol: str) -> bool:
         return not self.filter or self.filter.upper() in symbol.upper()
 
+    def resort_due(self, now_s: float) -> bool:
+        """Whether the symbol table re-sorts at ``now_s``: only then is the ranking read (in
+        between, rows keep their held order), so the caller may rank only then."""
+        return now_s - self.table.at >= self.table.every_s
+
     def arrange(self, ranked: Sequence[str], now_s: float, page: int) -> View:
         """The symbol table's rows: ``ranked`` is every symbol in sort order now; returns the
         filtered, pinned, held order and the part that fits ``page`` rows."""

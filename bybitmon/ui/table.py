@@ -222,25 +222,9 @@ def activity_table(snaps: Sequence[Snapshot], *, width: int = 200, title: str | 
         all_rows.append(({k: c if isinstance(c, Text) else Text(c) for k, c in cells.items()}, style))
     # Fixed formats keep the numbers' widths; _MIN_W keeps a column from narrowing when, say,
     # every shown value is "-" for a moment.
-    col_w = {k: max([len(h), _MIN_W.get(k, 0)] + [r[k].cell_len for r, _ in all_rows]) for k, h, _, _ in COLUMNS}
-    if widths is not None:
-        for k, w in col_w.items():
-            col_w[k] = widths[k] = max(w, widths.get(k, 0))
-    # Columns by priority while they fit (each costs its width plus a border and padding);
-    # strictly in order: no small low-priority column jumps the queue.
-    used = 1
-    keep_keys: set[str] = set()
-    for key, _, prio, _ in sorted(COLUMNS, key=lambda c: 0 if c[0] in promote else c[2]):
-        prio = 0 if key in promote else prio
-        need = col_w[key] + 3
-        if used + need <= width or prio == 0:
-            keep_keys.add(key)
-            used += need
-        else:
-            break
-    keep = [(k, h) for k, h, _, _ in COLUMNS if k in keep_keys]
+    keep, widths = fmt.fit_columns(COLUMNS, (r for r, _ in all_rows), width, min_widths=_MIN_W, held=widths,
+                                   promote=promote)
     rows = [([r[k] for k, _ in keep], style) for r, style in all_rows]
-    widths = [col_w[k] for k, _ in keep]
     last = len(keep) - 1
 
     def pad(i: int) -> tuple[str, str]:
