@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bybit-real"
+# The real captures: BYBITMON_REAL_CAPTURES as for the tests, else ../shared beside the checkout.
+FIXTURES = Path(os.environ.get("BYBITMON_REAL_CAPTURES")
+                or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bybit-real")
 CACHE_DIR = Path(tempfile.gettempdir()) / "bybitmon-bench"
 
 # The simulator's known instruments first (realistic ticks and lots), then made-up ones. Every

@@ -345,8 +345,9 @@ def test_watch_alert_line_names_the_rule_and_the_density():
 
     from rich.console import Console
 
+    from bybitmon.app.board import Board
     from bybitmon.app.screen import WatchScreen
-    from bybitmon.app.watch import SORT_KEYS, order_symbols
+    from bybitmon.app.watch import SORT_KEYS
     from bybitmon.core.screener import SCREEN_SORTS
     from bybitmon.ui.screen import ScreenState
 
@@ -364,7 +365,7 @@ def test_watch_alert_line_names_the_rule_and_the_density():
                 break
     assert fired is not None
     firing = {s: rules for s in syms if (rules := engine.firing(s))}
-    scr = WatchScreen(m, ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS)), order_symbols, syms,
+    scr = WatchScreen(Board.of(m, syms), ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS)),
                       window_ms=60_000, bps=50.0, interactive=False, clock=lambda: 0.0)
     c = Console(width=200, height=30, file=io.StringIO(), color_system=None)
     c.print(scr.body(width=200, height=30, statuses={}, sparks={}, firing=firing))

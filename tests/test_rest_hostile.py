@@ -209,3 +209,11 @@ def test_watch_all_against_a_hostile_rest_server_is_one_error_line_and_exit_2(mo
     assert "Traceback" not in p.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], p.stderr
     assert p.stdout == ""
+
+
+def test_tickers_with_wrong_types_give_no_turnover_and_no_error():
+    from bybitmon.app.discovery import fetch_turnover
+
+    with HostileRest("wrong-types") as base:
+        assert run(fetch_turnover("linear", base, timeout_s=5)) == {}
+        assert run(discover("linear", base, min_turnover=0.0, timeout_s=5)) == []

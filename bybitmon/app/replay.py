@@ -7,6 +7,7 @@ with the one :class:`~bybitmon.app.emit.Every` rule and ticks the UI.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
@@ -48,9 +49,7 @@ class Driver:
             self._run_fast(frames)
         else:
             self._run_paced(frames)
-        monitor.finish()
-        if emitter is not None:
-            emitter.emit_all()
+        self.finish()
         if self.on_tick is not None:
             self.on_tick()
 
@@ -81,26 +80,39 @@ class Driver:
             self.frames += n
 
     def _run_paced(self, frames: Iterable[tuple[int, str]]) -> None:
+        next_tick = self.clock() + self.tick_s
+        for ahead in self.paced(frames):
+            if ahead > 0:
+                next_tick = self._wait(ahead, next_tick)
+            if self.on_tick is not None:
+                wall = self.clock()
+                if wall >= next_tick:
+                    self.on_tick()
+                    next_tick = wall + self.tick_s
+
+    def paced(self, frames: Iterable[tuple[int, str]]) -> Iterator[float]:
+        """Feed ``frames``; yield the seconds to wait whenever the source is ahead of the wall
+        clock at ``speed``, and 0.0 every 64 frames (a chance to draw). The caller sleeps, or
+        awaits, what is yielded: the one pacing loop of the plain and the interactive replay."""
         monitor = self.monitor
         feed = monitor.feed
         speed = self.speed
         emitter = self.emitter
         pacer = Pacer(speed, clock=self.clock)
-        next_tick = self.clock() + self.tick_s
         for recv_ns, raw in frames:
             feed(recv_ns, raw)
             self.frames += 1
             if emitter is not None:
                 emitter.maybe_emit()
-            if speed is not None:
-                ahead = pacer.delay(recv_ns / 1e6 if recv_ns else monitor.now_ms)
-                if ahead > 0:
-                    next_tick = self._wait(ahead, next_tick)
-            if self.on_tick is not None and (self.frames & 63 == 0 or speed is not None):
-                wall = self.clock()
-                if wall >= next_tick:
-                    self.on_tick()
-                    next_tick = wall + self.tick_s
+            ahead = pacer.delay(recv_ns / 1e6 if recv_ns else monitor.now_ms) if speed is not None else 0.0
+            if ahead > 0 or self.frames & 63 == 0:
+                yield ahead
+
+    def finish(self) -> None:
+        """The end of the input: the Monitor's last state, the last JSON/alerts emission."""
+        self.monitor.finish()
+        if self.emitter is not None:
+            self.emitter.emit_all()
 
     def _wait(self, seconds: float, next_tick: float) -> float:
         # Keep the screen alive while we wait for the next frame's time.
@@ -145,7 +157,8 @@ def _simulated_frames(symbols: list[str], duration_ms: int, seed: int, category:
         yield ts_ms * 1_000_000, raw
 
 
-def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None) -> int:
+def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, terminal: TextIO | None = None,
+               terminal_in: TextIO | None = None) -> int:
     """Run ``bybitmon replay``; returns the exit status.
 
     Args:
@@ -153,6 +166,8 @@ def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, termina
         stdout: where ``--json`` lines go.
         stderr: warnings and the summary.
         terminal: the text stream the table is drawn on (the CLI's stdout).
+        terminal_in: where keys are read from while a paced replay is drawn on a terminal
+            (default stdin, and only when it is a terminal).
     """
     check_outputs([("--alerts-out", opts.alerts_out)], inputs=[opts.file or ""], append=["--alerts-out"])
     monitor = Monitor(opts.category, opts.window_ms, opts.bps, opts.density_x, opts.min_notional)
@@ -172,25 +187,26 @@ def run_replay(opts: ReplayOptions, *, stdout: BinaryIO, stderr: TextIO, termina
         frames = reader.pairs()
         title = f"replay {printable(opts.file)}"
     pace = opts.speed
+    status = 0
     try:
         if opts.json:
             Driver(monitor, speed=pace, json_out=out, interval_ms=opts.interval_ms, alerts=alerts).run(frames)
             out.flush()
         else:
-            _run_table(monitor, opts, frames, reader, alerts, title, terminal)
+            status = _run_table(monitor, opts, frames, reader, alerts, title, terminal, terminal_in)
     finally:
         if alerts is not None:
             alerts.close()
     if alerts is not None and opts.alerts_out and not opts.json:
         print(f"{alerts.events} alert events written to {printable(opts.alerts_out)}", file=stderr)
     report_input(monitor, reader, stderr)
-    return 0
+    return status
 
 
 def _run_table(monitor: Monitor, opts: ReplayOptions, frames, reader, alerts: AlertSink | None, title: str,
-               terminal: TextIO | None) -> None:
+               terminal: TextIO | None, terminal_in: TextIO | None = None) -> int:
+    """The table: the interactive screen while paced on a terminal, else the final table."""
     from rich.console import Console
-    from rich.live import Live
 
     from .. import ui
 
@@ -205,9 +221,7 @@ def _run_table(monitor: Monitor, opts: ReplayOptions, frames, reader, alerts: Al
                                  firing=alerts.firing(monitor.symbols) if alerts else None)
 
     if pace is not None and console.is_terminal:
-        with Live(render(), console=console, auto_refresh=False, transient=False) as live:
-            Driver(monitor, speed=pace, json_out=None, interval_ms=opts.interval_ms, alerts=alerts,
-                   on_tick=lambda: live.update(render(), refresh=True)).run(frames)
+        return asyncio.run(_run_screen(monitor, opts, frames, reader, alerts, title, console, terminal_in))
     elif reader is not None and console.is_terminal:
         # As fast as possible: a progress bar (bytes read, frames, frames/s, ETA), then the table.
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -230,6 +244,68 @@ def _run_table(monitor: Monitor, opts: ReplayOptions, frames, reader, alerts: Al
     else:
         Driver(monitor, speed=pace, json_out=None, interval_ms=opts.interval_ms, alerts=alerts).run(frames)
         console.print(render())
+    return 0
+
+
+async def _run_screen(monitor: Monitor, opts: ReplayOptions, frames, reader, alerts: AlertSink | None, title: str,
+                      console, terminal_in: TextIO | None) -> int:
+    """A paced replay on watch's interactive screen (keys, density screen, ladder): the frames
+    are fed by a task that awaits the pacing delays; the screen ends with the input (showing
+    the final state), with ``q`` (status 0) or with Ctrl-C (130)."""
+    from rich.text import Text
+
+    from ..core.screener import SCREEN_SORTS
+    from ..ui.screen import ScreenState
+    from .board import Board
+    from .live import Stop
+    from .screen import FrameRate, LiveScreen, WatchScreen
+    from .watch import SORT_KEYS
+
+    stop = Stop()
+    state = ScreenState(SORT_KEYS, "tps", tuple(SCREEN_SORTS))
+    live = LiveScreen(state, terminal_in)
+    board = Board.of(monitor, opts.symbols)
+    screen = WatchScreen(board, state, window_ms=opts.window_ms, bps=opts.bps,
+                         interactive=live.interactive(None, False))
+    driver = Driver(monitor, speed=opts.speed, json_out=None, interval_ms=opts.interval_ms, alerts=alerts)
+    rate = FrameRate()
+
+    def header() -> Text:
+        t = Text(f"bybitmon {title}", style="bold magenta" if opts.simulate else "bold cyan", no_wrap=True,
+                 overflow="ellipsis")
+        t.append(f"  {rate.update(driver.frames):,.0f} frames/s  {len(board)} symbols  "
+                 f"speed {opts.speed:g}x", style="dim")
+        return t
+
+    def tick() -> None:
+        if len(monitor.symbols) != len(board):  # a recording's symbols appear as they come
+            board.follow(monitor.category, monitor.symbols)
+
+    async def feed() -> None:
+        for ahead in driver.paced(frames):
+            await asyncio.sleep(ahead)
+        driver.finish()
+        tick()
+        live.stale = True   # draw the final state, then end
+        live.key.set()
+        await asyncio.sleep(0.1)
+        stop.event.set()
+
+    def firing() -> dict[str, set[str]]:
+        return {s: rules for s in board.labels if (rules := alerts.engine.firing(s))} if alerts else {}
+
+    stop.install()
+    feeder = asyncio.create_task(feed(), name="bybitmon-replay-feed")
+    feeder.add_done_callback(lambda t: stop.event.set())
+    try:
+        await live.run(screen, console, stop, header=header, firing=firing, tick=tick)
+    finally:
+        stop.uninstall()
+        feeder.cancel()
+        res = await asyncio.gather(feeder, return_exceptions=True)
+    if isinstance(res[0], BaseException) and not isinstance(res[0], asyncio.CancelledError):
+        raise res[0]
+    return stop.status
 
 
 def report_input(monitor: Monitor, reader, stderr: TextIO) -> None:
