@@ -16,7 +16,10 @@ REPLAY = f"{sys.executable} -m bybitmon replay --simulate"
 def test_keys_switch_views_and_q_quits_with_status_0():
     s = Screen(f"{REPLAY} --duration 60s", width=80, height=24)
     try:
-        s.wait_for(lambda t: "BTCUSDT" in t and "d densities" in t, "the table with its key footer")
+        txt = s.wait_for(lambda t: "BTCUSDT" in t and "d densities" in t, "the table with its key footer")
+        # Simulated numbers say so, uncut, at 80 columns.
+        assert txt.splitlines()[0].startswith("bybitmon SIMULATED DATA  linear, seed 1  "), txt
+        assert re.search(r" \d+ frames/s  2 symbols  1x$", txt.splitlines()[0].rstrip()), txt
         s.keys("d")
         txt = s.wait_for(lambda t: "densities:" in t and "dist%" in t, "the density screen")
         assert re.search(r"│ (BTC|ETH)USDT +│ (bid|ask) ", txt), txt

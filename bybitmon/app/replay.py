@@ -271,10 +271,13 @@ async def _run_screen(monitor: Monitor, opts: ReplayOptions, frames, reader, ale
     rate = FrameRate()
 
     def header() -> Text:
-        t = Text(f"bybitmon {title}", style="bold magenta" if opts.simulate else "bold cyan", no_wrap=True,
-                 overflow="ellipsis")
-        t.append(f"  {rate.update(driver.frames):,.0f} frames/s  {len(board)} symbols  "
-                 f"speed {opts.speed:g}x", style="dim")
+        # The numbers stay whole at any width; the title gives way (cut with an ellipsis).
+        stats = f"  {rate.update(driver.frames):,.0f} frames/s  {len(board)} symbols  {opts.speed:g}x"
+        # The simulated market says so first, where no width cuts it.
+        what = f"SIMULATED DATA  {opts.category}, seed {opts.seed}" if opts.simulate else title
+        t = Text(f"bybitmon {what}", style="bold magenta" if opts.simulate else "bold cyan")
+        t.truncate(max(10, console.width - len(stats)), overflow="ellipsis")
+        t.append(stats, style="dim")
         return t
 
     def tick() -> None:
