@@ -196,9 +196,11 @@ def watch_all(args) -> None:
     print(f"machine load at start: loadavg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; calibration "
           f"sum(range(10**7)) {calib:.0f} ms (~150 ms on this box when idle)\n", flush=True)
     nominal = _nominal_rate(symbols)
-    srv = subprocess.Popen([sys.executable, "-m", "bybitmon", "serve", "--simulate", "--port", "0",
-                            "--symbols", ",".join(symbols)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
+    # --serve-from FILE: the server replays a pre-generated capture instead of simulating, which
+    # costs it far less CPU, so on a 2-core box the watch process gets a core of its own.
+    source = ["--from", args.serve_from] if args.serve_from else ["--simulate", "--symbols", ",".join(symbols)]
+    srv = subprocess.Popen([sys.executable, "-m", "bybitmon", "serve", *source, "--port", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = re.search(r"(ws://127\.0\.0\.1:\d+)", srv.stdout.readline()).group(1)  # type: ignore[union-attr]
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", args.height, args.width, 0, 0))

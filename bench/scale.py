@@ -123,6 +123,9 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=50, help="--watch-all: terminal lines (default 50)")
     ap.add_argument("--settle", type=float, default=15.0,
                     help="--watch-all: seconds after the table appears before measuring (default 15)")
+    ap.add_argument("--serve-from", metavar="FILE",
+                    help="--watch-all: the server replays FILE (a capture of N symbols, e.g. made with "
+                         "bench/_benchutil.sim_recording) instead of simulating")
     ap.add_argument("--symbols", type=int, nargs="*", default=[50, 200, 500])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=5.0)
