@@ -27,6 +27,17 @@ class KeyScreen(Screen):
                 return re.sub(r"\x1b\[[0-9;]*m", "", line).strip("│").split("│")[0].strip()
         return None
 
+    def quit_restores_terminal(self, before, after) -> None:
+        """``q`` ends the program with status 0, no traceback, and the terminal settings saved
+        in ``after`` (``stty -g`` once it exited) equal those in ``before``."""
+        self.keys("q")
+        txt = self.wait_for(lambda t: "EXITED" in t, "exit on q")
+        assert "EXITED 0" in txt and "Traceback" not in txt
+        end = time.monotonic() + T
+        while not (after.exists() and after.read_text()) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert before.read_text() and after.read_text() == before.read_text()
+
 
 @pytest.fixture(scope="module")
 def server():
@@ -106,13 +117,7 @@ def test_keys_sort_select_filter_pin_pause_help_and_quit_restores_the_terminal(s
         scr.keys("Escape")
         scr.wait_for(both_rows, "the table after the help")
         # q quits with status 0 and the terminal's settings are what they were.
-        scr.keys("q")
-        txt = scr.wait_for(lambda t: "EXITED" in t, "exit on q")
-        assert "EXITED 0" in txt and "Traceback" not in txt
-        end = time.monotonic() + T
-        while not (after.exists() and after.read_text()) and time.monotonic() < end:
-            time.sleep(0.1)
-        assert before.read_text() and after.read_text() == before.read_text()
+        scr.quit_restores_terminal(before, after)
     finally:
         scr.close()
 
