@@ -289,17 +289,16 @@ async def _run_screen(monitor: Monitor, opts: ReplayOptions, frames, reader, ale
             await asyncio.sleep(ahead)
         driver.finish()
         tick()
-        live.stale = True   # draw the final state, then end
+        live.stale = True   # draw the final state; the task's end then ends the screen
         live.key.set()
         await asyncio.sleep(0.1)
-        stop.event.set()
 
     def firing() -> dict[str, set[str]]:
         return {s: rules for s in board.labels if (rules := alerts.engine.firing(s))} if alerts else {}
 
     stop.install()
     feeder = asyncio.create_task(feed(), name="bybitmon-replay-feed")
-    feeder.add_done_callback(lambda t: stop.event.set())
+    feeder.add_done_callback(lambda t: stop.event.set())  # the input's end, or an error feeding it
     try:
         await live.run(screen, console, stop, header=header, firing=firing, tick=tick)
     finally:
