@@ -13,10 +13,11 @@ from typing import BinaryIO, Callable, TextIO
 import orjson
 
 from ..core.monitor import Monitor
+from ..core.screener import ScreenFilter, rows_json, screen_densities
 from ..errors import printable
 from ..errors import OutputClosed, OutputError
 
-__all__ = ["Every", "Output", "AlertSink", "JsonEmitter", "status_line"]
+__all__ = ["Every", "Output", "AlertSink", "JsonEmitter", "status_line", "densities_line"]
 
 
 class Every:
@@ -108,6 +109,15 @@ def status_line(symbol: str, topic: str, state: str, error: str, ts_ms: int | No
     """
     return orjson.dumps({"type": "status", "v": 1, "ts": ts_ms, "symbol": printable(symbol), "topic": printable(topic),
                          "state": state, "error": printable(error)}) + b"\n"
+
+
+def densities_line(monitor: Monitor, flt: ScreenFilter, symbols: list[str] | None = None) -> bytes:
+    """The ``{"type":"densities"}`` NDJSON line of ``monitor``'s density screen (of ``symbols``,
+    default all) that ``--json`` writes after each interval's snapshots; empty before any data."""
+    if monitor.now_ms is None:
+        return b""
+    rows = screen_densities(monitor, flt=flt, symbols=symbols)
+    return orjson.dumps(rows_json(rows, monitor.now_ms, monitor.category, flt)) + b"\n"
 
 
 class AlertSink:

@@ -25,7 +25,7 @@ from ..errors import BybitmonError, RecordingError, SubscriptionError
 if TYPE_CHECKING:
     from ..transport.feed import LiveFeed
 
-__all__ = ["LiveOptions", "Stop", "SafeFormatter", "QuietWatch", "Refusals", "log_to", "flush_recording",
+__all__ = ["LiveOptions", "Stop", "SafeFormatter", "QuietWatch", "Refusals", "row_statuses", "log_to", "flush_recording",
            "close_recording", "STATUS_SIGINT", "STATUS_SIGTERM"]
 
 STATUS_SIGINT = 128 + signal.SIGINT    # 130: what shells report for a command ended by Ctrl-C
@@ -193,6 +193,21 @@ class Refusals:
 
     def symbol_errors(self) -> dict[str, str]:
         return {topic_symbol(t): "error: refused" for t in self.refused}
+
+
+def row_statuses(feed: LiveFeed, refusals: Refusals, label: Callable[[str], str] = str) -> dict[str, str]:
+    """Per row (``label(symbol)``), the health text that overrides the row's own: its connection
+    reconnecting or connecting, or its subscription refused."""
+    out: dict[str, str] = {}
+    for c in feed.client.conns:
+        h = c.health
+        if h.state in ("reconnecting", "connecting"):
+            text = f"reconnecting {h.reconnects}" if h.state == "reconnecting" else "connecting"
+            for t in c.topics:
+                out[label(topic_symbol(t))] = text
+    for sym, text in refusals.symbol_errors().items():
+        out[label(sym)] = text
+    return out
 
 
 class QuietWatch:

@@ -11,20 +11,20 @@ import time
 from collections import deque
 from typing import BinaryIO, TextIO
 
-import orjson
 
 from .. import __version__, ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.screener import SCREEN_SORTS, rows_json, screen_densities
+from ..core.screener import SCREEN_SORTS
 from ..ui.screen import ScreenState
 from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
 from .board import SORT_KEYS, Board, order_symbols
-from .emit import AlertSink, JsonEmitter, Output, status_line
+from .emit import AlertSink, JsonEmitter, Output, densities_line, status_line
 from .files import check_outputs, open_append
-from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to)
+from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to,
+                   row_statuses)
 from .screen import FrameRate, LiveScreen, WatchScreen
 
 __all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
@@ -76,10 +76,7 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
 
     def write_json(lines: bytes) -> None:
         # Each emission: the snapshot lines, then one {"type":"densities"} line (the screen's rows).
-        if monitor.now_ms is not None:
-            rows = screen_densities(monitor, flt=opts.density_filter)
-            lines += orjson.dumps(rows_json(rows, monitor.now_ms, opts.category, opts.density_filter)) + b"\n"
-        out.write(lines)
+        out.write(lines + densities_line(monitor, opts.density_filter))
 
     emitter = JsonEmitter(monitor, opts.interval_ms, write_json if opts.json else None, alerts) \
         if (opts.json or alerts) else None
@@ -112,17 +109,7 @@ async def run_watch(opts: LiveOptions, *, stdout: BinaryIO, stderr: TextIO, term
     rate = FrameRate()
 
     def statuses() -> dict[str, str]:
-        out: dict[str, str] = {}
-        for c in feed.client.conns:
-            h = c.health
-            for t in c.topics:
-                sym = topic_symbol(t)
-                if h.state == "reconnecting":
-                    out[sym] = f"reconnecting {h.reconnects}"
-                elif h.state == "connecting":
-                    out[sym] = "connecting"
-        out.update(refusals.symbol_errors())
-        return out
+        return row_statuses(feed, refusals)
 
     def header():
         now = time.monotonic()

@@ -28,17 +28,17 @@ import orjson
 from .. import ui
 from ..core.monitor import Monitor
 from ..core.protocol import book_topic, topic_symbol, trade_topic
-from ..core.screener import SCREEN_SORTS, ScreenFilter, rows_json, screen_densities
+from ..core.screener import SCREEN_SORTS, ScreenFilter
 from ..errors import printable
 from ..errors import OutputError, RestError, UsageError
 from ..transport.feed import LiveFeed
 from ..transport.rest import rest_base
 from .discovery import Instrument, diff_symbols, discover
-from .emit import AlertSink, JsonEmitter, Output, status_line
+from .emit import AlertSink, JsonEmitter, Output, densities_line, status_line
 from .files import check_outputs, open_append
 from ..ui.screen import ScreenState
 from .board import CATEGORY_TAGS, SORT_KEYS, Board
-from .live import LiveOptions, QuietWatch, Refusals, Stop, log_to
+from .live import LiveOptions, QuietWatch, Refusals, Stop, log_to, row_statuses
 from .screen import FrameRate, LiveScreen, WatchScreen
 
 __all__ = ["AllOptions", "run_watch_all", "CATEGORY_TAGS"]
@@ -130,10 +130,7 @@ class _FollowedEmitter(JsonEmitter):
         m = self.monitor
         if self.write is not None:
             lines = b"".join(orjson.dumps(m.snapshot(s)) + b"\n" for s in self.market.symbols)
-            if m.now_ms is not None:
-                rows = screen_densities(m, flt=self.density_filter, symbols=self.market.symbols)
-                lines += orjson.dumps(rows_json(rows, m.now_ms, m.category, self.density_filter)) + b"\n"
-            self.write(lines)
+            self.write(lines + densities_line(m, self.density_filter, self.market.symbols))
         if self.alerts is not None:
             self.alerts.check(m)
 
@@ -199,14 +196,7 @@ async def run_watch_all(opts: AllOptions, *, stdout: BinaryIO, stderr: TextIO, t
     def statuses() -> dict[str, str]:
         res: dict[str, str] = {}
         for m in markets:
-            for c in m.feed.client.conns:
-                h = c.health
-                if h.state in ("reconnecting", "connecting"):
-                    text = f"reconnecting {h.reconnects}" if h.state == "reconnecting" else "connecting"
-                    for t in c.topics:
-                        res[board.label(m.monitor, topic_symbol(t))] = text
-            for sym, text in m.refusals.symbol_errors().items():
-                res[board.label(m.monitor, sym)] = text
+            res.update(row_statuses(m.feed, m.refusals, lambda s, mon=m.monitor: board.label(mon, s)))
         return res
 
     def header():
