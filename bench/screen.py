@@ -25,7 +25,7 @@ import _benchutil as bu
 from rich.console import Console
 
 from bybitmon import ui
-from bybitmon.app.watch import order_symbols
+from bybitmon.app.board import Board
 from bybitmon.core.monitor import Monitor
 
 TRADE_RATE = 45.0  # as bench/memory.py: ~100 trades/s per symbol
@@ -61,10 +61,11 @@ def main() -> None:
     buf = console.file
 
     rows = args.rows or len(symbols)
+    board = Board.of(m, symbols)
 
     def collect():
         # As `watch` does: every symbol ordered by TPS, snapshot and latency only for drawn rows.
-        order = order_symbols(m, symbols, "tps")[:rows]
+        order = board.order("tps")[:rows]
         snaps = [m.snapshot(s) for s in order]
         kw = {"latencies": {s: m.latency(s) for s in order}, "max_rows": rows, "n_symbols": len(symbols)}
         if "sparks" in accepted:

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console, Group
 
 from bybitmon import ui
-from bybitmon.app.board import SORT_KEYS, Board, order_symbols
+from bybitmon.app.board import SORT_KEYS, Board
 from bybitmon.app.screen import WatchScreen
 from bybitmon.core.monitor import Monitor
 from bybitmon.core.screener import SCREEN_SORTS, ScreenFilter, screen_densities
@@ -108,12 +108,17 @@ def test_a_frame_after_forget_starts_the_symbol_afresh():
 # -- Board --------------------------------------------------------------------------------------
 
 
-def test_one_category_labels_are_the_symbols_and_order_is_order_symbols(two):
+def test_one_category_labels_are_the_symbols_and_order_follows_the_snapshots(two):
+    from test_ui import SNAPSHOT_SORT_VALUES
+
     lin, _ = two
     b = Board.of(lin, SYMS)
     assert b.labels == sorted(SYMS) and not b.labelled
+    snaps = {s: lin.snapshot(s) for s in SYMS}
     for key in SORT_KEYS:
-        assert b.order(key) == order_symbols(lin, SYMS, key), key
+        get = SNAPSHOT_SORT_VALUES.get(key)
+        want = sorted(SYMS) if get is None else sorted(SYMS, key=lambda s: (-get(snaps[s]), s))
+        assert b.order(key) == want, key
     assert b.snapshot("ETHUSDT") == lin.snapshot("ETHUSDT")
 
 

@@ -89,10 +89,26 @@ def test_ladder_fits_the_terminal_and_never_cuts_a_price():
     assert bars[60] < bars[100] <= bars[150] and bars[220] <= 40
 
 
+# What each --sort key orders by, read off a snapshot (as JSON): largest first; -1 for a book
+# that is not ready, 0 heat before any.
+SNAPSHOT_SORT_VALUES = {
+    "tps": lambda s: s["trades"]["tps"],
+    "tpm": lambda s: s["trades"]["tpm"],
+    "spread": lambda s: s["book"]["spread_bps"] if s["book"]["spread_bps"] is not None else -1.0,
+    "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
+    "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
+    "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
+    "heat": lambda s: s["trades"]["heat"] if s["trades"]["heat"] is not None else 0.0,
+}
+
+
 def test_row_order_matches_the_snapshot_values_for_every_sort_key():
     """watch orders rows from values read off the pipeline (cheap) and snapshots only the rows
     it draws; the order must be the one the snapshots' own numbers give."""
-    from bybitmon.app.watch import SORT_KEYS, order_symbols
+    from bybitmon.app.board import SORT_KEYS, Board
+
+    def order_symbols(monitor, symbols, key):  # the screen's row order, as watch builds it
+        return Board.of(monitor, symbols).order(key)
 
     syms = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
     m = Monitor("linear")
@@ -100,17 +116,8 @@ def test_row_order_matches_the_snapshot_values_for_every_sort_key():
         m.feed(ts * 1_000_000, raw)
     m.invalidate("SOLUSDT")      # a book that is not ready sorts last on book keys
     full = {s: m.snapshot(s) for s in syms}   # DOGEUSDT: never seen, zeros and dashes
-    reference = {
-        "tps": lambda s: s["trades"]["tps"],
-        "tpm": lambda s: s["trades"]["tpm"],
-        "spread": lambda s: s["book"]["spread_bps"] if s["book"]["spread_bps"] is not None else -1.0,
-        "imbalance": lambda s: abs(s["book"]["imbalance"]) if s["book"]["imbalance"] is not None else -1.0,
-        "vdelta": lambda s: abs(s["trades"]["volume_delta"]),
-        "volume": lambda s: s["trades"]["buy_volume"] + s["trades"]["sell_volume"],
-        "heat": lambda s: s["trades"]["heat"] if s["trades"]["heat"] is not None else 0.0,
-    }
-    assert set(SORT_KEYS) == set(reference) | {"symbol"}
-    for key, get in reference.items():
+    assert set(SORT_KEYS) == set(SNAPSHOT_SORT_VALUES) | {"symbol"}
+    for key, get in SNAPSHOT_SORT_VALUES.items():
         want = sorted(syms, key=lambda s: (-get(full[s]), s))
         assert order_symbols(m, syms, key) == want, key
         assert order_symbols(Monitor("linear"), syms, key) == sorted(syms)  # nothing seen yet

@@ -20,7 +20,7 @@ from ..core.monitor import Monitor
 from ..core.screener import DensityRow, ScreenFilter, screen_densities, sort_rows
 from ..core.snapshot import Snapshot
 
-__all__ = ["Board", "CATEGORY_TAGS", "SORT_KEYS", "order_symbols", "sort_value"]
+__all__ = ["Board", "CATEGORY_TAGS", "SORT_KEYS"]
 
 #: Row label suffix per category when several categories are shown: ``BTCUSDT/spot``.
 CATEGORY_TAGS = {"linear": "lin", "spot": "spot", "inverse": "inv"}
@@ -59,19 +59,6 @@ _SORT_VALUES: dict[str, Callable[[Monitor, str], float]] = {
     "imbalance": _book_value(lambda book, bps: None if (imb := book.depth(bps).imbalance) is None else abs(imb)),
     "heat": lambda monitor, symbol: 0.0 if (h := monitor.heat(symbol)) is None else h.heat,
 }
-
-
-def sort_value(key: str) -> Callable[[Monitor, str], float]:
-    """What ``--sort key`` orders by (largest first) for one symbol of one Monitor."""
-    return _SORT_VALUES[key]
-
-
-def order_symbols(monitor: Monitor, symbols: list[str], key: str) -> list[str]:
-    """``symbols`` in the table's row order for ``--sort key``: largest value first, then by name."""
-    if key == "symbol":
-        return sorted(symbols)
-    value = _SORT_VALUES[key]
-    return sorted(symbols, key=lambda s: (-value(monitor, s), s))
 
 
 class Board:

@@ -20,14 +20,14 @@ from ..ui.screen import ScreenState
 from ..errors import printable
 from ..errors import OutputError
 from ..transport.feed import LiveFeed
-from .board import SORT_KEYS, Board, order_symbols
+from .board import SORT_KEYS, Board
 from .emit import AlertSink, JsonEmitter, Output, densities_line, status_line
 from .files import check_outputs, open_append
 from .live import (LiveOptions, QuietWatch, Refusals, Stop, close_recording, flush_recording, log_to,
                    row_statuses)
 from .screen import FrameRate, LiveScreen, WatchScreen
 
-__all__ = ["WatchOptions", "run_watch", "order_symbols", "recording_header", "asked_topics", "SORT_KEYS"]
+__all__ = ["WatchOptions", "run_watch", "recording_header", "asked_topics", "SORT_KEYS"]
 
 WatchOptions = LiveOptions
 
