@@ -10,6 +10,7 @@ started through this script (``--child``) so that a few probes are installed in 
   client that falls behind shows an age that grows from the first half of a phase to the second);
 - frames received (delivered by the WebSocket client to the feed) and applied (counted by the
   Monitor);
+- every garbage collection: its generation and pause (``gc.callbacks``);
 - each refresh: the time to build the body (``WatchScreen.body``: order every row, snapshot the
   drawn ones, or the density screen's screener pass) and to draw it (``Live.update``: Rich
   renders the whole screen and writes it to the terminal).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import gc
 import json
 import os
 import pty
@@ -71,6 +73,16 @@ def child(stats_path: str, argv: list[str]) -> None:
     frames: list[tuple[float, int, int, float, float]] = []   # (t, received, applied, lag ms, age ms)
     refreshes: list[tuple[float, str, float, float]] = []     # (t, mode, build ms, draw ms)
     markets: dict[int, object] = {}
+    gcs: list[tuple[float, int, float]] = []                  # (t, generation, pause ms)
+    gc_start = [0.0]
+
+    def gc_probe(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gcs.append((time.monotonic(), info["generation"], (time.perf_counter() - gc_start[0]) * 1e3))
+
+    gc.callbacks.append(gc_probe)
     n = 0
     last_body = ["table", 0.0]
     on_frame = watch_all._Market._on_frame
@@ -108,7 +120,7 @@ def child(stats_path: str, argv: list[str]) -> None:
         reconnects = sum(h.reconnects for m in markets.values() for h in m.feed.health)  # type: ignore[attr-defined]
         followed = sum(len(m.symbols) for m in markets.values())  # type: ignore[attr-defined]
         with open(stats_path, "w") as f:
-            json.dump({"frames": frames, "refreshes": refreshes, "ready": ready, "followed": followed,
+            json.dump({"frames": frames, "refreshes": refreshes, "gcs": gcs, "ready": ready, "followed": followed,
                        "reconnects": reconnects}, f)
 
     watch_all._Market._on_frame = probed_on_frame  # type: ignore[method-assign]
@@ -194,7 +206,7 @@ def watch_all(args) -> None:
     print(f"# bybitmon watch --all: {n} linear symbols, drawn in a {args.width}x{args.height} terminal\n")
     print(bu.machine_line())
     print(f"machine load at start: loadavg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; calibration "
-          f"sum(range(10**7)) {calib:.0f} ms (~150 ms on this box when idle)\n", flush=True)
+          f"sum(range(10**7)) {calib:.0f} ms (110-120 ms on this box when idle)\n", flush=True)
     nominal = _nominal_rate(symbols)
     # --serve-from FILE: the server replays a pre-generated capture instead of simulating, which
     # costs it far less CPU, so on a 2-core box the watch process gets a core of its own.
@@ -286,6 +298,13 @@ def _report(stats: dict, phases: dict, nominal: float, n: int, args) -> None:
             "key50": statistics.median(keys) if keys else float("nan"), "key95": _pct(keys, 0.95),
             "keymax": keys[-1] if keys else float("nan"), "presses": len(keys),
         }
+        pauses = [g for g in stats["gcs"] if ph["t0"] <= g[0] <= ph["t1"]]
+        cols[name].update({
+            "gc_n": len(pauses) / (ph["t1"] - ph["t0"]),
+            "gc2_n": sum(1 for g in pauses if g[1] == 2),
+            "gc_max": max((g[2] for g in pauses), default=0.0),
+            "gc2_max": max((g[2] for g in pauses if g[1] == 2), default=0.0),
+        })
 
     def row(label: str, fmt: str, *keys: str) -> None:
         rows.append([label] + [fmt.format(*(cols[p][k] for k in keys)) for p in ("table", "densities")])
@@ -297,6 +316,8 @@ def _report(stats: dict, phases: dict, nominal: float, n: int, args) -> None:
     row("refreshes/s (timer + keys)", "{:.1f}", "refresh_per_s")
     row("refresh: build body p50 / p99 ms", "{:.1f} / {:.1f}", "build50", "build99")
     row("refresh: draw (Live.update) p50 / p99 ms", "{:.1f} / {:.1f}", "draw50", "draw99")
+    row("GC runs/s; full (gen 2) runs, longest pause ms", "{:.1f}; {:d}, {:.0f}", "gc_n", "gc2_n", "gc2_max")
+    row("GC longest pause of any generation, ms", "{:.1f}", "gc_max")
     row("key s -> new sort on screen p50 / p95 / max ms", "{:.0f} / {:.0f} / {:.0f}", "key50", "key95", "keymax")
     print(f"books ready at the end: {stats['ready']} of {stats['followed']} followed; reconnects during the "
           f"run: {stats['reconnects']}; the simulator publishes {nominal:,.0f} frames/s for {n} symbols "

@@ -104,3 +104,73 @@ def test_keyboard_reads_a_terminal_and_calls_after_keys_once_per_read():
         stream.close()
         os.close(master)
         os.close(slave)
+
+
+class _LibuvLikeLoop:
+    """An asyncio loop whose add_reader makes the watched descriptor non-blocking, as
+    uvloop's libuv does (uv_poll_init): what once made watch's stdout non-blocking."""
+
+    @staticmethod
+    def new():
+        import asyncio
+        import os
+
+        class Loop(asyncio.SelectorEventLoop):
+            def add_reader(self, fd, callback, *args):
+                os.set_blocking(fd, False)
+                return super().add_reader(fd, callback, *args)
+
+        return Loop()
+
+
+def _loop_factories():
+    out = [("libuv-like", _LibuvLikeLoop.new)]
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        out.append(("uvloop", uvloop.new_event_loop))
+    return out
+
+
+@pytest.mark.parametrize("name,new_loop", _loop_factories(), ids=[n for n, _ in _loop_factories()])
+def test_reading_keys_leaves_the_screen_output_blocking(name, new_loop):
+    """stdin and stdout of a terminal share one open file description; the Keyboard reads
+    keys from the terminal opened afresh, so a loop that makes what it watches non-blocking
+    cannot make the screen's writes fail half-way (EAGAIN) on a slow terminal."""
+    import asyncio
+    import os
+    import pty
+
+    from bybitmon.app.keyboard import Keyboard
+
+    master, slave = pty.openpty()
+    stdin = os.fdopen(slave, "r", closefd=False)
+    stdout_fd = os.dup(slave)  # what a terminal program's stdout is: the same description
+    keys: list[str] = []
+
+    async def go():
+        kb = Keyboard(keys.append, stdin)
+        assert kb.start()
+        try:
+            assert os.get_blocking(stdout_fd)
+            os.write(master, b"q")
+            for _ in range(400):
+                await asyncio.sleep(0.005)
+                if keys:
+                    break
+        finally:
+            kb.stop()
+
+    loop = new_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(go(), 10))
+        assert keys == ["q"]
+        assert os.get_blocking(stdout_fd) and os.get_blocking(slave)
+    finally:
+        loop.close()
+        stdin.close()
+        os.close(stdout_fd)
+        os.close(master)
+        os.close(slave)

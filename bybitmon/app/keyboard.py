@@ -6,6 +6,12 @@ decoded key to a callback. The terminal's settings are restored by :meth:`Keyboa
 ``run_watch`` calls in a ``finally`` (Ctrl-C, SIGTERM, errors), and once more at interpreter
 exit as a last resort. When stdin is not a terminal it does nothing, and watch behaves as
 it always did.
+
+Keys are read from the terminal opened a second time (its own open file description), not from
+stdin's descriptor: stdin and stdout of a terminal program share one description, and an event
+loop may make the descriptor it watches non-blocking (uvloop's libuv does), which would make
+stdout non-blocking too: a terminal that reads the screen slowly (ssh, a busy tmux) then gets a
+screen cut short (EAGAIN), the footer missing for seconds (seen in bench/scale.py --watch-all).
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ class Keyboard:
         self.stream = stream if stream is not None else sys.stdin
         self.decoder = KeyDecoder()
         self.active = False
-        self._fd: int | None = None
+        self._fd: int | None = None       # the terminal's settings are read and restored here
+        self._read_fd: int | None = None  # keys are read here
+        self._own_fd = False              # _read_fd was opened by start() (closed by stop())
         self._saved: list | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -65,10 +73,15 @@ class Keyboard:
         except termios.error:
             return False
         self._fd = fd
+        self._read_fd, self._own_fd = _reading_fd(fd)
         atexit.register(self.stop)
         tty.setcbreak(fd, termios.TCSANOW)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(fd, self._readable)
+        self._loop.add_reader(self._read_fd, self._readable)
+        if not self._own_fd:
+            # Only stdin's own descriptor could be had: keep it (and so stdout) blocking,
+            # whatever the loop did; a read happens only when the loop says a key is there.
+            os.set_blocking(fd, True)
         self.active = True
         return True
 
@@ -80,11 +93,18 @@ class Keyboard:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        read_fd, self._read_fd = self._read_fd, None
         self.active = False
-        if self._loop is not None and not self._loop.is_closed():
+        if self._loop is not None and not self._loop.is_closed() and read_fd is not None:
             try:
-                self._loop.remove_reader(fd)
+                self._loop.remove_reader(read_fd)
             except (ValueError, OSError, RuntimeError):  # pragma: no cover - loop already gone
+                pass
+        if self._own_fd and read_fd is not None:
+            self._own_fd = False
+            try:
+                os.close(read_fd)
+            except OSError:  # pragma: no cover
                 pass
         if self._saved is not None:
             import termios
@@ -104,14 +124,14 @@ class Keyboard:
 
     def _readable(self) -> None:
         try:
-            data = os.read(self._fd, 1024)  # type: ignore[arg-type]
+            data = os.read(self._read_fd, 1024)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
         if not data:  # end of input (the terminal went away): stop reading, keep going
-            if self._loop is not None and self._fd is not None:
-                self._loop.remove_reader(self._fd)
+            if self._loop is not None and self._read_fd is not None:
+                self._loop.remove_reader(self._read_fd)
             return
         keys = self.decoder.feed(data)
         if self._flush_handle is not None:
@@ -130,3 +150,12 @@ class Keyboard:
             self.on_key(k)
         if keys and self.after_keys is not None:
             self.after_keys()
+
+
+def _reading_fd(fd: int) -> tuple[int, bool]:
+    """A descriptor to read the terminal ``fd`` from without sharing ``fd``'s file status flags:
+    the terminal opened afresh (True: the caller closes it), else ``fd`` itself (False)."""
+    try:
+        return os.open(os.ttyname(fd), os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC), True
+    except OSError:
+        return fd, False

@@ -10,6 +10,7 @@ re-sort hysteresis); the drawing is :mod:`bybitmon.ui`'s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Sequence, TextIO
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
 __all__ = ["WatchScreen", "LiveScreen", "FrameRate", "SPARK_SAMPLES"]
 
 SPARK_SAMPLES = 180  # TPS sparkline history: one sample a second, 3 minutes
+
+# While the screen runs, full (generation 2) collections are made rare: one walks every live
+# container, and at 500 symbols (~120k objects, ~2M list slots: books, trade heaps, densities)
+# it stopped the loop for 90-160 ms several times a minute, a stall of keys and drawing
+# (bench/scale.py --watch-all, "GC" rows in BENCHMARKS.md). The young generations are still
+# collected (less often: their pauses stay under ~40 ms); a full one comes after 2,000 young
+# ones, hours apart at 500 symbols. Nearly everything the pipeline drops is freed by reference
+# counting, not by the collector.
+_SCREEN_GC_THRESHOLD = (700, 10, 10_000)
 
 # The table column a sort key orders by: kept on screen however narrow the terminal.
 _SORT_COLUMN = {"tps": ("tps",), "tpm": ("tpm",), "spread": ("spread",), "imbalance": ("imb",),
@@ -345,6 +355,8 @@ class LiveScreen:
         next_sample = time.monotonic() + 1.0
         if screen.interactive:
             self.keyboard.start()
+        gc_threshold = gc.get_threshold()
+        gc.set_threshold(*_SCREEN_GC_THRESHOLD)
         try:
             with Live(render(), console=console, auto_refresh=False, screen=False, transient=False) as live:
 
@@ -373,6 +385,7 @@ class LiveScreen:
                             next_draw = time.monotonic() + refresh_s
         finally:
             self._draw = None
+            gc.set_threshold(*gc_threshold)
             self.keyboard.stop()
 
 
