@@ -129,6 +129,10 @@ class WindowStats:
 # strings were a third of the memory. Two different ids of one symbol sharing a 64-bit hash
 # within one window is beyond any practical chance.
 _Entry = tuple[int, int, int]
+# The compiled build (Cython) types ``hash(x)`` as a C integer and makes a new int object of it
+# at each use: one for the id set and another for the heap entry, +0.3 MB per busy symbol
+# (BENCHMARKS, Memory). Called through this name it stays the one Python int both hold.
+_hash = hash
 
 
 def _at_or_before(heap: list[_Entry], bound: int) -> list[_Entry]:
@@ -203,7 +207,7 @@ class TradeWindow:
         start = now_ms - self.window_ms
         fresh = []
         for trade in trades:
-            tid = hash(trade.trade_id)
+            tid = _hash(trade.trade_id)
             if tid in ids:
                 continue
             fresh.append(trade)
