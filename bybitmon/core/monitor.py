@@ -61,8 +61,8 @@ if not __file__.endswith(".py"):
         from ._fast import route_common as _route_common
     except ImportError:
         pass
-_TRADES_KEYS, _BOOK_KEYS, _DENSITY_KEYS, _HEALTH_KEYS = (
-    field_names(TradesView), field_names(BookView), field_names(DensityView), field_names(Health))
+_TRADES_KEYS, _BOOK_KEYS, _HEALTH_KEYS = (
+    field_names(TradesView), field_names(BookView), field_names(Health))
 
 # Reading a member through its class costs ~80 ns in Python 3.11; the hot paths use these.
 _SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
@@ -79,6 +79,14 @@ class SymbolState:
     frames: int = 0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
     price_decimals: int | None = None   # decimals of the tick, as seen on the wire (for display)
+
+
+def _density_dict(side, price, size, notional, x_median, since, state, ended) -> dict:
+    """A density row as the dict ``DensityView.to_json`` writes (keys in its field order,
+    which tests/test_snapshot_v1.py holds): a literal, about 3x cheaper than
+    ``dict(zip(keys, row))`` with the 20-odd rows of a snapshot."""
+    return {"side": side, "price": price, "size": size, "notional": notional, "x_median": x_median,
+            "since": since, "state": state, "ended": ended}
 
 
 def _decimals(prices: list[float]) -> int | None:
@@ -377,7 +385,7 @@ class Monitor:
         return _dumps({"type": "snapshot", "v": SNAPSHOT_VERSION, "ts": now, "symbol": symbol,
                        "category": self.category, "trades": dict(zip(_TRADES_KEYS, trades)),
                        "book": dict(zip(_BOOK_KEYS, book)),
-                       "densities": [dict(zip(_DENSITY_KEYS, d)) for d in densities],
+                       "densities": [_density_dict(*d) for d in densities],
                        "health": dict(zip(_HEALTH_KEYS, health))})
 
     def _snapshot_values(self, symbol: str) -> tuple[int, tuple, tuple, list[tuple], tuple]:
