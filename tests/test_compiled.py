@@ -453,3 +453,120 @@ def test_version_names_the_core_that_runs():
     assert plain.returncode == 0 and forced.returncode == 0
     assert plain.stdout.startswith(f"bybitmon {bybitmon.__version__} ({_implementation_in_subprocess(False)} core: ")
     assert forced.stdout == f"bybitmon {bybitmon.__version__} (pure core: BYBITMON_PURE is set)\n"
+
+
+# -- the byte scanner of book frames (_fast._scan_book, inside route_common) --------------------
+
+_NUMBER_TEXT = st.one_of(
+    st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,20})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,3}\.[0-9]{1,12}", fullmatch=True),
+    st.sampled_from(["0", "0.0", "00.10", "1e5", "1E5", "-1", ".5", "5.", "1_0", " 1", "1 ", "+1", "inf", "nan",
+                     "0x10", "1..2", "", "\u0661", "9" * 64, "9" * 65, "1000000000000", "1000000000000.5",
+                     "999999999999999.9", "0.1000000000000000055511151231257827", "123456789012345",
+                     "1234567890123456", "0.000000000000001"]),
+)
+
+
+def _frame_text(bids, asks, *, u=2, ts=1_700_000_000_100, key_order=None, sep="", extra=None, cts="1700000000099"):
+    parts = {
+        "topic": '"orderbook.50.SCANUSDT"', "type": '"delta"', "ts": str(ts),
+        "data": "{" + f'"s":"SCANUSDT","b":{json.dumps(bids)},"a":{json.dumps(asks)},"u":{u},"seq":{u + 7}' + "}",
+        "cts": cts,
+    }
+    keys = key_order or list(parts)
+    body = ("," + sep).join(f'"{k}":{sep}{parts[k]}' for k in keys)
+    if extra:
+        body += "," + extra
+    return "{" + sep + body + sep + "}"
+
+
+def _cached_topic() -> None:
+    from bybitmon.core.monitor import Monitor
+
+    Monitor().feed(0, _frame_text([["100", "1"]], [["101", "1"]]).replace('"delta"', '"snapshot"'))
+
+
+def _same_as_reference(raw) -> bool:
+    """route_common's answer for ``raw`` is None or exactly the reference's fields; True when taken."""
+    from bybitmon.core import _fast
+
+    fast = _fast.route_common(raw)
+    want = _pure_package().core.protocol.route(raw, 0)
+    if fast is None:
+        return False
+    assert type(want).__name__ == "BookFields", (raw, want)
+    assert repr(fast) == repr(tuple(want)), raw
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_NUMBER_TEXT, _NUMBER_TEXT), max_size=4), st.sampled_from([bytes, str]))
+def test_scanned_prices_and_sizes_are_what_float_makes(levels, kind):
+    """Every price and size string the scanner takes comes out as float(text) gives it (a
+    division for up to 15 digits, Python's own strtod beyond); every other string leaves the
+    frame to the orjson path and the reference (which may call it bad)."""
+    _require_compiled()
+    _require_fast_path()
+    _cached_topic()
+    raw = _frame_text([list(x) for x in levels], [])
+    raw = raw.encode() if kind is bytes else raw
+    _same_as_reference(raw)
+
+
+def test_scanner_takes_plain_decimals_exactly():
+    """Hand-picked: the fast division and the long path both give float()'s double."""
+    _require_compiled()
+    _require_fast_path()
+    _cached_topic()
+    texts = ["0.1", "0.3", "2.675", "66231.50", "0.000001", "123456789012345", "1234567.89012345",
+             "123456789012.3456", "0.1000000000000000055511151231257827", "999999999999.99"]
+    from bybitmon.core import _fast
+
+    for p in texts:
+        price = p if float(p) <= 1e12 else "1.5"  # the reference's price range
+        raw = _frame_text([[price, p]], []).encode()
+        assert _same_as_reference(raw), p
+        assert _fast._scan_book_text(raw)[7] == [(float(price), float(p))]
+
+
+_SEPS = st.sampled_from(["", " ", "\n", "\t", "\r\n  "])
+_KEYS = ["topic", "type", "ts", "data", "cts"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.permutations(_KEYS), _SEPS,
+       st.sampled_from([None, '"x":1', '"cts":5', '"topic":"orderbook.50.SCANUSDT"', '"ts":1', '"data":{}']),
+       st.sampled_from(["1700000000099", "-1", "01", "1.0", "1e3", '"1"', "null", "99999999999999999999",
+                        "7258118400000"]),
+       st.sampled_from([1_700_000_000_100, 0, 7_258_118_400_000, 10**18, 10**19]),
+       st.sampled_from(["", " ", "x", "}", "\x00"]))
+def test_scanner_takes_only_what_the_reference_reads_alike(order, sep, extra, cts, ts, tail):
+    """Key order, whitespace, repeated or unknown keys, odd numbers and trailing bytes: the
+    scanner's fields are the reference's, or it leaves the frame to them."""
+    _require_compiled()
+    _require_fast_path()
+    _cached_topic()
+    raw = _frame_text([["100.5", "2"]], [["101", "0"]], key_order=list(order), sep=sep, extra=extra, cts=cts, ts=ts)
+    _same_as_reference((raw + tail).encode())
+    _same_as_reference(raw + tail)
+
+
+def test_scanner_reads_the_common_frame_and_refuses_what_it_should_not():
+    _require_compiled()
+    _require_fast_path()
+    _cached_topic()
+    from bybitmon.core import _fast
+
+    good = _frame_text([["100.5", "2"]], [["101", "0"]])
+    assert _same_as_reference(good) and _same_as_reference(good.encode())
+    assert _same_as_reference(_frame_text([], [], key_order=["data", "ts", "type", "topic"]))  # no cts
+    changes = [('"s":"SCANUSDT"', '"s":"SCAN\\u0055SDT"'),   # an escape: orjson's path
+               ('"type":"delta"', '"type":"Delta"'), ('"u":2', '"u":-2'), ('"100.5"', '"1e2"'),
+               ('"100.5"', '"0"'),                                 # price 0: the reference's bad frame
+               ('"s":"SCANUSDT",', '"s":"SCANUSDT","s":"X",'),
+               ("orderbook.50.SCANUSDT", "orderbook.50.NEVERSEEN")]
+    bad = [good.replace(a, b) for a, b in changes]
+    assert all(b != good for b in bad)
+    for raw in bad + [good + "x", good[:-1], "é" + good]:
+        assert _fast._scan_book_text(raw) is None, raw
+        assert _fast._scan_book_text(raw.encode()) is None, raw

@@ -25,6 +25,13 @@ from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcmp
+
+cdef extern from "Python.h":
+    double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
 import orjson
 
@@ -214,7 +221,19 @@ def route_common(raw):
     """The fields :func:`~bybitmon.core.protocol.route` makes of a well-formed book frame (a
     9-tuple in :class:`BookFields` order) or trade frame (``(symbol, ts_ms, trades)``); None
     for anything else, which the caller hands to ``route`` (nothing was changed)."""
-    if type(raw) is not bytes and type(raw) is not str:
+    cdef Py_ssize_t n
+    cdef const char *buf
+    if type(raw) is bytes:
+        fields = _scan_book(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        if fields is not None:
+            return fields
+    elif type(raw) is str:
+        if PyUnicode_IS_COMPACT_ASCII(raw):
+            buf = PyUnicode_AsUTF8AndSize(raw, &n)  # an ASCII str's own bytes: no copy
+            fields = _scan_book(buf, n)
+            if fields is not None:
+                return fields
+    else:
         return None
     try:
         msg = _loads(raw)
@@ -313,3 +332,290 @@ cdef _apply_changes(dict levels, list prices, changes, set touched, double touch
             if s >= touch_min:
                 PySet_Add(touched, po)
             PyDict_SetItem(levels, po, so)
+
+
+
+# -- book frames read straight from their bytes ----------------------------------------------
+#
+# The common book frame, {"topic":"orderbook.50.X","type":"delta","ts":..,"data":{"s":"X",
+# "b":[["p","s"],..],"a":[..],"u":..,"seq":..},"cts":..}, is read here without orjson: its
+# price and size strings become doubles directly (PyOS_string_to_double, the very function
+# Python's float(str) calls, so the same doubles). Only a narrow grammar is taken: keys in any
+# order but each at most once and no other key; strings of printable ASCII without escapes;
+# integers of at most 18 digits, no sign, no leading zero, no fraction or exponent; prices and
+# sizes as DIGITS[.DIGITS] of at most 64 characters, in the reference's ranges; JSON whitespace
+# between tokens; nothing after the object. Anything else returns None before anything is
+# changed, and the frame takes the orjson path above (then, if need be, the reference), which
+# classifies it. Every byte of a taken frame belongs to a token checked here, so a taken frame
+# is valid JSON (ASCII, hence UTF-8) that orjson would read to the same values.
+
+ctypedef struct _Cur:
+    const char *p
+    const char *end
+
+
+cdef inline void _ws(_Cur *c) noexcept:
+    cdef unsigned char ch
+    while c.p < c.end:
+        ch = <unsigned char>c.p[0]
+        if ch == 32 or ch == 10 or ch == 13 or ch == 9:
+            c.p += 1
+        else:
+            return
+
+
+cdef inline bint _eat(_Cur *c, char want) noexcept:
+    _ws(c)
+    if c.p < c.end and c.p[0] == want:
+        c.p += 1
+        return True
+    return False
+
+
+cdef inline Py_ssize_t _plain_string(_Cur *c, const char **start) noexcept:
+    """A string of printable ASCII without escapes: its length (``start`` set), or -1."""
+    cdef unsigned char ch
+    cdef const char *s
+    _ws(c)
+    if c.p >= c.end or c.p[0] != b'"':
+        return -1
+    c.p += 1
+    s = c.p
+    while c.p < c.end:
+        ch = <unsigned char>c.p[0]
+        if ch == 34:  # "
+            start[0] = s
+            c.p += 1
+            return c.p - 1 - s
+        if ch < 32 or ch > 126 or ch == 92:  # control, non-ASCII, backslash
+            return -1
+        c.p += 1
+    return -1
+
+
+cdef inline bint _uint(_Cur *c, long long *out) noexcept:
+    """A JSON integer >= 0 of at most 18 digits (so it fits a signed 64-bit integer)."""
+    cdef const char *s
+    cdef long long v = 0
+    cdef int digits = 0
+    _ws(c)
+    s = c.p
+    while c.p < c.end and 48 <= <unsigned char>c.p[0] <= 57:
+        v = v * 10 + (c.p[0] - 48)
+        digits += 1
+        c.p += 1
+        if digits > 18:
+            return False
+    if digits == 0 or (digits > 1 and s[0] == b'0'):
+        return False
+    if c.p < c.end and (c.p[0] == b'.' or c.p[0] == b'e' or c.p[0] == b'E'):
+        return False
+    out[0] = v
+    return True
+
+
+cdef double[23] _POW10
+for _i in range(23):
+    _POW10[_i] = 10.0 ** _i  # exact: every power of ten up to 1e22 is a double
+
+
+cdef inline bint _decimal(_Cur *c, double *out) except -1:
+    """A price or size string, DIGITS[.DIGITS], as the double float() makes of it.
+
+    With at most 15 digits in all, the digits as an integer m (< 2**53) and 10**k (k <= 22
+    fractional digits) are both exact doubles, so m / 10**k, one IEEE division, is the correctly
+    rounded value of the decimal: what float() (David Gay's strtod, correctly rounded) gives.
+    Longer strings go to PyOS_string_to_double, the function float() itself calls."""
+    cdef const char *s
+    cdef char *stop
+    cdef Py_ssize_t n = _plain_string(c, &s), i = 0, dot = -1
+    cdef unsigned long long m = 0
+    if n <= 0 or n > MAX_NUM_CHARS:
+        return False
+    while i < n:
+        if s[i] == b'.':
+            if dot >= 0 or i == 0 or i == n - 1:
+                return False
+            dot = i
+        elif 48 <= <unsigned char>s[i] <= 57:
+            if i < 16:
+                m = m * 10 + <unsigned long long>(s[i] - 48)
+        else:
+            return False
+        i += 1
+    if n - (dot >= 0) <= 15:
+        out[0] = <double>m / _POW10[n - 1 - dot if dot >= 0 else 0]
+        return True
+    out[0] = PyOS_string_to_double(s, &stop, NULL)
+    return stop == s + n
+
+
+cdef object _scan_side(_Cur *c, bint *ok):
+    """``[["p","s"], ...]`` -> ``[(p, s), ...]`` with the reference's range checks."""
+    cdef double p, q
+    cdef list out = []
+    ok[0] = False
+    if not _eat(c, b'['):
+        return None
+    if _eat(c, b']'):
+        ok[0] = True
+        return out
+    while True:
+        if not _eat(c, b'['):
+            return None
+        if not _decimal(c, &p) or not _eat(c, b','):
+            return None
+        if not _decimal(c, &q) or not _eat(c, b']'):
+            return None
+        if not (0.0 < p <= MAX_PRICE and 0.0 <= q <= MAX_SIZE):
+            return None
+        out.append((p, q))
+        if _eat(c, b','):
+            continue
+        if _eat(c, b']'):
+            ok[0] = True
+            return out
+        return None
+
+
+cdef inline bint _key_is(const char *k, Py_ssize_t n, const char *name, Py_ssize_t m) noexcept:
+    return n == m and memcmp(k, name, m) == 0
+
+
+cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
+    """The ``data`` object: u, seq and both sides into ``sides``; None unless all is well."""
+    cdef const char *k
+    cdef const char *v
+    cdef Py_ssize_t n
+    cdef int seen = 0, bit
+    cdef bint ok
+    if not _eat(c, b'{'):
+        return None
+    while True:
+        n = _plain_string(c, &k)
+        if n < 0 or not _eat(c, b':'):
+            return None
+        if _key_is(k, n, "b", 1):
+            bit = 1
+            side = _scan_side(c, &ok)
+            if not ok:
+                return None
+            sides[0] = side
+        elif _key_is(k, n, "a", 1):
+            bit = 2
+            side = _scan_side(c, &ok)
+            if not ok:
+                return None
+            sides[1] = side
+        elif _key_is(k, n, "u", 1):
+            bit = 4
+            if not _uint(c, u):
+                return None
+        elif _key_is(k, n, "seq", 3):
+            bit = 8
+            if not _uint(c, seq):
+                return None
+        elif _key_is(k, n, "s", 1):
+            bit = 16
+            if _plain_string(c, &v) < 0:
+                return None
+        else:
+            return None
+        if seen & bit:
+            return None  # a repeated key: orjson keeps the last, the reference decides
+        seen |= bit
+        if _eat(c, b','):
+            continue
+        if _eat(c, b'}'):
+            break
+        return None
+    if seen & 15 != 15:
+        return None
+    return True
+
+
+cdef object _scan_book(const char *buf, Py_ssize_t size):
+    """The 9-tuple of a common book frame read from its bytes, or None (see above)."""
+    cdef _Cur c
+    cdef const char *k
+    cdef const char *v
+    cdef Py_ssize_t n, m
+    cdef int seen = 0, bit
+    cdef long long ts = 0, cts = 0, u = 0, seq = 0
+    cdef bint is_snapshot = False
+    cdef list sides = [None, None]
+    route = None
+    c.p = buf
+    c.end = buf + size
+    if not _eat(&c, b'{'):
+        return None
+    while True:
+        n = _plain_string(&c, &k)
+        if n < 0 or not _eat(&c, b':'):
+            return None
+        if _key_is(k, n, "topic", 5):
+            bit = 1
+            m = _plain_string(&c, &v)
+            if m <= 10 or memcmp(v, b"orderbook.", 10) != 0:
+                return None
+            found = PyDict_GetItem(_BOOK_TOPICS, v[:m].decode("ascii"))
+            if found is NULL or <object>found is None:
+                return None  # a new topic (the reference caches it) or one not interpreted
+            route = <object>found
+        elif _key_is(k, n, "type", 4):
+            bit = 2
+            m = _plain_string(&c, &v)
+            if _key_is(v, m, "delta", 5):
+                is_snapshot = False
+            elif _key_is(v, m, "snapshot", 8):
+                is_snapshot = True
+            else:
+                return None
+        elif _key_is(k, n, "ts", 2):
+            bit = 4
+            if not _uint(&c, &ts):
+                return None
+        elif _key_is(k, n, "data", 4):
+            bit = 8
+            if _scan_data(&c, &u, &seq, sides) is None:
+                return None
+        elif _key_is(k, n, "cts", 3):
+            bit = 16
+            if not _uint(&c, &cts):
+                return None
+        else:
+            return None
+        if seen & bit:
+            return None
+        seen |= bit
+        if _eat(&c, b','):
+            continue
+        if _eat(&c, b'}'):
+            break
+        return None
+    _ws(&c)
+    if c.p != c.end or seen & 15 != 15:
+        return None
+    if not TS_MIN_MS <= ts < TS_MAX_MS:
+        return None
+    if seen & 16:
+        if not TS_MIN_MS <= cts < TS_MAX_MS:
+            return None
+        cts_o = cts
+    else:
+        cts_o = None
+    r = <tuple>route
+    return (r[0], r[1], ts, cts_o, u, seq, is_snapshot, sides[0], sides[1])
+
+
+def _scan_book_text(raw):
+    """What the byte scanner alone makes of ``raw`` (str or bytes): the fields, or None (for
+    tests; ``route_common`` then tries orjson)."""
+    cdef Py_ssize_t n
+    cdef const char *buf
+    if type(raw) is bytes:
+        return _scan_book(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+    if type(raw) is str and PyUnicode_IS_COMPACT_ASCII(raw):
+        buf = PyUnicode_AsUTF8AndSize(raw, &n)
+        return _scan_book(buf, n)
+    return None
