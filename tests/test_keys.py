@@ -134,16 +134,26 @@ def _loop_factories():
     return out
 
 
+@pytest.mark.parametrize("reopen", [True, False], ids=["reopened", "no-ttyname"])
 @pytest.mark.parametrize("name,new_loop", _loop_factories(), ids=[n for n, _ in _loop_factories()])
-def test_reading_keys_leaves_the_screen_output_blocking(name, new_loop):
+def test_reading_keys_leaves_the_screen_output_blocking(name, new_loop, reopen, monkeypatch):
     """stdin and stdout of a terminal share one open file description; the Keyboard reads
     keys from the terminal opened afresh, so a loop that makes what it watches non-blocking
-    cannot make the screen's writes fail half-way (EAGAIN) on a slow terminal."""
+    cannot make the screen's writes fail half-way (EAGAIN) on a slow terminal. Where the
+    terminal cannot be opened again (no name for it), stdin's descriptor is read and put back
+    to blocking after the loop took it."""
     import asyncio
     import os
     import pty
 
+    from bybitmon.app import keyboard
     from bybitmon.app.keyboard import Keyboard
+
+    if not reopen:
+        def no_name(fd):
+            raise OSError("no tty name")
+
+        monkeypatch.setattr(keyboard.os, "ttyname", no_name)
 
     master, slave = pty.openpty()
     stdin = os.fdopen(slave, "r", closefd=False)
