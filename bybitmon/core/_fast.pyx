@@ -495,18 +495,12 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
         n = _plain_string(c, &k)
         if n < 0 or not _eat(c, b':'):
             return None
-        if _key_is(k, n, "b", 1):
-            bit = 1
+        if _key_is(k, n, "b", 1) or _key_is(k, n, "a", 1):
+            bit = 1 if k[0] == b'b' else 2
             side = _scan_side(c, &ok)
             if not ok:
                 return None
-            sides[0] = side
-        elif _key_is(k, n, "a", 1):
-            bit = 2
-            side = _scan_side(c, &ok)
-            if not ok:
-                return None
-            sides[1] = side
+            sides[bit - 1] = side
         elif _key_is(k, n, "u", 1):
             bit = 4
             if not _uint(c, u):
