@@ -526,7 +526,7 @@ def test_scanner_takes_plain_decimals_exactly():
         price = p if float(p) <= 1e12 else "1.5"  # the reference's price range
         raw = _frame_text([[price, p]], []).encode()
         assert _same_as_reference(raw), p
-        assert _fast._scan_book_text(raw)[7] == [(float(price), float(p))]
+        assert _fast._scan_text(raw)[7] == [(float(price), float(p))]
 
 
 _SEPS = st.sampled_from(["", " ", "\n", "\t", "\r\n  "])
@@ -568,5 +568,84 @@ def test_scanner_reads_the_common_frame_and_refuses_what_it_should_not():
     bad = [good.replace(a, b) for a, b in changes]
     assert all(b != good for b in bad)
     for raw in bad + [good + "x", good[:-1], "é" + good]:
-        assert _fast._scan_book_text(raw) is None, raw
-        assert _fast._scan_book_text(raw.encode()) is None, raw
+        assert _fast._scan_text(raw) is None, raw
+        assert _fast._scan_text(raw.encode()) is None, raw
+
+
+def _trade_text(trades, *, ts=1_700_000_000_100, sep="", extra=None, head_type='"snapshot"'):
+    body = ("," + sep).join([f'"topic":{sep}"publicTrade.SCANUSDT"', f'"type":{sep}{head_type}', f'"ts":{sep}{ts}',
+                             f'"data":{sep}[' + ",".join(trades) + "]"])
+    if extra:
+        body += "," + extra
+    return "{" + body + sep + "}"
+
+
+def _trade_obj(fields: dict, order=None) -> str:
+    keys = order or list(fields)
+    return "{" + ",".join(f'"{k}":{fields[k]}' for k in keys) + "}"
+
+
+_TRADE = {"T": "1700000000099", "s": '"SCANUSDT"', "S": '"Buy"', "v": '"0.004"', "p": '"65114.20"',
+          "L": '"MinusTick"', "i": '"a9188a0a-82bc-50de-be60-03eedbe3cdd7"', "BT": "false", "RPI": "false",
+          "seq": "753843954913"}
+
+
+def _cached_trade_topic() -> None:
+    from bybitmon.core.monitor import Monitor
+
+    # The first frame of a topic goes the orjson way, which checks the symbol and caches it.
+    Monitor().feed(0, _trade_text([_trade_obj(_TRADE)]) + " ")
+
+
+def _same_trades_as_reference(raw) -> bool:
+    from bybitmon.core import _fast
+
+    fast = _fast.route_common(raw)
+    want = _pure_package().core.protocol.route(raw, 0)
+    if fast is None:
+        return False
+    assert type(want).__name__ == "TradesFields", (raw, want)
+    assert repr(fast) == repr(tuple(want)), raw
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.permutations(list(_TRADE)), st.sets(st.sampled_from(list(_TRADE)), max_size=3),
+       st.dictionaries(st.sampled_from(list(_TRADE) + ["X"]),
+                       st.sampled_from(['"Sell"', '"sell"', "true", "null", '"1e2"', '"0"', '"-1"', "-5", "01", "1.5",
+                                        '"' + "a" * 129 + '"', '"\\u0041"', '"12.5"', "7258118400000", '""']),
+                       max_size=2),
+       _SEPS, st.sampled_from(["", " ", "x"]), st.sampled_from([bytes, str]))
+def test_trade_scanner_takes_only_what_the_reference_reads_alike(order, dropped, changed, sep, tail, kind):
+    """Trade frames with their fields reordered, dropped, changed to odd values, unknown keys
+    and trailing bytes: the scanner gives the reference's fields (the same Trade tuples) or
+    leaves the frame to it."""
+    _require_compiled()
+    _require_fast_path()
+    _cached_trade_topic()
+    fields = {**_TRADE, **changed}
+    obj = _trade_obj(fields, [k for k in order if k not in dropped] + [k for k in changed if k not in _TRADE])
+    raw = _trade_text([obj, _trade_obj(_TRADE)], sep=sep) + tail
+    _same_trades_as_reference(raw.encode() if kind is bytes else raw)
+
+
+def test_trade_scanner_reads_bybits_trade_frames():
+    _require_compiled()
+    _require_fast_path()
+    _cached_trade_topic()
+    from bybitmon.core import _fast
+
+    plain = _trade_text([_trade_obj(_TRADE), _trade_obj({**_TRADE, "S": '"Sell"', "BT": "true", "i": '"2"'})])
+    spot = _trade_text([_trade_obj({k: _TRADE[k] for k in ("i", "T", "p", "v", "S", "seq", "s", "BT", "RPI")})])
+    for raw in (plain, spot, _trade_text([]), plain.encode()):
+        assert _fast._scan_text(raw) is not None, raw
+        assert _same_trades_as_reference(raw)
+    sym, ts, trades = _fast._scan_text(plain)
+    assert (sym, ts) == ("SCANUSDT", 1_700_000_000_100)
+    assert [(t.is_buy, t.price, t.size, t.size_str, t.block) for t in trades] == \
+        [(True, 65114.2, 0.004, "0.004", False), (False, 65114.2, 0.004, "0.004", True)]
+    for bad in (plain.replace('"Buy"', '"BUY"'), plain.replace('"p":"65114.20"', '"p":"0"'),
+                plain.replace('"BT":false', '"BT":0'), plain.replace("publicTrade.SCANUSDT", "publicTrade.UNSEEN"),
+                plain.replace('"T":1700000000099', '"T":-1'), plain[:-1], plain + "]"):
+        assert bad != plain or bad.endswith("]")
+        assert _fast._scan_text(bad) is None, bad

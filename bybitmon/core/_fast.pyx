@@ -224,13 +224,13 @@ def route_common(raw):
     cdef Py_ssize_t n
     cdef const char *buf
     if type(raw) is bytes:
-        fields = _scan_book(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        fields = _scan(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
         if fields is not None:
             return fields
     elif type(raw) is str:
         if PyUnicode_IS_COMPACT_ASCII(raw):
             buf = PyUnicode_AsUTF8AndSize(raw, &n)  # an ASCII str's own bytes: no copy
-            fields = _scan_book(buf, n)
+            fields = _scan(buf, n)
             if fields is not None:
                 return fields
     else:
@@ -602,14 +602,188 @@ cdef object _scan_book(const char *buf, Py_ssize_t size):
     return (r[0], r[1], ts, cts_o, u, seq, is_snapshot, sides[0], sides[1])
 
 
-def _scan_book_text(raw):
-    """What the byte scanner alone makes of ``raw`` (str or bytes): the fields, or None (for
+def _scan_text(raw):
+    """What the byte scanners alone make of ``raw`` (str or bytes): the fields, or None (for
     tests; ``route_common`` then tries orjson)."""
     cdef Py_ssize_t n
     cdef const char *buf
     if type(raw) is bytes:
-        return _scan_book(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        return _scan(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
     if type(raw) is str and PyUnicode_IS_COMPACT_ASCII(raw):
         buf = PyUnicode_AsUTF8AndSize(raw, &n)
-        return _scan_book(buf, n)
+        return _scan(buf, n)
     return None
+
+
+cdef const char *_TRADE_HEAD = b'{"topic":"publicTrade.'
+
+
+cdef inline object _scan(const char *buf, Py_ssize_t size):
+    """A trade frame that starts as Bybit writes them goes to the trade scanner, the rest to
+    the book scanner (which leaves any frame that is not a common book frame alone)."""
+    if size > 22 and memcmp(buf, _TRADE_HEAD, 22) == 0:
+        return _scan_trades(buf, size)
+    return _scan_book(buf, size)
+
+
+cdef inline bint _literal(_Cur *c, bint *value) noexcept:
+    """``true`` or ``false``."""
+    _ws(c)
+    if c.end - c.p >= 4 and memcmp(c.p, b"true", 4) == 0:
+        c.p += 4
+        value[0] = True
+        return True
+    if c.end - c.p >= 5 and memcmp(c.p, b"false", 5) == 0:
+        c.p += 5
+        value[0] = False
+        return True
+    return False
+
+
+cdef object _scan_trade(_Cur *c):
+    """One trade object -> the :class:`Trade` the reference makes of it, or None. Keys T, S, p,
+    v, i are needed; s, L (strings), BT, RPI (true/false) and seq (an integer) may be there;
+    any other key, or one twice, leaves the frame to the reference."""
+    cdef const char *k
+    cdef const char *v
+    cdef const char *vs
+    cdef const char *ids
+    cdef Py_ssize_t n, m, vn = 0, idn = 0
+    cdef int seen = 0, bit
+    cdef long long fill = 0, ignored
+    cdef double price = 0.0, size = 0.0
+    cdef bint is_buy = False, block = False, flag
+    cdef _Cur mark
+    if not _eat(c, b'{'):
+        return None
+    while True:
+        n = _plain_string(c, &k)
+        if n < 0 or not _eat(c, b':'):
+            return None
+        if _key_is(k, n, "T", 1):
+            bit = 1
+            if not _uint(c, &fill):
+                return None
+        elif _key_is(k, n, "S", 1):
+            bit = 2
+            m = _plain_string(c, &v)
+            if _key_is(v, m, "Buy", 3):
+                is_buy = True
+            elif _key_is(v, m, "Sell", 4):
+                is_buy = False
+            else:
+                return None
+        elif _key_is(k, n, "p", 1):
+            bit = 4
+            if not _decimal(c, &price):
+                return None
+        elif _key_is(k, n, "v", 1):
+            bit = 8
+            mark = c[0]
+            if not _decimal(c, &size):
+                return None
+            vn = _plain_string(&mark, &vs)  # the size string itself, kept for exact sums
+        elif _key_is(k, n, "i", 1):
+            bit = 16
+            idn = _plain_string(c, &ids)
+            if idn < 0 or idn > MAX_TRADE_ID_CHARS:
+                return None
+        elif _key_is(k, n, "BT", 2):
+            bit = 32
+            if not _literal(c, &block):
+                return None
+        elif _key_is(k, n, "s", 1) or _key_is(k, n, "L", 1):
+            bit = 64 if k[0] == b's' else 128
+            if _plain_string(c, &v) < 0:
+                return None
+        elif _key_is(k, n, "RPI", 3):
+            bit = 256
+            if not _literal(c, &flag):
+                return None
+        elif _key_is(k, n, "seq", 3):
+            bit = 512
+            if not _uint(c, &ignored):
+                return None
+        else:
+            return None
+        if seen & bit:
+            return None
+        seen |= bit
+        if _eat(c, b','):
+            continue
+        if _eat(c, b'}'):
+            break
+        return None
+    if seen & 31 != 31:
+        return None
+    if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill < TS_MAX_MS):
+        return None
+    return _Trade(fill, is_buy, price, size, vs[:vn].decode("ascii"), ids[:idn].decode("ascii"), block)
+
+
+cdef object _scan_trades(const char *buf, Py_ssize_t size):
+    """``(symbol, ts, trades)`` of a common trade frame read from its bytes, or None."""
+    cdef _Cur c
+    cdef const char *k
+    cdef const char *v
+    cdef Py_ssize_t n, m
+    cdef int seen = 0, bit
+    cdef long long ts = 0
+    cdef list trades = []
+    sym = None
+    c.p = buf
+    c.end = buf + size
+    if not _eat(&c, b'{'):
+        return None
+    while True:
+        n = _plain_string(&c, &k)
+        if n < 0 or not _eat(&c, b':'):
+            return None
+        if _key_is(k, n, "topic", 5):
+            bit = 1
+            m = _plain_string(&c, &v)
+            if m <= 12:
+                return None
+            found = PyDict_GetItem(_TRADE_TOPICS, v[:m].decode("ascii"))
+            if found is NULL:
+                return None  # a topic not seen yet: the orjson path checks and caches it
+            sym = <object>found
+        elif _key_is(k, n, "type", 4):
+            bit = 2
+            if _plain_string(&c, &v) < 0:
+                return None
+        elif _key_is(k, n, "ts", 2):
+            bit = 4
+            if not _uint(&c, &ts):
+                return None
+        elif _key_is(k, n, "data", 4):
+            bit = 8
+            if not _eat(&c, b'['):
+                return None
+            if not _eat(&c, b']'):
+                while True:
+                    t = _scan_trade(&c)
+                    if t is None:
+                        return None
+                    trades.append(t)
+                    if _eat(&c, b','):
+                        continue
+                    if _eat(&c, b']'):
+                        break
+                    return None
+        else:
+            return None
+        if seen & bit:
+            return None
+        seen |= bit
+        if _eat(&c, b','):
+            continue
+        if _eat(&c, b'}'):
+            break
+        return None
+    _ws(&c)
+    if c.p != c.end or seen & 13 != 13:
+        return None
+    if not TS_MIN_MS <= ts < TS_MAX_MS:
+        return None
+    return (sym, ts, trades)
