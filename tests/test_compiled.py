@@ -455,7 +455,7 @@ def test_version_names_the_core_that_runs():
     assert forced.stdout == f"bybitmon {bybitmon.__version__} (pure core: BYBITMON_PURE is set)\n"
 
 
-# -- the byte scanner of book frames (_fast._scan_book, inside route_common) --------------------
+# -- the byte scanner of book and trade frames (_fast._scan, inside route_common) ---------------
 
 _NUMBER_TEXT = st.one_of(
     st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,20})?", fullmatch=True),
@@ -486,15 +486,16 @@ def _cached_topic() -> None:
     Monitor().feed(0, _frame_text([["100", "1"]], [["101", "1"]]).replace('"delta"', '"snapshot"'))
 
 
-def _same_as_reference(raw) -> bool:
-    """route_common's answer for ``raw`` is None or exactly the reference's fields; True when taken."""
+def _same_as_reference(raw, kind: str = "BookFields") -> bool:
+    """route_common's answer for ``raw`` is None or exactly the reference's fields (of
+    ``kind``); True when taken."""
     from bybitmon.core import _fast
 
     fast = _fast.route_common(raw)
     want = _pure_package().core.protocol.route(raw, 0)
     if fast is None:
         return False
-    assert type(want).__name__ == "BookFields", (raw, want)
+    assert type(want).__name__ == kind, (raw, want)
     assert repr(fast) == repr(tuple(want)), raw
     return True
 
@@ -598,15 +599,7 @@ def _cached_trade_topic() -> None:
 
 
 def _same_trades_as_reference(raw) -> bool:
-    from bybitmon.core import _fast
-
-    fast = _fast.route_common(raw)
-    want = _pure_package().core.protocol.route(raw, 0)
-    if fast is None:
-        return False
-    assert type(want).__name__ == "TradesFields", (raw, want)
-    assert repr(fast) == repr(tuple(want)), raw
-    return True
+    return _same_as_reference(raw, "TradesFields")
 
 
 @settings(max_examples=300, deadline=None)

@@ -335,19 +335,21 @@ cdef _apply_changes(dict levels, list prices, changes, set touched, double touch
 
 
 
-# -- book frames read straight from their bytes ----------------------------------------------
+# -- book and trade frames read straight from their bytes --------------------------------------
 #
 # The common book frame, {"topic":"orderbook.50.X","type":"delta","ts":..,"data":{"s":"X",
-# "b":[["p","s"],..],"a":[..],"u":..,"seq":..},"cts":..}, is read here without orjson: its
-# price and size strings become doubles directly (PyOS_string_to_double, the very function
-# Python's float(str) calls, so the same doubles). Only a narrow grammar is taken: keys in any
-# order but each at most once and no other key; strings of printable ASCII without escapes;
-# integers of at most 18 digits, no sign, no leading zero, no fraction or exponent; prices and
-# sizes as DIGITS[.DIGITS] of at most 64 characters, in the reference's ranges; JSON whitespace
-# between tokens; nothing after the object. Anything else returns None before anything is
-# changed, and the frame takes the orjson path above (then, if need be, the reference), which
-# classifies it. Every byte of a taken frame belongs to a token checked here, so a taken frame
-# is valid JSON (ASCII, hence UTF-8) that orjson would read to the same values.
+# "b":[["p","s"],..],"a":[..],"u":..,"seq":..},"cts":..}, and the common trade frame,
+# {"topic":"publicTrade.X","type":"snapshot","ts":..,"data":[{"T":..,"s":"X","S":"Buy","v":"..",
+# "p":"..","L":"..","i":"..","BT":false,"RPI":false,"seq":..},..]}, are read here without orjson:
+# price and size strings become doubles directly, the same doubles float(str) makes (see
+# _decimal). Only a narrow grammar is taken: the topic before data; keys in any order but each
+# at most once and no other key; strings of printable ASCII without escapes; integers of at most
+# 18 digits, no sign, no leading zero, no fraction or exponent; prices and sizes as
+# DIGITS[.DIGITS] of at most 64 characters, in the reference's ranges; true/false; JSON
+# whitespace between tokens; nothing after the object. Anything else returns None before
+# anything is changed, and the frame takes the orjson path above (then, if need be, the
+# reference), which classifies it. Every byte of a taken frame belongs to a token checked here,
+# so a taken frame is valid JSON (ASCII, hence UTF-8) that orjson would read to the same values.
 
 ctypedef struct _Cur:
     const char *p
@@ -482,18 +484,39 @@ cdef inline bint _key_is(const char *k, Py_ssize_t n, const char *name, Py_ssize
     return n == m and memcmp(k, name, m) == 0
 
 
+cdef inline Py_ssize_t _member_key(_Cur *c, const char **k) noexcept:
+    """A member's ``"key":``: the key's length (``k`` set), or -1."""
+    cdef Py_ssize_t n = _plain_string(c, k)
+    if n < 0 or not _eat(c, b':'):
+        return -1
+    return n
+
+
+cdef inline int _after_member(_Cur *c, int *seen, int bit) noexcept:
+    """After an object's member whose key is ``bit``: -1 (the key came before, or neither ``,``
+    nor ``}`` follows), 1 (another member follows), 0 (the object ended)."""
+    if seen[0] & bit:
+        return -1
+    seen[0] |= bit
+    if _eat(c, b','):
+        return 1
+    if _eat(c, b'}'):
+        return 0
+    return -1
+
+
 cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
     """The ``data`` object: u, seq and both sides into ``sides``; None unless all is well."""
     cdef const char *k
     cdef const char *v
     cdef Py_ssize_t n
-    cdef int seen = 0, bit
+    cdef int seen = 0, bit, more
     cdef bint ok
     if not _eat(c, b'{'):
         return None
     while True:
-        n = _plain_string(c, &k)
-        if n < 0 or not _eat(c, b':'):
+        n = _member_key(c, &k)
+        if n < 0:
             return None
         if _key_is(k, n, "b", 1) or _key_is(k, n, "a", 1):
             bit = 1 if k[0] == b'b' else 2
@@ -515,91 +538,14 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
                 return None
         else:
             return None
-        if seen & bit:
-            return None  # a repeated key: orjson keeps the last, the reference decides
-        seen |= bit
-        if _eat(c, b','):
-            continue
-        if _eat(c, b'}'):
+        more = _after_member(c, &seen, bit)  # a repeated key: orjson keeps the last, the reference decides
+        if more < 0:
+            return None
+        if more == 0:
             break
-        return None
     if seen & 15 != 15:
         return None
     return True
-
-
-cdef object _scan_book(const char *buf, Py_ssize_t size):
-    """The 9-tuple of a common book frame read from its bytes, or None (see above)."""
-    cdef _Cur c
-    cdef const char *k
-    cdef const char *v
-    cdef Py_ssize_t n, m
-    cdef int seen = 0, bit
-    cdef long long ts = 0, cts = 0, u = 0, seq = 0
-    cdef bint is_snapshot = False
-    cdef list sides = [None, None]
-    route = None
-    c.p = buf
-    c.end = buf + size
-    if not _eat(&c, b'{'):
-        return None
-    while True:
-        n = _plain_string(&c, &k)
-        if n < 0 or not _eat(&c, b':'):
-            return None
-        if _key_is(k, n, "topic", 5):
-            bit = 1
-            m = _plain_string(&c, &v)
-            if m <= 10 or memcmp(v, b"orderbook.", 10) != 0:
-                return None
-            found = PyDict_GetItem(_BOOK_TOPICS, v[:m].decode("ascii"))
-            if found is NULL or <object>found is None:
-                return None  # a new topic (the reference caches it) or one not interpreted
-            route = <object>found
-        elif _key_is(k, n, "type", 4):
-            bit = 2
-            m = _plain_string(&c, &v)
-            if _key_is(v, m, "delta", 5):
-                is_snapshot = False
-            elif _key_is(v, m, "snapshot", 8):
-                is_snapshot = True
-            else:
-                return None
-        elif _key_is(k, n, "ts", 2):
-            bit = 4
-            if not _uint(&c, &ts):
-                return None
-        elif _key_is(k, n, "data", 4):
-            bit = 8
-            if _scan_data(&c, &u, &seq, sides) is None:
-                return None
-        elif _key_is(k, n, "cts", 3):
-            bit = 16
-            if not _uint(&c, &cts):
-                return None
-        else:
-            return None
-        if seen & bit:
-            return None
-        seen |= bit
-        if _eat(&c, b','):
-            continue
-        if _eat(&c, b'}'):
-            break
-        return None
-    _ws(&c)
-    if c.p != c.end or seen & 15 != 15:
-        return None
-    if not TS_MIN_MS <= ts < TS_MAX_MS:
-        return None
-    if seen & 16:
-        if not TS_MIN_MS <= cts < TS_MAX_MS:
-            return None
-        cts_o = cts
-    else:
-        cts_o = None
-    r = <tuple>route
-    return (r[0], r[1], ts, cts_o, u, seq, is_snapshot, sides[0], sides[1])
 
 
 def _scan_text(raw):
@@ -613,17 +559,6 @@ def _scan_text(raw):
         buf = PyUnicode_AsUTF8AndSize(raw, &n)
         return _scan(buf, n)
     return None
-
-
-cdef const char *_TRADE_HEAD = b'{"topic":"publicTrade.'
-
-
-cdef inline object _scan(const char *buf, Py_ssize_t size):
-    """A trade frame that starts as Bybit writes them goes to the trade scanner, the rest to
-    the book scanner (which leaves any frame that is not a common book frame alone)."""
-    if size > 22 and memcmp(buf, _TRADE_HEAD, 22) == 0:
-        return _scan_trades(buf, size)
-    return _scan_book(buf, size)
 
 
 cdef inline bint _literal(_Cur *c, bint *value) noexcept:
@@ -649,7 +584,7 @@ cdef object _scan_trade(_Cur *c):
     cdef const char *vs
     cdef const char *ids
     cdef Py_ssize_t n, m, vn = 0, idn = 0
-    cdef int seen = 0, bit
+    cdef int seen = 0, bit, more
     cdef long long fill = 0, ignored
     cdef double price = 0.0, size = 0.0
     cdef bint is_buy = False, block = False, flag
@@ -657,8 +592,8 @@ cdef object _scan_trade(_Cur *c):
     if not _eat(c, b'{'):
         return None
     while True:
-        n = _plain_string(c, &k)
-        if n < 0 or not _eat(c, b':'):
+        n = _member_key(c, &k)
+        if n < 0:
             return None
         if _key_is(k, n, "T", 1):
             bit = 1
@@ -706,14 +641,11 @@ cdef object _scan_trade(_Cur *c):
                 return None
         else:
             return None
-        if seen & bit:
+        more = _after_member(c, &seen, bit)
+        if more < 0:
             return None
-        seen |= bit
-        if _eat(c, b','):
-            continue
-        if _eat(c, b'}'):
+        if more == 0:
             break
-        return None
     if seen & 31 != 31:
         return None
     if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill < TS_MAX_MS):
@@ -721,69 +653,105 @@ cdef object _scan_trade(_Cur *c):
     return _Trade(fill, is_buy, price, size, vs[:vn].decode("ascii"), ids[:idn].decode("ascii"), block)
 
 
-cdef object _scan_trades(const char *buf, Py_ssize_t size):
-    """``(symbol, ts, trades)`` of a common trade frame read from its bytes, or None."""
+cdef object _scan_trade_list(_Cur *c):
+    """``[{trade}, ...]`` -> a list of :class:`Trade`, or None."""
+    cdef list trades = []
+    if not _eat(c, b'['):
+        return None
+    if _eat(c, b']'):
+        return trades
+    while True:
+        t = _scan_trade(c)
+        if t is None:
+            return None
+        trades.append(t)
+        if _eat(c, b','):
+            continue
+        if _eat(c, b']'):
+            return trades
+        return None
+
+
+cdef object _scan(const char *buf, Py_ssize_t size):
+    """The fields of a common book frame (the 9-tuple) or trade frame (``(symbol, ts, trades)``)
+    read from its bytes, or None (see above). The topic must come before ``data`` (Bybit writes
+    it first), so that ``data`` is read as what the topic says it is."""
     cdef _Cur c
     cdef const char *k
     cdef const char *v
     cdef Py_ssize_t n, m
-    cdef int seen = 0, bit
-    cdef long long ts = 0
-    cdef list trades = []
-    sym = None
+    cdef int seen = 0, bit, more, kind = 0  # kind: 1 book, 2 trades (from the topic)
+    cdef long long ts = 0, cts = 0, u = 0, seq = 0
+    cdef bint is_snapshot = False, known_type = False
+    cdef list sides = [None, None]
+    route = trades = None
     c.p = buf
     c.end = buf + size
     if not _eat(&c, b'{'):
         return None
     while True:
-        n = _plain_string(&c, &k)
-        if n < 0 or not _eat(&c, b':'):
+        n = _member_key(&c, &k)
+        if n < 0:
             return None
         if _key_is(k, n, "topic", 5):
             bit = 1
             m = _plain_string(&c, &v)
-            if m <= 12:
+            if m > 10 and memcmp(v, b"orderbook.", 10) == 0:
+                kind = 1
+                found = PyDict_GetItem(_BOOK_TOPICS, v[:m].decode("ascii"))
+            elif m > 12 and memcmp(v, b"publicTrade.", 12) == 0:
+                kind = 2
+                found = PyDict_GetItem(_TRADE_TOPICS, v[:m].decode("ascii"))
+            else:
                 return None
-            found = PyDict_GetItem(_TRADE_TOPICS, v[:m].decode("ascii"))
-            if found is NULL:
-                return None  # a topic not seen yet: the orjson path checks and caches it
-            sym = <object>found
+            if found is NULL or <object>found is None:
+                return None  # a new topic (the orjson path checks and caches it) or one not interpreted
+            route = <object>found
         elif _key_is(k, n, "type", 4):
             bit = 2
-            if _plain_string(&c, &v) < 0:
+            m = _plain_string(&c, &v)
+            if m < 0:
                 return None
+            known_type = _key_is(v, m, "delta", 5) or _key_is(v, m, "snapshot", 8)
+            is_snapshot = m == 8
         elif _key_is(k, n, "ts", 2):
             bit = 4
             if not _uint(&c, &ts):
                 return None
         elif _key_is(k, n, "data", 4):
             bit = 8
-            if not _eat(&c, b'['):
-                return None
-            if not _eat(&c, b']'):
-                while True:
-                    t = _scan_trade(&c)
-                    if t is None:
-                        return None
-                    trades.append(t)
-                    if _eat(&c, b','):
-                        continue
-                    if _eat(&c, b']'):
-                        break
+            if kind == 1:
+                if _scan_data(&c, &u, &seq, sides) is None:
                     return None
+            elif kind == 2:
+                trades = _scan_trade_list(&c)
+                if trades is None:
+                    return None
+            else:
+                return None
+        elif _key_is(k, n, "cts", 3):
+            bit = 16
+            if not _uint(&c, &cts):
+                return None
         else:
             return None
-        if seen & bit:
+        more = _after_member(&c, &seen, bit)
+        if more < 0:
             return None
-        seen |= bit
-        if _eat(&c, b','):
-            continue
-        if _eat(&c, b'}'):
+        if more == 0:
             break
-        return None
     _ws(&c)
-    if c.p != c.end or seen & 13 != 13:
+    if c.p != c.end or seen & 13 != 13 or not TS_MIN_MS <= ts < TS_MAX_MS:
         return None
-    if not TS_MIN_MS <= ts < TS_MAX_MS:
+    if kind == 2:
+        return (route, ts, trades)  # the reference reads neither type nor cts of a trade frame
+    if not (seen & 2 and known_type):
         return None
-    return (sym, ts, trades)
+    if seen & 16:
+        if not TS_MIN_MS <= cts < TS_MAX_MS:
+            return None
+        cts_o = cts
+    else:
+        cts_o = None
+    r = <tuple>route
+    return (r[0], r[1], ts, cts_o, u, seq, is_snapshot, sides[0], sides[1])
