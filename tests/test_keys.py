@@ -106,25 +106,22 @@ def test_keyboard_reads_a_terminal_and_calls_after_keys_once_per_read():
         os.close(slave)
 
 
-class _LibuvLikeLoop:
+def _libuv_like_loop():
     """An asyncio loop whose add_reader makes the watched descriptor non-blocking, as
     uvloop's libuv does (uv_poll_init): what once made watch's stdout non-blocking."""
+    import asyncio
+    import os
 
-    @staticmethod
-    def new():
-        import asyncio
-        import os
+    class Loop(asyncio.SelectorEventLoop):
+        def add_reader(self, fd, callback, *args):
+            os.set_blocking(fd, False)
+            return super().add_reader(fd, callback, *args)
 
-        class Loop(asyncio.SelectorEventLoop):
-            def add_reader(self, fd, callback, *args):
-                os.set_blocking(fd, False)
-                return super().add_reader(fd, callback, *args)
-
-        return Loop()
+    return Loop()
 
 
 def _loop_factories():
-    out = [("libuv-like", _LibuvLikeLoop.new)]
+    out = [("libuv-like", _libuv_like_loop)]
     try:
         import uvloop
     except ImportError:
@@ -134,8 +131,11 @@ def _loop_factories():
     return out
 
 
+_LOOPS = _loop_factories()
+
+
 @pytest.mark.parametrize("reopen", [True, False], ids=["reopened", "no-ttyname"])
-@pytest.mark.parametrize("name,new_loop", _loop_factories(), ids=[n for n, _ in _loop_factories()])
+@pytest.mark.parametrize("name,new_loop", _LOOPS, ids=[n for n, _ in _LOOPS])
 def test_reading_keys_leaves_the_screen_output_blocking(name, new_loop, reopen, monkeypatch):
     """stdin and stdout of a terminal share one open file description; the Keyboard reads
     keys from the terminal opened afresh, so a loop that makes what it watches non-blocking

@@ -42,8 +42,7 @@ class Keyboard:
         self.decoder = KeyDecoder()
         self.active = False
         self._fd: int | None = None       # the terminal's settings are read and restored here
-        self._read_fd: int | None = None  # keys are read here
-        self._own_fd = False              # _read_fd was opened by start() (closed by stop())
+        self._read_fd: int | None = None  # keys are read here (opened by start() unless it is _fd)
         self._saved: list | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -73,12 +72,12 @@ class Keyboard:
         except termios.error:
             return False
         self._fd = fd
-        self._read_fd, self._own_fd = _reading_fd(fd)
+        self._read_fd = _reading_fd(fd)
         atexit.register(self.stop)
         tty.setcbreak(fd, termios.TCSANOW)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._read_fd, self._readable)
-        if not self._own_fd:
+        if self._read_fd == fd:
             # Only stdin's own descriptor could be had: keep it (and so stdout) blocking,
             # whatever the loop did; a read happens only when the loop says a key is there.
             os.set_blocking(fd, True)
@@ -100,8 +99,7 @@ class Keyboard:
                 self._loop.remove_reader(read_fd)
             except (ValueError, OSError, RuntimeError):  # pragma: no cover - loop already gone
                 pass
-        if self._own_fd and read_fd is not None:
-            self._own_fd = False
+        if read_fd is not None and read_fd != fd:
             try:
                 os.close(read_fd)
             except OSError:  # pragma: no cover
@@ -152,10 +150,10 @@ class Keyboard:
             self.after_keys()
 
 
-def _reading_fd(fd: int) -> tuple[int, bool]:
+def _reading_fd(fd: int) -> int:
     """A descriptor to read the terminal ``fd`` from without sharing ``fd``'s file status flags:
-    the terminal opened afresh (True: the caller closes it), else ``fd`` itself (False)."""
+    the terminal opened afresh (the caller closes it), else ``fd`` itself."""
     try:
-        return os.open(os.ttyname(fd), os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC), True
+        return os.open(os.ttyname(fd), os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        return fd, False
+        return fd

@@ -221,20 +221,11 @@ def route_common(raw):
     """The fields :func:`~bybitmon.core.protocol.route` makes of a well-formed book frame (a
     9-tuple in :class:`BookFields` order) or trade frame (``(symbol, ts_ms, trades)``); None
     for anything else, which the caller hands to ``route`` (nothing was changed)."""
-    cdef Py_ssize_t n
-    cdef const char *buf
-    if type(raw) is bytes:
-        fields = _scan(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
-        if fields is not None:
-            return fields
-    elif type(raw) is str:
-        if PyUnicode_IS_COMPACT_ASCII(raw):
-            buf = PyUnicode_AsUTF8AndSize(raw, &n)  # an ASCII str's own bytes: no copy
-            fields = _scan(buf, n)
-            if fields is not None:
-                return fields
-    else:
+    if type(raw) is not bytes and type(raw) is not str:
         return None
+    fields = _scan_raw(raw)
+    if fields is not None:
+        return fields
     try:
         msg = _loads(raw)
     except Exception:
@@ -422,15 +413,23 @@ for _i in range(23):
 
 
 cdef inline bint _decimal(_Cur *c, double *out) except -1:
-    """A price or size string, DIGITS[.DIGITS], as the double float() makes of it.
+    """A price or size string, DIGITS[.DIGITS], as the double float() makes of it (see
+    :func:`_decimal_text`)."""
+    cdef const char *s
+    cdef Py_ssize_t n = _plain_string(c, &s)
+    return _decimal_text(s, n, out)
+
+
+cdef inline bint _decimal_text(const char *s, Py_ssize_t n, double *out) except -1:
+    """The ``n`` characters at ``s`` (a string's content; ``n`` < 0: no string) as the double
+    float() makes of them, if they are DIGITS[.DIGITS] of at most MAX_NUM_CHARS.
 
     With at most 15 digits in all, the digits as an integer m (< 2**53) and 10**k (k <= 22
     fractional digits) are both exact doubles, so m / 10**k, one IEEE division, is the correctly
     rounded value of the decimal: what float() (David Gay's strtod, correctly rounded) gives.
     Longer strings go to PyOS_string_to_double, the function float() itself calls."""
-    cdef const char *s
     cdef char *stop
-    cdef Py_ssize_t n = _plain_string(c, &s), i = 0, dot = -1
+    cdef Py_ssize_t i = 0, dot = -1
     cdef unsigned long long m = 0
     if n <= 0 or n > MAX_NUM_CHARS:
         return False
@@ -452,32 +451,48 @@ cdef inline bint _decimal(_Cur *c, double *out) except -1:
     return stop == s + n
 
 
-cdef object _scan_side(_Cur *c, bint *ok):
-    """``[["p","s"], ...]`` -> ``[(p, s), ...]`` with the reference's range checks."""
+cdef inline int _after_element(_Cur *c) noexcept:
+    """After an array's element: 1 (``,``: another follows), 0 (``]``: the array ended), -1."""
+    if _eat(c, b','):
+        return 1
+    if _eat(c, b']'):
+        return 0
+    return -1
+
+
+cdef object _scan_level(_Cur *c):
+    """``["p","s"]`` -> ``(p, s)`` with the reference's range checks, or None."""
     cdef double p, q
+    if not _eat(c, b'['):
+        return None
+    if not _decimal(c, &p) or not _eat(c, b','):
+        return None
+    if not _decimal(c, &q) or not _eat(c, b']'):
+        return None
+    if not (0.0 < p <= MAX_PRICE and 0.0 <= q <= MAX_SIZE):
+        return None
+    return (p, q)
+
+
+cdef object _scan_array(_Cur *c, bint of_trades):
+    """``[level, ...]`` (a book side) or ``[trade, ...]`` (``of_trades``) -> the list of what
+    :func:`_scan_level` / :func:`_scan_trade` make of each element, or None."""
+    cdef int more
     cdef list out = []
-    ok[0] = False
     if not _eat(c, b'['):
         return None
     if _eat(c, b']'):
-        ok[0] = True
         return out
     while True:
-        if not _eat(c, b'['):
+        item = _scan_trade(c) if of_trades else _scan_level(c)
+        if item is None:
             return None
-        if not _decimal(c, &p) or not _eat(c, b','):
+        out.append(item)
+        more = _after_element(c)
+        if more < 0:
             return None
-        if not _decimal(c, &q) or not _eat(c, b']'):
-            return None
-        if not (0.0 < p <= MAX_PRICE and 0.0 <= q <= MAX_SIZE):
-            return None
-        out.append((p, q))
-        if _eat(c, b','):
-            continue
-        if _eat(c, b']'):
-            ok[0] = True
+        if more == 0:
             return out
-        return None
 
 
 cdef inline bint _key_is(const char *k, Py_ssize_t n, const char *name, Py_ssize_t m) noexcept:
@@ -511,7 +526,6 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
     cdef const char *v
     cdef Py_ssize_t n
     cdef int seen = 0, bit, more
-    cdef bint ok
     if not _eat(c, b'{'):
         return None
     while True:
@@ -520,8 +534,8 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
             return None
         if _key_is(k, n, "b", 1) or _key_is(k, n, "a", 1):
             bit = 1 if k[0] == b'b' else 2
-            side = _scan_side(c, &ok)
-            if not ok:
+            side = _scan_array(c, False)
+            if side is None:
                 return None
             sides[bit - 1] = side
         elif _key_is(k, n, "u", 1):
@@ -548,9 +562,9 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
     return True
 
 
-def _scan_text(raw):
-    """What the byte scanners alone make of ``raw`` (str or bytes): the fields, or None (for
-    tests; ``route_common`` then tries orjson)."""
+cdef object _scan_raw(raw):
+    """:func:`_scan` on a bytes frame, or on an ASCII str's own bytes (no copy); None for
+    anything else."""
     cdef Py_ssize_t n
     cdef const char *buf
     if type(raw) is bytes:
@@ -559,6 +573,12 @@ def _scan_text(raw):
         buf = PyUnicode_AsUTF8AndSize(raw, &n)
         return _scan(buf, n)
     return None
+
+
+def _scan_text(raw):
+    """What the byte scanner alone makes of ``raw`` (str or bytes): the fields, or None (for
+    tests; ``route_common`` then tries orjson)."""
+    return _scan_raw(raw)
 
 
 cdef inline bint _literal(_Cur *c, bint *value) noexcept:
@@ -588,7 +608,6 @@ cdef object _scan_trade(_Cur *c):
     cdef long long fill = 0, ignored
     cdef double price = 0.0, size = 0.0
     cdef bint is_buy = False, block = False, flag
-    cdef _Cur mark
     if not _eat(c, b'{'):
         return None
     while True:
@@ -614,10 +633,9 @@ cdef object _scan_trade(_Cur *c):
                 return None
         elif _key_is(k, n, "v", 1):
             bit = 8
-            mark = c[0]
-            if not _decimal(c, &size):
+            vn = _plain_string(c, &vs)  # the size string itself is kept, for exact sums
+            if not _decimal_text(vs, vn, &size):
                 return None
-            vn = _plain_string(&mark, &vs)  # the size string itself, kept for exact sums
         elif _key_is(k, n, "i", 1):
             bit = 16
             idn = _plain_string(c, &ids)
@@ -651,25 +669,6 @@ cdef object _scan_trade(_Cur *c):
     if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill < TS_MAX_MS):
         return None
     return _Trade(fill, is_buy, price, size, vs[:vn].decode("ascii"), ids[:idn].decode("ascii"), block)
-
-
-cdef object _scan_trade_list(_Cur *c):
-    """``[{trade}, ...]`` -> a list of :class:`Trade`, or None."""
-    cdef list trades = []
-    if not _eat(c, b'['):
-        return None
-    if _eat(c, b']'):
-        return trades
-    while True:
-        t = _scan_trade(c)
-        if t is None:
-            return None
-        trades.append(t)
-        if _eat(c, b','):
-            continue
-        if _eat(c, b']'):
-            return trades
-        return None
 
 
 cdef object _scan(const char *buf, Py_ssize_t size):
@@ -712,8 +711,8 @@ cdef object _scan(const char *buf, Py_ssize_t size):
             m = _plain_string(&c, &v)
             if m < 0:
                 return None
-            known_type = _key_is(v, m, "delta", 5) or _key_is(v, m, "snapshot", 8)
-            is_snapshot = m == 8
+            is_snapshot = _key_is(v, m, "snapshot", 8)
+            known_type = is_snapshot or _key_is(v, m, "delta", 5)
         elif _key_is(k, n, "ts", 2):
             bit = 4
             if not _uint(&c, &ts):
@@ -724,7 +723,7 @@ cdef object _scan(const char *buf, Py_ssize_t size):
                 if _scan_data(&c, &u, &seq, sides) is None:
                     return None
             elif kind == 2:
-                trades = _scan_trade_list(&c)
+                trades = _scan_array(&c, True)
                 if trades is None:
                     return None
             else:
