@@ -44,8 +44,15 @@ MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sou
 
 
 def _digest(path: str) -> str:
+    """sha256 of a module's source, and of its ``.pxd`` (its C declarations) when it has one."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        h.update(f.read())
+    pxd = path[:-3] + ".pxd"
+    if path.endswith(".py") and os.path.exists(pxd):
+        with open(pxd, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
 
 
 class OptionalBuildExt(build_ext):

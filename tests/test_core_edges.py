@@ -364,9 +364,11 @@ def test_reading_changes_nothing_and_advance_changes_no_number():
     """On a simulated market with densities ending all the time: a snapshot taken without
     advance() equals the one after it (ending densities past their grace shown with their
     fate, windows read off the heaps), and reading leaves every density's fields as they were."""
-    from dataclasses import astuple
-
+    from bybitmon.core.densities import Density
     from bybitmon.sim import MarketSimulator
+
+    def astuple(d: Density) -> tuple:
+        return tuple(getattr(d, name) for name in Density.__slots__)
 
     a, b = Monitor("linear", window_ms=10_000, density_x=3.0), Monitor("linear", window_ms=10_000, density_x=3.0)
     sim = MarketSimulator(["BTCUSDT", "ETHUSDT", "SOLUSDT"], seed=5, plant_every_s=3.0)

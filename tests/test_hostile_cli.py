@@ -220,9 +220,31 @@ def test_bad_option_values_name_the_option(args, option, tmp_path):
     assert "bad window" not in line
 
 
-def _interrupt(p: subprocess.Popen, wait_for: bytes | None, delay: float = 0.0) -> tuple[int, bytes]:
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds ``path`` open (Linux /proc)."""
     try:
-        if wait_for is not None:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _interrupt(p: subprocess.Popen, wait_for: bytes | Path | None, delay: float = 0.0) -> tuple[int, bytes]:
+    """Interrupt ``p`` once it has printed ``wait_for`` (bytes) or opened it (a path), after ``delay``."""
+    try:
+        if isinstance(wait_for, Path):
+            deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+            while not _has_open(p.pid, wait_for):
+                assert p.poll() is None, "ended before it could be interrupted"
+                assert time.monotonic() < deadline, "never opened its input"
+                time.sleep(0.01)
+        elif wait_for is not None:
             buf = b""
             while wait_for not in buf:
                 chunk = p.stdout.readline()  # type: ignore[union-attr]
@@ -241,13 +263,15 @@ def _interrupt(p: subprocess.Popen, wait_for: bytes | None, delay: float = 0.0) 
 def test_ctrl_c_exits_130_in_every_command(sim_url, tmp_path):
     """One convention: Ctrl-C ends watch, record, serve, replay and export with status 130."""
     big = tmp_path / "big.ndjson"
-    big.write_bytes(b"\n".join(fixture_lines(SIM)) * 400)  # any frames: export is interrupted
+    # Interrupted while it reads (it has opened the file): however fast the machine, 100 MB of
+    # frames outlast the 0.1 s before the signal.
+    big.write_bytes((b"\n".join(fixture_lines(SIM)) + b"\n") * 400)
     runs = {
         "watch": ([*BM, "watch", "BTCUSDT", "--json", "--url", sim_url], b'"snapshot"', 0.0),
         "record": ([*BM, "record", "BTCUSDT", "-o", str(tmp_path / "r.ndjson"), "--url", sim_url], None, 3.0),
         "serve": ([*BM, "serve", "--simulate", "--port", "0"], b"serving", 0.0),
         "replay": ([*BM, "replay", "--simulate", "--duration", "10m", "--speed", "1", "--json"], b'"snapshot"', 0.0),
-        "export": ([*BM, "export", str(big), "--book", str(tmp_path / "b.parquet"), "--every", "10ms"], None, 3.0),
+        "export": ([*BM, "export", str(big), "--book", str(tmp_path / "b.parquet"), "--every", "10ms"], big, 0.1),
     }
     for name, (cmd, wait_for, delay) in runs.items():
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

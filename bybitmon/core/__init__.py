@@ -43,12 +43,17 @@ def _choose() -> tuple[str, str]:
         if not any(os.path.exists(os.path.join(_HERE, name + sfx)) for sfx in suffixes):
             return "pure", f"the compiled {name} is missing"
         source = name + (".pyx" if name in FAST_MODULES else ".py")
+        # A .py module's digest covers its .pxd too (the C types Cython compiled it with).
+        h = hashlib.sha256()
         try:
             with open(os.path.join(_HERE, source), "rb") as f:
-                current = hashlib.sha256(f.read()).hexdigest()
+                h.update(f.read())
         except OSError:
             return "pure", f"{source} is missing"
-        if current != digest:
+        if name not in FAST_MODULES and os.path.exists(os.path.join(_HERE, name + ".pxd")):
+            with open(os.path.join(_HERE, name + ".pxd"), "rb") as f:
+                h.update(f.read())
+        if h.hexdigest() != digest:
             return "pure", f"{source} changed after the compiled core was built (reinstall to rebuild)"
     if not all(m in SOURCES for m in FAST_MODULES):
         return "compiled", "Cython build of the core's own .py files (without the fast path)"

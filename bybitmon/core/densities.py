@@ -25,7 +25,6 @@ Definition (all times exchange ms, from the frames):
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from dataclasses import dataclass
 from heapq import merge
 from typing import Sequence
 
@@ -48,21 +47,33 @@ MEDIAN_EVERY_MS = 1000  # how often (book time) the book's median is taken
 MAX_ENDED = 4096  # ended densities kept per symbol (besides the keep_ended_ms age limit)
 
 
-@dataclass(slots=True)
 class Density:
-    side: Side
-    price: float
-    size: float             # base units, latest seen
-    notional: float         # price * size, quote units
-    x_median: float         # size / median size of its side at the latest scan
-    since_ms: int           # exchange ms of the frame where it was first seen
-    last_size: float        # size at its latest update (the start of the current decrease)
-    traded: float = 0.0     # volume traded against it at its price since last_size
-    peak_size: float = 0.0  # largest size seen while tracked
-    traded_total: float = 0.0  # volume traded against it while tracked
-    decrease: float = 0.0   # last_size - size when it ended
-    state: DensityState = _ACTIVE
-    ended_ms: int | None = None
+    """One tracked level (a plain slotted class, so that the compiled build can make it a C
+    struct; see densities.pxd)."""
+
+    __slots__ = ("side", "price", "size", "notional", "x_median", "since_ms", "last_size", "traded",
+                 "peak_size", "traded_total", "decrease", "state", "ended_ms")
+
+    def __init__(self, side: Side, price: float, size: float, notional: float, x_median: float, since_ms: int,
+                 last_size: float, traded: float = 0.0, peak_size: float = 0.0, traded_total: float = 0.0,
+                 decrease: float = 0.0, state: DensityState = _ACTIVE, ended_ms: int | None = None) -> None:
+        self.side = side
+        self.price = price                # exact price of the level
+        self.size = size                  # base units, latest seen
+        self.notional = notional          # price * size, quote units
+        self.x_median = x_median          # size / median size of its side at the latest scan
+        self.since_ms = since_ms          # exchange ms of the frame where it was first seen
+        self.last_size = last_size        # size at its latest update (the start of the current decrease)
+        self.traded = traded              # volume traded against it at its price since last_size
+        self.peak_size = peak_size        # largest size seen while tracked
+        self.traded_total = traded_total  # volume traded against it while tracked
+        self.decrease = decrease          # last_size - size when it ended
+        self.state = state
+        self.ended_ms = ended_ms
+
+    def __repr__(self) -> str:
+        return (f"Density({self.side.value} {self.price!r} x {self.size!r}, {self.state.value}, "
+                f"since {self.since_ms}, ended {self.ended_ms})")
 
     def view(self, x_median: float | None = None, state: DensityState | None = None) -> DensityView:
         """A frozen copy for a snapshot (``x_median``/``state`` as of the snapshot when given)."""

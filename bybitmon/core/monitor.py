@@ -30,7 +30,6 @@ reasons, with at most ``BAD_SAMPLES`` example details each.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import orjson
 
@@ -69,16 +68,22 @@ _SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
     Applied.SNAPSHOT, Applied.DELTA, Applied.STALE, Applied.DROPPED, Applied.GAP, Applied.CROSSED)
 
 
-@dataclass(slots=True)
 class SymbolState:
-    symbol: str
-    book: OrderBook
-    trades: TradeWindow
-    densities: DensityTracker
-    heat: HeatMeter = field(default_factory=HeatMeter)
-    frames: int = 0
-    latency_ms: deque = field(default_factory=lambda: deque(maxlen=512))
-    price_decimals: int | None = None   # decimals of the tick, as seen on the wire (for display)
+    """One symbol's state (a plain slotted class, so that the compiled build can make it a C
+    struct; see monitor.pxd)."""
+
+    __slots__ = ("symbol", "book", "trades", "densities", "heat", "frames", "latency_ms", "price_decimals")
+
+    def __init__(self, symbol: str, book: OrderBook, trades: TradeWindow, densities: DensityTracker,
+                 heat: HeatMeter | None = None) -> None:
+        self.symbol = symbol
+        self.book = book
+        self.trades = trades
+        self.densities = densities
+        self.heat = HeatMeter() if heat is None else heat
+        self.frames = 0
+        self.latency_ms: deque = deque(maxlen=512)
+        self.price_decimals: int | None = None  # decimals of the tick, as seen on the wire (for display)
 
 
 def _density_dict(side, price, size, notional, x_median, since, state, ended) -> dict:
@@ -169,9 +174,11 @@ class Monitor:
             if f is not None:
                 self.frames += 1
                 if len(f) == 9:
-                    self._book(recv_ns, *f)
+                    symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks = f
+                    self._book(recv_ns, symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks)
                 else:
-                    self._trades(recv_ns, *f)
+                    symbol, ts_ms, trades = f
+                    self._trades(recv_ns, symbol, ts_ms, trades)
                 return
         r = route(raw, recv_ns)
         cls = type(r)
