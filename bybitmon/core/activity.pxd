@@ -1,11 +1,33 @@
+# C declarations for the compiled build (Cython reads them beside activity.py, which runs
+# unchanged without them). Counts and volume units stay Python ints (units can pass 2**63).
+cimport cython
+
+cpdef size_units(size)
+
 cdef class TradeWindow:
     cdef public object window_ms, retention_ms
     cdef public list _future, _active, _retained
     cdef public set _ids
     cdef public object count, _buy_units, _sell_units, last_price, now_ms, max_held, overflow
 
+    @cython.locals(ids=set, fresh=list)
+    cpdef add_many(self, trades, now_ms)
+
+    @cython.locals(future=list, active=list, retained=list, entry=tuple)
+    cpdef advance(self, now_ms)
+
 cdef class HeatMeter:
     cdef public object short_s, long_s
     cdef public list _count, _units, _second
     cdef public dict _pending
     cdef public object cur, start, long_count, long_units, overflow
+
+    cpdef add(self, trades, now_ms)
+
+    cpdef advance(self, now_ms)
+
+    cpdef _totals(self, first, last)
+
+    cpdef _long_totals(self, c)
+
+    cpdef read(self, now_ms)

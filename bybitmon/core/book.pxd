@@ -1,3 +1,7 @@
+# C declarations for the compiled build (Cython reads them beside book.py, which runs
+# unchanged without them).
+cimport cython
+
 cdef class OrderBook:
     cdef public object symbol
     cdef public dict bids, asks
@@ -7,3 +11,6 @@ cdef class OrderBook:
     cdef public set touched_bid, touched_ask
     cdef public double touch_min_bid, touch_min_ask
     cdef public object topic_depth
+
+    @cython.locals(bid_px=list, ask_px=list, levels=dict)
+    cpdef apply_fields(self, is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)

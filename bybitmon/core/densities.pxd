@@ -1,9 +1,16 @@
+# C declarations for the compiled build (Cython reads them beside densities.py, which runs
+# unchanged without them).
+cimport cython
+from .book cimport OrderBook
+
 cdef class Density:
     cdef public object side
     cdef public double price, size, notional, x_median
     cdef public object since_ms
     cdef public double last_size, traded, peak_size, traded_total, decrease
     cdef public object state, ended_ms
+
+    cpdef fate(self)
 
 cdef class DensityTracker:
     cdef public double x, min_notional
@@ -14,3 +21,28 @@ cdef class DensityTracker:
     cdef public object next_scan_ms
     cdef public Py_ssize_t n_active, n_ending
     cdef public object next_decide_ms, list_max, next_median_ms
+
+    @cython.locals(active=dict, d=Density, b=OrderBook)
+    cpdef on_book_fields(self, book, ts_ms, bids, asks, applied)
+
+    @cython.locals(d=Density, side_map=dict)
+    cpdef on_trades(self, trades)
+
+    @cython.locals(d=Density, ending=dict)
+    cpdef tick(self, now_ms)
+
+    cpdef _changed(self, Density d, size, ts_ms, book)
+
+    cpdef _record_ended(self, Density d)
+
+    @cython.locals(ended=list)
+    cpdef _forget_ended(self, now_ms)
+
+    cpdef _decide(self, Density d)
+
+    @cython.locals(levels=dict, active=dict, d=Density, threshold=double, old_threshold=double, median=double,
+                   min_notional=double, s=double)
+    cpdef _scan(self, OrderBook book, ts_ms, bint full=*)
+
+    @cython.locals(d=Density, ending=list, due=list, ended=list)
+    cpdef rows(self, now_ms)

@@ -110,6 +110,10 @@ def _recent_first(d: Density) -> tuple[int, str, float]:
     return -d.ended_ms, d.side, d.price  # type: ignore[operator]
 
 
+def _strongest_first(xd: tuple[float, Density]) -> tuple[float, str, float]:
+    return -xd[0], xd[1].side, xd[1].price
+
+
 class DensityTracker:
     """Densities of one symbol's book."""
 
@@ -353,7 +357,7 @@ class DensityTracker:
         was ticked to ``now_ms`` first.
         """
         active = [(self.x_median(d), d) for side in (_BID, _ASK) for d in self.active[side].values()]
-        active.sort(key=lambda xd: (-xd[0], xd[1].side, xd[1].price))
+        active.sort(key=_strongest_first)
         grace = self.grace_ms
         ending: list[Density] = []
         due: list[Density] = []
