@@ -389,3 +389,28 @@ def test_reading_changes_nothing_and_advance_changes_no_number():
                 compared += 1
                 projected += due
     assert compared > 100 and projected > 0
+
+
+def test_feed_until_stops_at_the_frame_that_reaches_the_clock():
+    """feed_until feeds pairs until the clock reaches the bound (that frame included) or the
+    input ends, and leaves the Monitor exactly as feeding the same frames one by one does."""
+    from bybitmon.sim import MarketSimulator
+
+    pairs = [(ts * 1_000_000, raw) for ts, raw in MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=3).frames(20_000)]
+    a, b = Monitor("linear"), Monitor("linear")
+    it = iter(pairs)
+    bound = pairs[0][0] // 1_000_000 + 5_000
+    n = a.feed_until(it, bound)
+    expected = next(i for i, (recv, _) in enumerate(pairs) if recv // 1_000_000 >= bound) + 1
+    assert n == expected and a.frames == n and a.now_ms >= bound
+    for recv, raw in pairs[:n]:
+        b.feed(recv, raw)
+        assert b.now_ms is not None
+    assert b.now_ms == a.now_ms and b.now_ms >= bound
+    assert b.now_ms is not None and max(r // 1_000_000 for r, _ in pairs[: n - 1]) < bound  # not one frame later
+    rest = a.feed_until(it, 2**62)  # a bound never reached: to the end
+    assert rest == len(pairs) - n and a.feed_until(it, 2**62) == 0
+    for recv, raw in pairs[n:]:
+        b.feed(recv, raw)
+    for s in ("BTCUSDT", "ETHUSDT"):
+        assert a.snapshot(s).to_json() == b.snapshot(s).to_json()

@@ -8,6 +8,7 @@ with the one :class:`~bybitmon.app.emit.Every` rule and ticks the UI.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
@@ -54,30 +55,28 @@ class Driver:
             self.on_tick()
 
     def _run_fast(self, frames: Iterable[tuple[int, str]]) -> None:
-        """As fast as possible, no screen: the interval boundary is checked here, inline
-        (``now_ms >= next_ms``), and the emitter is called only when it is reached."""
+        """As fast as possible, no screen: ``Monitor.feed_until`` feeds up to each interval
+        boundary in one call, and the emitter is called only when one is reached."""
         monitor = self.monitor
-        feed = monitor.feed
         emitter = self.emitter
-        n = 0
-        try:
-            if emitter is None:
-                for recv_ns, raw in frames:
-                    feed(recv_ns, raw)
-                    n += 1
-                return
+        frames = iter(frames)
+        if emitter is None:
+            nxt: float = math.inf
+        else:
             every = emitter.every
             # Every.due's rule: the first clock reading sets the first boundary (not due).
             nxt = -(2**63) if every.next_ms is None else every.next_ms
-            for recv_ns, raw in frames:
-                feed(recv_ns, raw)
-                n += 1
+        start = monitor.frames
+        try:
+            while True:
+                monitor.feed_until(frames, nxt)  # type: ignore[arg-type]
                 now = monitor.now_ms
-                if now is not None and now >= nxt:
-                    emitter.maybe_emit()
-                    nxt = every.next_ms
+                if emitter is None or now is None or now < nxt:
+                    return  # the input ended
+                emitter.maybe_emit()
+                nxt = every.next_ms
         finally:
-            self.frames += n
+            self.frames += monitor.frames - start
 
     def _run_paced(self, frames: Iterable[tuple[int, str]]) -> None:
         next_tick = self.clock() + self.tick_s

@@ -39,3 +39,5 @@ cdef class Monitor:
 
     @cython.locals(st=SymbolState, dens=DensityTracker)
     cpdef _trades(self, recv_ns, symbol, ts_ms, trades)
+
+    cpdef Py_ssize_t feed_until(self, frames, until_ms) except -1

@@ -30,6 +30,7 @@ reasons, with at most ``BAD_SAMPLES`` example details each.
 from __future__ import annotations
 
 from collections import deque
+from typing import Iterator
 
 import orjson
 
@@ -189,6 +190,19 @@ class Monitor:
             self._trades(recv_ns, *r)  # type: ignore[misc]
         else:
             self._event(r)  # type: ignore[arg-type]
+
+    def feed_until(self, frames: Iterator[tuple[int, str | bytes]], until_ms: int) -> int:
+        """:meth:`feed` the ``(recv_ns, raw)`` pairs of ``frames`` until the clock reaches
+        ``until_ms`` (the frame that moves it there is fed) or ``frames`` ends; returns how
+        many were fed. The replay's loop between two ``--json`` intervals, in one call."""
+        n = 0
+        for recv_ns, raw in frames:
+            self.feed(recv_ns, raw)
+            n += 1
+            now = self.now_ms
+            if now is not None and now >= until_ms:
+                break
+        return n
 
     def feed_event(self, ev: Event) -> None:
         """Apply one parsed event."""
