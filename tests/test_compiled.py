@@ -346,6 +346,49 @@ def test_fast_book_update_matches_the_reference(case, container):
         repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
 
 
+# Sums that stress exact summation: cancellation, magnitudes 1e-300..1e300 (partials that do
+# not overlap), half-way cases, overflow, and what fsum treats specially.
+_SUMMAND = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
+    st.floats(0, 1e6, allow_nan=False).map(lambda x: round(x, 3)),
+    st.sampled_from([1e308, -1e308, 1.7976931348623157e308, 2.0**-1074, 1.0, 1e-16, 2.0**53, 1.0 + 2.0**-52,
+                     float("inf"), float("nan"), 0.0, -0.0]),
+    st.integers(0, 3))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_SUMMAND, _SUMMAND), max_size=60), st.integers(-2, 62), st.integers(-2, 62))
+def test_fast_depth_sums_match_fsum_bit_for_bit(pairs, start, stop):
+    """``_fast.side_sums`` (fsum's algorithm on C doubles) returns exactly what ``book._sums``
+    (math.fsum) returns, or raises what it raises."""
+    _require_compiled()
+    from bybitmon.core import _fast, book
+
+    assert type(book._sums) is type(_fast.side_sums)
+    ref = _pure_package().core.book._sums
+    levels: dict = {}
+    for p, s in pairs:
+        levels[p] = s
+    prices = list(levels)
+    ra = _outcome(book._sums, dict(levels), list(prices), start, stop)
+    rb = _outcome(ref, dict(levels), list(prices), start, stop)
+    assert repr(ra) == repr(rb)
+
+
+def test_fast_depth_sums_are_correctly_rounded_where_naive_sums_are_not():
+    """The cases a plain float loop gets wrong, summed exactly by both."""
+    _require_compiled()
+    from bybitmon.core import book
+
+    prices = [1.0, 2.0, 3.0, 4.0]
+    cases = [[1e16, 1.0, -1e16, 1.0], [0.1] * 4, [1e300, 1.0, -1e300, 3.0]]
+    for sizes in cases:
+        levels = dict(zip(prices, sizes))
+        got = book._sums(levels, prices, 0, 4)
+        assert got == _pure_package().core.book._sums(levels, prices, 0, 4)
+    assert book._sums(dict(zip(prices, cases[0])), prices, 0, 4)[0] == 2.0  # naive: 1.0
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(streams())
 def test_fast_parser_takes_a_frame_only_as_the_reference_reads_it(frames):

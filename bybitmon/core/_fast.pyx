@@ -27,6 +27,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcmp
+from libc.math cimport fabs, isfinite
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
@@ -754,3 +755,113 @@ cdef object _scan(const char *buf, Py_ssize_t size):
         cts_o = None
     r = <tuple>route
     return (r[0], r[1], ts, cts_o, u, seq, is_snapshot, sides[0], sides[1])
+
+
+# -- depth sums: math.fsum's algorithm on C doubles --------------------------------------------
+#
+# The sums of a depth band are math.fsum's: the correctly rounded sum of the exact values. This is
+# CPython's own algorithm (Shewchuk's non-overlapping partials, then the half-even correction
+# across partials) on C doubles; the correctly rounded sum is unique, so the result is fsum's
+# bit for bit. Anything fsum treats specially (a non-finite value or an overflowing partial sum),
+# a value that is not a float, or more partials than the buffer holds goes to the reference.
+
+cdef enum:
+    _MAX_PARTIALS = 128  # finite doubles never need more than ~40 non-overlapping partials
+
+ctypedef struct _Fsum:
+    double p[_MAX_PARTIALS]
+    Py_ssize_t n
+    bint ok
+
+
+cdef inline void _fsum_add(_Fsum *f, double x) noexcept:
+    cdef Py_ssize_t i = 0, j
+    cdef double y, t, hi, lo
+    if not f.ok:
+        return
+    if not isfinite(x):
+        f.ok = False
+        return
+    for j in range(f.n):
+        y = f.p[j]
+        if fabs(x) < fabs(y):
+            t = x
+            x = y
+            y = t
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            f.p[i] = lo
+            i += 1
+        x = hi
+    f.n = i
+    if x != 0.0:
+        if not isfinite(x) or f.n >= _MAX_PARTIALS:
+            f.ok = False
+            return
+        f.p[f.n] = x
+        f.n += 1
+
+
+cdef inline double _fsum_result(_Fsum *f) noexcept:
+    cdef Py_ssize_t n = f.n
+    cdef double hi = 0.0, lo = 0.0, x, y, yr
+    if n > 0:
+        n -= 1
+        hi = f.p[n]
+        while n > 0:
+            x = hi
+            n -= 1
+            y = f.p[n]
+            hi = x + y
+            yr = hi - x
+            lo = y - yr
+            if lo != 0.0:
+                break
+        if n > 0 and ((lo < 0.0 and f.p[n - 1] < 0.0) or (lo > 0.0 and f.p[n - 1] > 0.0)):
+            y = lo * 2.0
+            x = hi + y
+            yr = x - hi
+            if y == yr:
+                hi = x
+    return hi
+
+
+cdef class _SideSums:
+    """``book._sums`` on C doubles, with the reference ``_sums`` for anything else."""
+
+    cdef object reference
+
+    def __init__(self, reference=None):
+        self.reference = reference
+
+    def bind(self, reference):
+        """This fast path with ``reference`` (``book._sums``) as its fallback."""
+        return _SideSums(reference)
+
+    def __call__(self, dict levels, list prices, Py_ssize_t start, Py_ssize_t stop):
+        """(fsum of the sizes, fsum of price * size) of ``prices[start:stop]``'s levels."""
+        cdef _Fsum sizes, notionals
+        cdef Py_ssize_t i, n = PyList_GET_SIZE(prices)
+        cdef PyObject *so
+        cdef object po
+        cdef double p, s
+        if start < 0 or stop > n or start > stop:
+            return self.reference(levels, prices, start, stop)
+        sizes.n = notionals.n = 0
+        sizes.ok = notionals.ok = True
+        for i in range(start, stop):
+            po = <object>PyList_GET_ITEM(prices, i)
+            so = PyDict_GetItem(levels, po)
+            if so is NULL or type(po) is not float or type(<object>so) is not float:
+                return self.reference(levels, prices, start, stop)
+            p = PyFloat_AS_DOUBLE(po)
+            s = PyFloat_AS_DOUBLE(<object>so)
+            _fsum_add(&sizes, s)
+            _fsum_add(&notionals, p * s)
+        if not (sizes.ok and notionals.ok):
+            return self.reference(levels, prices, start, stop)
+        return (_fsum_result(&sizes), _fsum_result(&notionals))
+
+
+side_sums = _SideSums()

@@ -18,7 +18,7 @@ import enum
 import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .events import BookUpdate, Level
 
@@ -54,9 +54,9 @@ class BookCounters:
     trimmed: int = 0    # levels beyond MAX_BOOK_LEVELS removed (farthest from the mid first)
 
 
-@dataclass(frozen=True, slots=True)
-class DepthStats:
-    """Liquidity within ``bps`` of mid: sizes in base units, notionals in quote units."""
+class DepthStats(NamedTuple):
+    """Liquidity within ``bps`` of mid: sizes in base units, notionals in quote units (a named
+    tuple: built for every snapshot, about 5x cheaper than a frozen dataclass)."""
 
     bid_depth: float
     ask_depth: float
@@ -206,17 +206,17 @@ class OrderBook:
         # band is widened by a relative 1e-11 (far below any tick: Bybit ticks are >= 1e-8 of price).
         lo = mid * (1.0 - bps / 1e4) * (1.0 - _BOUND_EPS)
         hi = mid * (1.0 + bps / 1e4) * (1.0 + _BOUND_EPS)
-        bid_prices = self.bid_px[bisect_left(self.bid_px, lo):]
-        ask_prices = self.ask_px[: bisect_right(self.ask_px, hi)]
-        bids, asks = self.bids, self.asks
-        bid_sizes = [bids[p] for p in bid_prices]
-        ask_sizes = [asks[p] for p in ask_prices]
-        return DepthStats(
-            math.fsum(bid_sizes),
-            math.fsum(ask_sizes),
-            math.fsum([p * s for p, s in zip(bid_prices, bid_sizes)]),
-            math.fsum([p * s for p, s in zip(ask_prices, ask_sizes)]),
-        )
+        bid_depth, bid_notional = _sums(self.bids, self.bid_px, bisect_left(self.bid_px, lo), len(self.bid_px))
+        ask_depth, ask_notional = _sums(self.asks, self.ask_px, 0, bisect_right(self.ask_px, hi))
+        return DepthStats(bid_depth, ask_depth, bid_notional, ask_notional)
+
+
+def _sums(levels: dict[float, float], prices: list[float], start: int, stop: int) -> tuple[float, float]:
+    """(sum of sizes, sum of price * size) of the levels at ``prices[start:stop]``, each the
+    correctly rounded sum of the exact values (``math.fsum``)."""
+    band = prices[start:stop]
+    sizes = [levels[p] for p in band]
+    return math.fsum(sizes), math.fsum([p * s for p, s in zip(band, sizes)])
 
 
 def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float],
@@ -244,3 +244,9 @@ if not __file__.endswith(".py"):
         pass
     else:
         _update = update_side.bind(_update)
+    try:
+        from ._fast import side_sums
+    except ImportError:
+        pass
+    else:
+        _sums = side_sums.bind(_sums)
