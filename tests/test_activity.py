@@ -96,3 +96,20 @@ def test_longer_windows_within_retention_are_answered():
     with pytest.raises(UsageError):
         a.get_tpm("X", "10m")
     assert a.get_tpm("UNKNOWN") == 0.0 and a.get_buy_sell_ratio("UNKNOWN") is None
+
+
+def test_size_units_remembers_a_bounded_number_of_strings():
+    """Converted sizes are remembered for the second reading (heat), never more than the bound
+    (a stream of ever new size strings cannot grow it), and a remembered answer is the exact one."""
+    from decimal import Decimal
+
+    from bybitmon.core import activity
+
+    for i in range(3 * activity._UNITS_SEEN_MAX):
+        text = f"{i}.{i % 1000:03d}"
+        want = int(Decimal(text) * activity.UNITS_PER_BASE)
+        assert size_units(text) == want and size_units(text) == want
+        assert len(activity._UNITS_SEEN) <= activity._UNITS_SEEN_MAX
+    with pytest.raises(ValueError):
+        size_units("1e")
+    assert "1e" not in activity._UNITS_SEEN

@@ -71,18 +71,33 @@ def parse_window(text: str | int | float, *, what: str = "window", bare_seconds:
     return ms
 
 
+# size string -> units for the strings seen lately: a trade's size is converted for the window
+# and again for the heat meter, and a market repeats its sizes ("0.001", "0.010", ...). Bounded:
+# cleared when full (a size string is at most protocol._MAX_NUM_CHARS long).
+_UNITS_SEEN: dict[str, int] = {}
+_UNITS_SEEN_MAX = 4096
+
+
 def size_units(size: str) -> int:
     """A decimal size string as an exact integer count of 1e-12 base units.
 
     Sizes with more than 12 decimals (Bybit sends at most 8) are rounded to 1e-12.
     """
+    units = _UNITS_SEEN.get(size)
+    if units is not None:
+        return units
     head, _, frac = size.partition(".")
     if len(frac) <= 12 and (head + frac).isdigit():
-        return int(head + frac) * _POW10[len(frac)]
-    try:
-        return int((Decimal(size) * UNITS_PER_BASE).to_integral_value())
-    except InvalidOperation:
-        raise ValueError(f"bad size {size!r}") from None
+        units = int(head + frac) * _POW10[len(frac)]
+    else:
+        try:
+            units = int((Decimal(size) * UNITS_PER_BASE).to_integral_value())
+        except InvalidOperation:
+            raise ValueError(f"bad size {size!r}") from None
+    if len(_UNITS_SEEN) >= _UNITS_SEEN_MAX:
+        _UNITS_SEEN.clear()
+    _UNITS_SEEN[size] = units
+    return units
 
 
 @dataclass(frozen=True, slots=True)
