@@ -2,8 +2,9 @@
 
 A Ctrl-C while the command line is still being imported (typer, rich, the core: a few tenths of
 a second) ends the process quietly with status 130, as any later Ctrl-C does: :func:`main`
-installs a handler that exits at once before those imports, and puts Python's own handler back
-before the command runs (asyncio installs its handler only over Python's default one).
+installs a handler that exits at once before those imports (orjson's among them: see main), and
+puts Python's own handler back before the command runs (asyncio installs its handler only over
+Python's default one).
 """
 
 import os
@@ -31,6 +32,11 @@ def main() -> None:
             guarded = True
     except ValueError:  # not the main thread: signals are not ours to set
         pass
+    # orjson's extension module crashes (SIGSEGV) when a KeyboardInterrupt lands inside its
+    # initialisation, which runs Python imports; commands that import it late (serve) were open
+    # to that, so it is imported here, where a Ctrl-C exits at once.
+    import orjson  # noqa: F401
+
     from .cli import exit_interrupted
     from .cli import main as run
 
