@@ -46,3 +46,11 @@ cdef class DensityTracker:
 
     @cython.locals(d=Density, ending=list, due=list, ended=list)
     cpdef rows(self, now_ms)
+
+    cpdef x_median(self, Density d)
+
+cpdef _ended_ms(Density d)
+
+cpdef _ended_order(Density d)
+
+cpdef _recent_first(Density d)
