@@ -259,8 +259,9 @@ cdef inline Py_ssize_t _bisect_left(list prices, double p):
     return lo
 
 
-cdef class _UpdateSide:
-    """``book._update`` on C doubles, with the reference ``_update`` for anything else."""
+cdef class _WithReference:
+    """A fast path for one ``.py`` function, called like it, that hands what it does not take
+    to that function, its reference."""
 
     cdef object reference
 
@@ -268,8 +269,12 @@ cdef class _UpdateSide:
         self.reference = reference
 
     def bind(self, reference):
-        """This fast path with ``reference`` (``book._update``) as its fallback."""
-        return _UpdateSide(reference)
+        """This fast path with ``reference`` (the ``.py`` function) as its fallback."""
+        return type(self)(reference)
+
+
+cdef class _UpdateSide(_WithReference):
+    """``book._update`` on C doubles, with the reference ``_update`` for anything else."""
 
     def __call__(self, dict levels, list prices, changes, set touched, double touch_min):
         """Apply a delta's ``(price, size)`` changes to one side (``levels``: price -> size;
@@ -828,17 +833,8 @@ cdef inline double _fsum_result(_Fsum *f) noexcept:
     return hi
 
 
-cdef class _SideSums:
+cdef class _SideSums(_WithReference):
     """``book._sums`` on C doubles, with the reference ``_sums`` for anything else."""
-
-    cdef object reference
-
-    def __init__(self, reference=None):
-        self.reference = reference
-
-    def bind(self, reference):
-        """This fast path with ``reference`` (``book._sums``) as its fallback."""
-        return _SideSums(reference)
 
     def __call__(self, dict levels, list prices, Py_ssize_t start, Py_ssize_t stop):
         """(fsum of the sizes, fsum of price * size) of ``prices[start:stop]``'s levels."""
