@@ -17,7 +17,6 @@ compile, the install still succeeds and bybitmon runs on the pure-Python core.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
@@ -44,15 +43,14 @@ MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sou
 
 
 def _digest(path: str) -> str:
-    """sha256 of a module's source, and of its ``.pxd`` (its C declarations) when it has one."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read())
-    pxd = path[:-3] + ".pxd"
-    if path.endswith(".py") and os.path.exists(pxd):
-        with open(pxd, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
+    """bybitmon/core/_digest.py's ``source_digest``, loaded by path (the package is not installed
+    yet): the very digest the import checks the build against."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bybitmon_digest", os.path.join("bybitmon", "core", "_digest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_digest(path)
 
 
 class OptionalBuildExt(build_ext):

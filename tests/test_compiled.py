@@ -685,3 +685,22 @@ def test_trade_scanner_reads_bybits_trade_frames():
                 plain.replace('"T":1700000000099', '"T":-1'), plain[:-1], plain + "]"):
         assert bad != plain or bad.endswith("]")
         assert _fast._scan_text(bad) is None, bad
+
+
+def test_the_build_digest_covers_a_modules_pxd(tmp_path):
+    """A compiled module is trusted only while its source and its .pxd (the C types it was
+    compiled with) are as built: an edit to either changes the digest the import checks."""
+    from bybitmon.core._digest import source_digest
+
+    py = tmp_path / "m.py"
+    py.write_text("x = 1\n")
+    alone = source_digest(str(py))
+    (tmp_path / "m.pxd").write_text("cdef class A:\n    pass\n")
+    with_pxd = source_digest(str(py))
+    (tmp_path / "m.pxd").write_text("cdef class A:\n    cdef public double x\n")
+    assert len({alone, with_pxd, source_digest(str(py))}) == 3
+    pyx = tmp_path / "m.pyx"
+    pyx.write_text("x = 1\n")
+    assert source_digest(str(pyx)) == alone  # a .pyx is its own declarations: no .pxd read
+    with pytest.raises(OSError):
+        source_digest(str(tmp_path / "missing.py"))

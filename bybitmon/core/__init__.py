@@ -13,11 +13,12 @@ never runs). :func:`implementation` says which one runs.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+
+from ._digest import source_digest
 
 __all__ = ["COMPILED_MODULES", "FAST_MODULES", "implementation", "implementation_note"]
 
@@ -43,18 +44,13 @@ def _choose() -> tuple[str, str]:
         if not any(os.path.exists(os.path.join(_HERE, name + sfx)) for sfx in suffixes):
             return "pure", f"the compiled {name} is missing"
         source = name + (".pyx" if name in FAST_MODULES else ".py")
-        # A .py module's digest covers its .pxd too (the C types Cython compiled it with).
-        h = hashlib.sha256()
         try:
-            with open(os.path.join(_HERE, source), "rb") as f:
-                h.update(f.read())
+            current = source_digest(os.path.join(_HERE, source))
         except OSError:
             return "pure", f"{source} is missing"
-        if name not in FAST_MODULES and os.path.exists(os.path.join(_HERE, name + ".pxd")):
-            with open(os.path.join(_HERE, name + ".pxd"), "rb") as f:
-                h.update(f.read())
-        if h.hexdigest() != digest:
-            return "pure", f"{source} changed after the compiled core was built (reinstall to rebuild)"
+        if current != digest:
+            what = source if name in FAST_MODULES else f"{source} or {name}.pxd"
+            return "pure", f"{what} changed after the compiled core was built (reinstall to rebuild)"
     if not all(m in SOURCES for m in FAST_MODULES):
         return "compiled", "Cython build of the core's own .py files (without the fast path)"
     return "compiled", "Cython build of the core's .py files, with the _fast.pyx fast path"

@@ -22,10 +22,10 @@ cdef class DensityTracker:
     cdef public Py_ssize_t n_active, n_ending
     cdef public object next_decide_ms, list_max, next_median_ms
 
-    @cython.locals(active=dict, d=Density, b=OrderBook)
+    @cython.locals(active=dict, d=Density)
     cpdef on_book_fields(self, book, ts_ms, bids, asks, applied)
 
-    @cython.locals(d=Density, side_map=dict)
+    @cython.locals(d=Density)
     cpdef on_trades(self, trades)
 
     @cython.locals(d=Density, ending=dict)

@@ -1,0 +1,21 @@
+"""The digest that ties the compiled core to its sources, one definition for the build
+(setup.py loads this file by its path, before the package is installed) and for the import-time
+check in ``bybitmon/core/__init__.py``. Standard library only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+
+def source_digest(path: str) -> str:
+    """sha256 of a module's source, and of its ``.pxd`` (the C declarations Cython compiles a
+    ``.py`` module with) when it has one. Raises OSError when the source cannot be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read())
+    pxd = path[:-3] + ".pxd"
+    if path.endswith(".py") and os.path.exists(pxd):
+        with open(pxd, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
