@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bybitmon.core.densities import ENDED_STATES
+from bybitmon.core.snapshot import DensityState, Side
 from bybitmon.core.monitor import Monitor
 
 from frames import book, trades
@@ -258,3 +262,46 @@ def test_density_removed_from_a_book_thinner_than_the_depth_is_pulled():
     m.feed(0, book("X", 2, [("99.5", "1"), ("97.0", "0")], [], ts=1100, depth=50))
     m.feed(0, book("X", 3, [("98.9", "1.1")], [], ts=2000, depth=50))
     assert states(m) == [(97.0, "pulled")]
+
+
+def _full_merge_listing(tr, due, now_ms):
+    """The ended part of a listing the long way (as rows() did before it merged only the back):
+    the whole ended list with the due densities merged in, cut at the keep period and at the
+    n-th most recent end time (ties widened), then newest first."""
+    from bisect import bisect_left
+    from heapq import merge
+
+    order = lambda d: (d.ended_ms, d.side, d.price)  # noqa: E731
+    merged = list(merge(tr.ended, sorted(due, key=order), key=order))
+    n = tr.list_max
+    start = max(bisect_left(merged, now_ms - tr.keep_ended_ms, key=lambda d: d.ended_ms), len(merged) - n)
+    if start < len(merged):
+        start = bisect_left(merged, merged[start].ended_ms, key=lambda d: d.ended_ms)
+    return sorted(merged[start:], key=lambda d: (-d.ended_ms, d.side, d.price))[:n]
+
+
+_ended_spec = st.tuples(st.integers(0, 40), st.sampled_from([Side.BID, Side.ASK]), st.integers(95, 105))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ended=st.lists(_ended_spec, max_size=40), due=st.lists(_ended_spec, max_size=6),
+       n=st.integers(0, 8), keep=st.integers(0, 30), now=st.integers(0, 60))
+def test_recent_ended_merges_only_the_back_yet_lists_what_a_full_merge_lists(ended, due, n, keep, now):
+    """rows() merges the due ending densities into the back of the ended list only; the result
+    (the very objects, in order, with the fates of the due ones) must be the full merge's,
+    including ties of end time, side and price across the two lists."""
+    from bybitmon.core.densities import Density, DensityTracker
+
+    def dens(spec, state):
+        ms, side, price = spec
+        return Density(side, float(price), 1.0, float(price), 1.0, 0, 1.0, traded=float(ms % 3), decrease=2.0,
+                       state=state, ended_ms=ms)
+
+    tr = DensityTracker(x=5.0, list_max=n, keep_ended_ms=keep)
+    tr.ended = sorted((dens(s, DensityState.PULLED) for s in ended), key=lambda d: (d.ended_ms, d.side, d.price))
+    due_d = [dens(s, DensityState.ENDING) for s in due]
+    want = _full_merge_listing(tr, list(due_d), now)
+    got, fates = tr._recent_ended(list(due_d), now, n)
+    assert [id(d) for d in got] == [id(d) for d in want]
+    assert {i: f for i, f in fates.items() if i in {id(d) for d in got}} == {
+        id(d): d.fate() for d in got if d in due_d}

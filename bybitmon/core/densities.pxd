@@ -44,8 +44,11 @@ cdef class DensityTracker:
                    min_notional=double, s=double)
     cpdef _scan(self, OrderBook book, ts_ms, bint full=*)
 
-    @cython.locals(d=Density, ending=list, due=list, ended=list)
+    @cython.locals(d=Density, ending=list, due=list)
     cpdef rows(self, now_ms)
+
+    @cython.locals(d=Density, ended=list, back=list, tail=list, times=list)
+    cpdef _recent_ended(self, list due, now_ms, n)
 
     cpdef x_median(self, Density d)
 

@@ -365,23 +365,44 @@ class DensityTracker:
             for d in self.ending[side].values():
                 (due if d.ended_ms + grace <= now_ms else ending).append(d)  # type: ignore[operator]
         ending.sort(key=_recent_first)
-        ended = self.ended
-        fates: dict[int, DensityState] = {}
-        if due:
-            # tick() would insort these behind the ended ones with equal keys: merge() keeps
-            # that order (items of its first input come first among equals).
-            due.sort(key=_ended_order)
-            fates = {id(d): d.fate() for d in due}
-            ended = list(merge(ended, due, key=_ended_order))
         n = self.list_max
-        # The n most recent within keep_ended_ms: the back of the ordered list, widened to every
-        # density that ended at the same ms as the oldest of them (ties are listed by side, price).
-        start = max(bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms), len(ended) - n)
-        if start < len(ended):
-            start = bisect_left(ended, ended[start].ended_ms, key=_ended_ms)
-        recent = sorted(ended[start:], key=_recent_first)[:n]
+        recent, fates = self._recent_ended(due, now_ms, n)
         return ([(d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms) for x, d in active[:n]]
                 + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state, d.ended_ms)
                    for d in ending]
                 + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fates.get(id(d)) or d.state,
                     d.ended_ms) for d in recent])
+
+    def _recent_ended(self, due: list[Density], now_ms: int, n: int) -> tuple[list[Density], dict[int, DensityState]]:
+        """The ended densities a listing at ``now_ms`` shows (the ``n`` most recent of those ended
+        within ``keep_ended_ms``, newest first), counting the ``due`` ending ones as ended (with
+        their fates, by id) where :meth:`tick` would insort them behind the ended ones with equal
+        keys.
+
+        Of the ended list ordered by end time with the due ones merged in, that is the back from
+        the later of ``now_ms - keep_ended_ms`` and the n-th most recent end time (a tie with it
+        is shown too, ordered by side and price). Only that back is merged: the cost follows
+        ``n``, not the length of the ended list.
+        """
+        ended = self.ended
+        lo = now_ms - self.keep_ended_ms
+        if due:
+            due.sort(key=_ended_order)
+            # The n-th most recent end time of ended + due: among the last n of each.
+            times = sorted([d.ended_ms for d in ended[-n:]] + [d.ended_ms for d in due[-n:]])  # type: ignore[misc]
+            if len(times) >= n > 0:
+                lo = max(lo, times[-n])
+            elif n <= 0:
+                return [], {}
+            tail = [d for d in due if d.ended_ms >= lo]  # type: ignore[operator]
+            # merge() keeps tick()'s order: items of its first input come first among equals.
+            back = list(merge(ended[bisect_left(ended, lo, key=_ended_ms):], tail, key=_ended_order))
+            fates = {id(d): d.fate() for d in tail}
+        else:
+            if len(ended) >= n > 0:
+                lo = max(lo, ended[-n].ended_ms)  # type: ignore[type-var]
+            elif n <= 0:
+                return [], {}
+            back = ended[bisect_left(ended, lo, key=_ended_ms):]
+            fates = {}
+        return sorted(back, key=_recent_first)[:n], fates
