@@ -305,3 +305,29 @@ def test_recent_ended_merges_only_the_back_yet_lists_what_a_full_merge_lists(end
     assert [id(d) for d in got] == [id(d) for d in want]
     assert {i: f for i, f in fates.items() if i in {id(d) for d in got}} == {
         id(d): d.fate() for d in got if d in due_d}
+
+
+def test_json_rows_write_what_rows_say_and_serialize_an_ended_density_once():
+    """--json writes json_rows(): at every check it must serialize to the bytes of rows() as
+    dicts, and an ended density's object is made once and then reused (the same Fragment)."""
+    import orjson
+
+    from bybitmon.core.densities import density_json
+    from bybitmon.sim.market import MarketSimulator
+
+    m = Monitor("linear", density_x=3.0)
+    seen: dict[int, object] = {}
+    reused = checks = 0
+    for i, (ts, raw) in enumerate(MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=4).frames(120_000)):
+        m.feed(ts * 1_000_000, raw)
+        if i % 150 == 0:
+            for st in m.states.values():
+                tr = st.densities
+                got = tr.json_rows(m.now_ms)
+                assert orjson.dumps(got) == orjson.dumps([density_json(*r) for r in tr.rows(m.now_ms)])
+                for obj in got:
+                    if isinstance(obj, orjson.Fragment):
+                        reused += seen.get(id(obj)) is obj
+                        seen[id(obj)] = obj
+                checks += 1
+    assert checks > 100 and reused > 100

@@ -53,7 +53,7 @@ def test_recorded_sim_output_covers_every_density_fate():
 def test_snapshot_json_writes_density_keys_in_the_views_field_order():
     """--json builds density objects from a literal (cheaper than zipping keys); its keys must
     be DensityView's fields, in order, as the typed snapshot writes them."""
-    from bybitmon.core.monitor import _density_dict
+    from bybitmon.core.densities import density_json as _density_dict
     from bybitmon.core.snapshot import DensityView, field_names
 
     assert tuple(_density_dict(*range(8))) == field_names(DensityView)

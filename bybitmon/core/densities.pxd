@@ -8,7 +8,7 @@ cdef class Density:
     cdef public double price, size, notional, x_median
     cdef public object since_ms
     cdef public double last_size, traded, peak_size, traded_total, decrease
-    cdef public object state, ended_ms
+    cdef public object state, ended_ms, json
 
     cpdef fate(self)
 
@@ -44,8 +44,14 @@ cdef class DensityTracker:
                    min_notional=double, s=double)
     cpdef _scan(self, OrderBook book, ts_ms, bint full=*)
 
-    @cython.locals(d=Density, ending=list, due=list)
+    @cython.locals(d=Density)
     cpdef rows(self, now_ms)
+
+    @cython.locals(d=Density, out=list)
+    cpdef json_rows(self, now_ms)
+
+    @cython.locals(d=Density, ending=list, due=list, active=list)
+    cpdef _listing(self, now_ms)
 
     @cython.locals(d=Density, ended=list, back=list, tail=list, times=list)
     cpdef _recent_ended(self, list due, now_ms, n)

@@ -87,14 +87,6 @@ class SymbolState:
         self.price_decimals: int | None = None  # decimals of the tick, as seen on the wire (for display)
 
 
-def _density_dict(side, price, size, notional, x_median, since, state, ended) -> dict:
-    """A density row as the dict ``DensityView.to_json`` writes (keys in its field order,
-    which tests/test_snapshot_v1.py holds): a literal, about 3x cheaper than
-    ``dict(zip(keys, row))`` with the 20-odd rows of a snapshot."""
-    return {"side": side, "price": price, "size": size, "notional": notional, "x_median": x_median,
-            "since": since, "state": state, "ended": ended}
-
-
 def _decimals(prices: list[float]) -> int | None:
     """The most decimals any of ``prices`` needs: the tick's, for a snapshot's levels."""
     if not prices:
@@ -402,16 +394,17 @@ class Monitor:
         """``snapshot(symbol).to_json()``, byte for byte, without building the typed snapshot
         (orjson writes a dict with the same keys in the same order as the same bytes): what
         ``--json`` prints every interval."""
-        now, trades, book, densities, health = self._snapshot_values(symbol)
+        now, trades, book, densities, health = self._snapshot_values(symbol, True)
         return _dumps({"type": "snapshot", "v": SNAPSHOT_VERSION, "ts": now, "symbol": symbol,
                        "category": self.category, "trades": dict(zip(_TRADES_KEYS, trades)),
                        "book": dict(zip(_BOOK_KEYS, book)),
-                       "densities": [_density_dict(*d) for d in densities],
+                       "densities": densities,
                        "health": dict(zip(_HEALTH_KEYS, health))})
 
-    def _snapshot_values(self, symbol: str) -> tuple[int, tuple, tuple, list[tuple], tuple]:
+    def _snapshot_values(self, symbol: str, json: bool = False) -> tuple[int, tuple, tuple, list, tuple]:
         """The snapshot's values: (ts, trades, book, densities, health), each part in its
-        view's field order."""
+        view's field order; the densities as JSON objects (``DensityTracker.json_rows``) when
+        ``json``."""
         st = self.states.get(symbol)
         if st is None:
             st = self._new_state(symbol)
@@ -434,6 +427,6 @@ class Monitor:
                  ts.buy_sell_ratio, ts.last_price, None if heat is None else heat.heat,
                  None if heat is None else heat.heat_volume),
                 book_part,
-                st.densities.rows(now),
+                st.densities.json_rows(now) if json else st.densities.rows(now),
                 (st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,
                  self.clock_jumps, st.trades.overflow + c.trimmed))
