@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bybitmon.core.activity import TradeActivity, TradeWindow, parse_window, size_units
 from bybitmon.errors import UsageError
@@ -113,3 +115,44 @@ def test_size_units_remembers_a_bounded_number_of_strings():
     with pytest.raises(ValueError):
         size_units("1e")
     assert "1e" not in activity._UNITS_SEEN
+
+
+_steps = st.lists(st.tuples(st.integers(0, 400),                       # now advances by
+                            st.lists(st.tuples(st.integers(-300, 300),  # fill time - now
+                                               st.booleans(), st.integers(1, 9), st.integers(0, 30)),
+                                     max_size=4)),
+                  min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(window=st.integers(1, 200), extra=st.sampled_from([0, 0, 1, 150]), steps=_steps)
+def test_window_and_retention_match_a_brute_force_model(window, extra, steps):
+    """TradeWindow against a list of held trades: a trade is held while its fill time is after
+    now - retention, a duplicate while an earlier copy is held, and a window counts the held
+    trades with now - window < T <= now. Fills before, inside and after the window, equal
+    times, re-sent ids and a retention equal to the window (the default) or longer."""
+    retention = window + extra
+    w = TradeWindow(window, retention_ms=retention)
+    held: list[tuple[int, bool, int, str]] = []   # (T, buy, units, id)
+    now = 0
+    for dt, batch in steps:
+        now += dt
+        held = [h for h in held if h[0] > now - retention]
+        trades, want_fresh = [], []
+        for off, buy, size, n in batch:
+            tid = f"id{n}"
+            t = tr(now + off, buy, str(size), tid)
+            trades.append(t)
+            if any(h[3] == tid for h in held):
+                continue
+            want_fresh.append(t)
+            if t.ts_ms > now - retention:
+                held.append((t.ts_ms, buy, size * 10**12, tid))
+        assert w.add_many(trades, now) == want_fresh
+        for span in {window, retention}:
+            got = w.stats(now, span)
+            inside = [h for h in held if now - span < h[0] <= now]
+            assert got.count == len(inside)
+            assert got.buy_volume == sum(h[2] for h in inside if h[1]) / 10**12
+            assert got.sell_volume == sum(h[2] for h in inside if not h[1]) / 10**12
+        assert len(w._ids) == len({h[3] for h in held})

@@ -13,7 +13,7 @@ cdef class TradeWindow:
     @cython.locals(ids=set, fresh=list)
     cpdef add_many(self, trades, now_ms)
 
-    @cython.locals(future=list, active=list, retained=list, entry=tuple)
+    @cython.locals(future=list, active=list, retained=list, entry=tuple, ids=set)
     cpdef advance(self, now_ms)
 
 cdef class HeatMeter:

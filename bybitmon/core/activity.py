@@ -264,7 +264,12 @@ class TradeWindow:
             return
         self.now_ms = now_ms
         future, active, retained = self._future, self._active, self._retained
+        ids = self._ids
         start = now_ms - self.window_ms
+        # A trade leaving the window that is already past the retention is forgotten at once
+        # rather than pushed to _retained and popped again below (the same end state; with
+        # the default retention, the window's, that is every trade).
+        keep_from = now_ms - self.retention_ms
         while future and future[0][0] <= now_ms:
             entry = heapq.heappop(future)
             if entry[0] > start:
@@ -275,8 +280,10 @@ class TradeWindow:
                     self._buy_units += units
                 else:
                     self._sell_units -= units
-            else:
+            elif entry[0] > keep_from:
                 heapq.heappush(retained, entry)
+            else:
+                ids.discard(entry[2])
         while active and active[0][0] <= start:
             entry = heapq.heappop(active)
             self.count -= 1
@@ -285,10 +292,12 @@ class TradeWindow:
                 self._buy_units -= units
             else:
                 self._sell_units += units
-            heapq.heappush(retained, entry)
-        keep_from = now_ms - self.retention_ms
+            if entry[0] > keep_from:
+                heapq.heappush(retained, entry)
+            else:
+                ids.discard(entry[2])
         while retained and retained[0][0] <= keep_from:
-            self._ids.discard(heapq.heappop(retained)[2])
+            ids.discard(heapq.heappop(retained)[2])
 
     def stats(self, now_ms: int, window_ms: int | None = None) -> WindowStats:
         """Activity over ``window_ms`` (default: the primary window) ending at ``now_ms``.
