@@ -346,6 +346,81 @@ def test_fast_book_update_matches_the_reference(case, container):
         repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
 
 
+def _scannable(changes) -> list[tuple[float, float]]:
+    """The pairs of ``changes`` the scanner could have read (float pairs in the parser's ranges)."""
+    from bybitmon.core.protocol import MAX_PRICE, MAX_SIZE
+
+    return [(p, s) for p, s in map(tuple, changes)
+            if type(p) is float and type(s) is float and 0.0 < p <= MAX_PRICE and 0.0 <= s <= MAX_SIZE]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_side())
+def test_fast_book_update_of_scanned_levels_matches_the_reference(case):
+    """A side given as the scanner's ``Levels`` (C doubles, no tuples) is applied exactly as the
+    reference applies the same pairs as a list, also when the price list holds an int (the rest
+    then goes to the reference) and when a price repeats within the frame."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core import _fast, book
+
+    ref = _pure_package().core.book._update
+    levels, prices, changes, touch_min = case
+    pairs = _scannable(changes)
+    a = (dict(levels), list(prices), set())
+    b = (dict(levels), list(prices), set())
+    ra = _outcome(book._update, a[0], a[1], _fast.Levels(pairs), a[2], touch_min)
+    rb = _outcome(ref, b[0], b[1], list(pairs), b[2], touch_min)
+    assert repr(ra) == repr(rb)
+    assert repr((list(a[0].items()), a[1], sorted(map(repr, a[2])))) == \
+        repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), st.integers(1, 200)),
+                max_size=6),
+       st.lists(st.tuples(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), st.floats(0, 50)),
+                max_size=8))
+def test_fast_active_check_of_scanned_levels_matches_the_reference(active_prices, pairs):
+    """``densities._at_active`` on ``Levels`` finds the same changes, in the same order, as the
+    reference on the list (int keys included: 100 and 100.0 are one dict key)."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core import _fast, densities
+
+    assert type(densities._at_active) is type(_fast.at_active)
+    ref = _pure_package().core.densities._at_active
+    active = {p: object() for p in active_prices}
+    pairs += [(float(p), 1.0) for p in active_prices[:2]]
+    got = densities._at_active(active, _fast.Levels(pairs))
+    assert repr(got) == repr(ref(active, list(pairs)))
+    assert densities._at_active(active, list(pairs)) == ref(active, list(pairs))
+
+
+def test_scanned_levels_are_the_reference_list_to_any_reader():
+    """``Levels`` reads as the list of float pairs: length, indexing (negative too), slices,
+    iteration, equality both ways, repr; it refuses values the parser refuses and is not
+    hashable (a list is not)."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core import _fast
+
+    pairs = [(100.5, 1.0), (100.0, 0.0), (99.5, 2.25)] + [(float(i), 1.0) for i in range(1, 30)]  # past 16 inline
+    lv = _fast.Levels(pairs)
+    assert len(lv) == len(pairs) and bool(lv) and not _fast.Levels()
+    assert lv[0] == pairs[0] and lv[-1] == pairs[-1] and lv[1:3] == pairs[1:3] and lv[::-7] == pairs[::-7]
+    assert list(lv) == pairs and lv == pairs and pairs == lv and lv == tuple(pairs) and lv != pairs[:-1]
+    assert repr(lv) == repr(pairs)
+    assert all(type(p) is float and type(s) is float for p, s in lv)
+    with pytest.raises(IndexError):
+        lv[len(pairs)]
+    with pytest.raises(TypeError):
+        hash(lv)
+    for bad in [(0.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (float("nan"), 1.0), (1.0, float("inf")), (1e300, 1.0)]:
+        with pytest.raises(ValueError):
+            _fast.Levels([bad])
+
+
 # Sums that stress exact summation: cancellation, magnitudes 1e-300..1e300 (partials that do
 # not overlap), half-way cases, overflow, and what fsum treats specially.
 _SUMMAND = st.one_of(

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """The compiled core's fast path for the common frames, with the ``.py`` core as its reference.
 
-Two pieces, both used only by the compiled build (``monitor.py`` and ``book.py`` import them
+Used only by the compiled build (``monitor.py``, ``book.py`` and ``densities.py`` import it
 when they run compiled, never when they run as ``.py`` files):
 
 * :func:`route_common`: a well-formed book or trade frame -> the very tuple of fields
@@ -13,8 +13,12 @@ when they run compiled, never when they run as ``.py`` files):
   and detail always come from the reference code.
 * :func:`update_side`: ``book._update`` (a delta's levels into one side's dict and sorted price
   list) with the binary search done on C doubles instead of ``bisect`` over Python floats.
+* :class:`Levels`: a book side as the scanner reads it, its pairs as C doubles, which
+  ``update_side`` and :data:`at_active` (``densities._at_active``) read without a tuple or a
+  float per level; to anything else it is the reference's list of ``(price, size)`` tuples.
 
-Everything returned or changed is what the reference makes: the same floats (from the same
+Everything returned or changed is what the reference makes (book sides as :class:`Levels`, equal
+to its lists): the same floats (from the same
 validated-string caches), the same tuples, the same dict and list contents.
 """
 
@@ -24,7 +28,8 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString, PyFloat_FromDouble
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcmp
 from libc.math cimport fabs, isfinite
@@ -56,7 +61,7 @@ cdef Py_ssize_t MAX_TRADE_ID_CHARS = _protocol._MAX_TRADE_ID_CHARS
 # publicTrade topics whose symbol the reference accepted (its check is a regex).
 cdef dict _TRADE_TOPICS = {}
 
-__all__ = ["route_common", "update_side"]
+__all__ = ["Levels", "route_common", "update_side", "side_sums", "at_active"]
 
 
 cdef inline bint _is_int(object x):
@@ -243,6 +248,102 @@ def route_common(raw):
     return None
 
 
+cdef enum:
+    _INLINE_LEVELS = 16
+
+
+cdef class Levels:
+    """One side of a book frame as the scanner read it: its (price, size) pairs as C doubles,
+    without a Python object per level.
+
+    To any code it is a read-only sequence of ``(price, size)`` float tuples, made on demand:
+    what the reference's list of pairs holds, equal to it (``==``) and shown like it. The fast
+    paths (:data:`update_side`, :data:`at_active`) read the doubles directly."""
+
+    cdef double *px
+    cdef double *sz
+    cdef Py_ssize_t n, cap
+    cdef double inline_px[_INLINE_LEVELS]
+    cdef double inline_sz[_INLINE_LEVELS]
+
+    def __cinit__(self, *args):
+        self.px = self.inline_px
+        self.sz = self.inline_sz
+        self.n = 0
+        self.cap = _INLINE_LEVELS
+
+    def __init__(self, pairs=()):
+        """``Levels([(price, size), ...])``: what the scanner would make of a side with these
+        values; each must be in the parser's ranges (0 < price <= MAX_PRICE, 0 <= size <=
+        MAX_SIZE), else ValueError."""
+        cdef double p, s
+        for pair in pairs:
+            p, s = pair
+            if not (0.0 < p <= MAX_PRICE and 0.0 <= s <= MAX_SIZE):
+                raise ValueError(f"level out of range: {pair!r}")
+            self.push(p, s)
+
+    def __dealloc__(self):
+        if self.px != self.inline_px:
+            PyMem_Free(self.px)
+
+    cdef int push(self, double p, double s) except -1:
+        cdef double *block
+        cdef Py_ssize_t cap, i
+        if self.n == self.cap:
+            cap = self.cap * 2
+            block = <double *>PyMem_Malloc(2 * cap * sizeof(double))
+            if block is NULL:
+                raise MemoryError()
+            for i in range(self.n):
+                block[i] = self.px[i]
+                block[cap + i] = self.sz[i]
+            if self.px != self.inline_px:
+                PyMem_Free(self.px)
+            self.px = block
+            self.sz = block + cap
+            self.cap = cap
+        self.px[self.n] = p
+        self.sz[self.n] = s
+        self.n += 1
+        return 0
+
+    cdef list tail(self, Py_ssize_t k):
+        """The pairs from the k-th on, as the reference's list of float tuples."""
+        return [(self.px[i], self.sz[i]) for i in range(k, self.n)]
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.tail(0)[index]
+        cdef Py_ssize_t i = index
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError("Levels index out of range")
+        return (self.px[i], self.sz[i])
+
+    def __iter__(self):
+        return iter(self.tail(0))
+
+    def __eq__(self, other):
+        if isinstance(other, (Levels, list, tuple)):
+            return self.tail(0) == list(other)
+        return NotImplemented
+
+    def __ne__(self, other):
+        if isinstance(other, (Levels, list, tuple)):
+            return self.tail(0) != list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        return repr(self.tail(0))
+
+
 cdef inline Py_ssize_t _bisect_left(list prices, double p):
     """``bisect_left(prices, p)`` on an all-float list; -1 when an element is not a float."""
     cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(prices), mid
@@ -283,10 +384,70 @@ cdef class _UpdateSide(_WithReference):
         Pairs of two Python floats (what the parser makes) are applied here, on C doubles; from
         the first pair that is not (or a price list holding something else) the rest goes to
         the reference, so the result is the reference's in every case."""
-        _apply_changes(levels, prices, changes, touched, touch_min, self.reference)
+        if type(changes) is Levels:
+            _apply_levels(levels, prices, <Levels>changes, touched, touch_min, self.reference)
+        else:
+            _apply_changes(levels, prices, changes, touched, touch_min, self.reference)
 
 
 update_side = _UpdateSide()
+
+
+cdef _apply_levels(dict levels, list prices, Levels ch, set touched, double touch_min, reference):
+    """:func:`_apply_changes` on the scanner's doubles: no tuple per level, and no new float
+    for a price already in the book (its key is reused). The scanner took only finite prices
+    > 0 and sizes >= 0, so nothing here needs the reference but a price list holding
+    something other than floats."""
+    cdef double p, s
+    cdef Py_ssize_t i, k
+    cdef bint found
+    cdef object po
+    for k in range(ch.n):
+        p = ch.px[k]
+        s = ch.sz[k]
+        i = _bisect_left(prices, p)
+        if i < 0:
+            reference(levels, prices, ch.tail(k), touched, touch_min)
+            return
+        found = i < PyList_GET_SIZE(prices) and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(prices, i)) == p
+        if found:
+            po = <object>PyList_GET_ITEM(prices, i)
+        else:
+            po = PyFloat_FromDouble(p)
+        if s == 0.0:
+            if found or PyDict_GetItem(levels, po) is not NULL:
+                PyDict_DelItem(levels, po)
+                del prices[i]
+        else:
+            if not found and PyDict_GetItem(levels, po) is NULL:
+                PyList_Insert(prices, i, po)
+            if s >= touch_min:
+                PySet_Add(touched, po)
+            PyDict_SetItem(levels, po, PyFloat_FromDouble(s))
+
+
+cdef class _AtActive(_WithReference):
+    """``densities._at_active`` on the scanner's doubles, with the reference for anything else."""
+
+    def __call__(self, dict active, changes):
+        """The ``(price, size)`` changes at a price in ``active``, in order."""
+        cdef Levels ch
+        cdef Py_ssize_t k
+        cdef list out
+        if type(changes) is not Levels:
+            return self.reference(active, changes)
+        ch = <Levels>changes
+        out = []
+        if not active:
+            return out
+        for k in range(ch.n):
+            po = PyFloat_FromDouble(ch.px[k])
+            if PyDict_GetItem(active, po) is not NULL:
+                out.append((po, PyFloat_FromDouble(ch.sz[k])))
+        return out
+
+
+at_active = _AtActive()
 
 
 cdef _apply_changes(dict levels, list prices, changes, set touched, double touch_min, reference):
@@ -467,23 +628,42 @@ cdef inline int _after_element(_Cur *c) noexcept:
     return -1
 
 
-cdef object _scan_level(_Cur *c):
-    """``["p","s"]`` -> ``(p, s)`` with the reference's range checks, or None."""
+cdef bint _scan_level(_Cur *c, Levels out) except -1:
+    """``["p","s"]`` -> one more pair of ``out``, with the reference's range checks; False
+    (nothing added) for anything else."""
     cdef double p, q
     if not _eat(c, b'['):
-        return None
+        return False
     if not _decimal(c, &p) or not _eat(c, b','):
-        return None
+        return False
     if not _decimal(c, &q) or not _eat(c, b']'):
-        return None
+        return False
     if not (0.0 < p <= MAX_PRICE and 0.0 <= q <= MAX_SIZE):
+        return False
+    out.push(p, q)
+    return True
+
+
+cdef object _scan_side(_Cur *c):
+    """``[level, ...]`` (a book side) -> :class:`Levels`, or None."""
+    cdef int more
+    cdef Levels out = Levels()
+    if not _eat(c, b'['):
         return None
-    return (p, q)
+    if _eat(c, b']'):
+        return out
+    while True:
+        if not _scan_level(c, out):
+            return None
+        more = _after_element(c)
+        if more < 0:
+            return None
+        if more == 0:
+            return out
 
 
-cdef object _scan_array(_Cur *c, bint of_trades):
-    """``[level, ...]`` (a book side) or ``[trade, ...]`` (``of_trades``) -> the list of what
-    :func:`_scan_level` / :func:`_scan_trade` make of each element, or None."""
+cdef object _scan_trades(_Cur *c):
+    """``[trade, ...]`` -> the list of what :func:`_scan_trade` makes of each, or None."""
     cdef int more
     cdef list out = []
     if not _eat(c, b'['):
@@ -491,7 +671,7 @@ cdef object _scan_array(_Cur *c, bint of_trades):
     if _eat(c, b']'):
         return out
     while True:
-        item = _scan_trade(c) if of_trades else _scan_level(c)
+        item = _scan_trade(c)
         if item is None:
             return None
         out.append(item)
@@ -541,7 +721,7 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
             return None
         if _key_is(k, n, "b", 1) or _key_is(k, n, "a", 1):
             bit = 1 if k[0] == b'b' else 2
-            side = _scan_array(c, False)
+            side = _scan_side(c)
             if side is None:
                 return None
             sides[bit - 1] = side
@@ -730,7 +910,7 @@ cdef object _scan(const char *buf, Py_ssize_t size):
                 if _scan_data(&c, &u, &seq, sides) is None:
                     return None
             elif kind == 2:
-                trades = _scan_array(&c, True)
+                trades = _scan_trades(&c)
                 if trades is None:
                     return None
             else:

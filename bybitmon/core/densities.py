@@ -111,6 +111,12 @@ def density_json(side, price, size, notional, x_median, since, state, ended) -> 
             "since": since, "state": state, "ended": ended}
 
 
+def _at_active(active: dict[float, Density], changes: Sequence[Level]) -> list[Level]:
+    """The ``(price, size)`` changes of a frame's side at the price of an active density, in
+    order (usually none: the per-frame check of on_book_fields)."""
+    return [(p, s) for p, s in changes if p in active]
+
+
 def _ended_ms(d: Density) -> int:
     return d.ended_ms  # type: ignore[return-value]
 
@@ -165,14 +171,15 @@ class DensityTracker:
             if self.n_active:
                 # Runs for most book frames: kept to membership tests in C for the usual case
                 # where no tracked price changed.
+                # _changed only ever removes from active: a price found here is checked again.
                 active = self.active[_BID]
                 if active and bids:
-                    for p, s in bids:
+                    for p, s in _at_active(active, bids):
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
                 active = self.active[_ASK]
                 if active and asks:
-                    for p, s in asks:
+                    for p, s in _at_active(active, asks):
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
             if ts_ms >= self.next_scan_ms:
@@ -451,3 +458,14 @@ class DensityTracker:
             back = ended[bisect_left(ended, lo, key=_ended_ms):]
             fates = {}
         return sorted(back, key=_recent_first)[:n], fates
+
+
+if not __file__.endswith(".py"):
+    # This module runs compiled (see bybitmon/core/__init__.py): _at_active becomes the compiled
+    # fast path's, which hands anything but the scanner's levels to this one, its reference.
+    try:
+        from ._fast import at_active
+    except ImportError:
+        pass
+    else:
+        _at_active = at_active.bind(_at_active)
