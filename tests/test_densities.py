@@ -331,3 +331,43 @@ def test_json_rows_write_what_rows_say_and_serialize_an_ended_density_once():
                         seen[id(obj)] = obj
                 checks += 1
     assert checks > 100 and reused > 100
+
+
+def test_a_scan_that_finds_nothing_settled_skips_what_changes_nothing():
+    """Most 100 ms scans come after no delta touched a level near a threshold and skip the
+    side loops (DensityTracker._settled). A tracker that never skips them must show the same
+    densities at every snapshot of a long simulated market (thresholds moving, densities
+    appearing, eaten and pulled)."""
+    import orjson
+
+    from bybitmon.core.densities import DensityTracker
+    from bybitmon.sim.market import MarketSimulator
+
+    settled = {"yes": 0, "no": 0}
+
+    class Counting(DensityTracker):
+        def _settled(self, book):
+            r = DensityTracker._settled(self, book)
+            settled["yes" if r else "no"] += 1
+            return r
+
+    class FullScans(DensityTracker):
+        def _settled(self, book):
+            return False
+
+    def run(tracker_class) -> list[bytes]:
+        m = Monitor("linear", density_x=3.0)
+        for s in ("BTCUSDT", "ETHUSDT"):
+            m.state(s).densities = tracker_class(3.0)
+        out = []
+        for i, (ts, raw) in enumerate(MarketSimulator(["BTCUSDT", "ETHUSDT"], seed=11).frames(90_000)):
+            m.feed(ts * 1_000_000, raw)
+            if i % 50 == 0:
+                for st in m.states.values():
+                    tr = st.densities
+                    out.append(orjson.dumps([tr.rows(m.now_ms), sorted(tr.thresholds.items()),
+                                             sorted(tr.medians.items())], option=orjson.OPT_NON_STR_KEYS))
+        return out
+
+    assert run(Counting) == run(FullScans)
+    assert settled["yes"] > 100 and settled["no"] > 100

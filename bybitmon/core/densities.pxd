@@ -58,6 +58,9 @@ cdef class DensityTracker:
 
     cpdef x_median(self, Density d)
 
+    @cython.locals(medians=dict, thresholds=dict, bid_median=double, ask_median=double)
+    cpdef bint _settled(self, OrderBook book) except -1
+
 cpdef _ended_ms(Density d)
 
 cpdef _ended_order(Density d)

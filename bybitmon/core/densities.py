@@ -295,6 +295,8 @@ class DensityTracker:
         if median_due:
             self.next_median_ms = ts_ms + MEDIAN_EVERY_MS
         self._forget_ended(ts_ms)
+        if not median_due and self._settled(book):
+            return
         min_notional = self.min_notional
         # book.touched_*: the prices deltas set to a size >= the threshold of the last scan (the
         # book records them; book.touch_min_* is that threshold).
@@ -346,6 +348,20 @@ class DensityTracker:
                 book.touch_min_bid = threshold
             else:
                 book.touch_min_ask = threshold
+
+    def _settled(self, book: OrderBook) -> bool:
+        """Whether a scan without a new median would change nothing: no delta set a level to a
+        size at or above a threshold since the last scan, both sides have levels, and each
+        side's threshold is x times its median and the book's touch minimum (most scans)."""
+        if book.touched_bid or book.touched_ask or not book.bids or not book.asks:
+            return False
+        medians = self.medians
+        thresholds = self.thresholds
+        bid_median = medians[_BID]
+        ask_median = medians[_ASK]
+        return (bid_median != 0.0 and ask_median != 0.0
+                and thresholds[_BID] == self.x * bid_median == book.touch_min_bid
+                and thresholds[_ASK] == self.x * ask_median == book.touch_min_ask)
 
     # -- reading (pure: nothing here changes the tracker) ---------------------------------
 
