@@ -50,6 +50,9 @@ cdef dict _BOOK_TOPICS = _protocol._BOOK_TOPICS
 cdef object _levels_ref = _protocol._levels
 cdef object _trade_symbol_ref = _protocol._trade_symbol
 cdef object _Trade = Trade
+# Trade(...) runs the named tuple's __new__, a Python function; it only calls this with the
+# fields as one tuple, which the fast path does directly (the same object, ~2x cheaper).
+cdef object _tuple_new = tuple.__new__
 
 cdef long long TS_MIN_MS = _protocol.TS_MIN_MS
 cdef long long TS_MAX_MS = _protocol.TS_MAX_MS
@@ -217,7 +220,7 @@ cdef object _trades(dict msg, str topic):
         size = size_o
         if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill < TS_MAX_MS):
             return None
-        tr = _Trade(fill_o, is_buy, price_o, size_o, v, trade_id, (<dict>t).get("BT") is True)
+        tr = _tuple_new(_Trade, (fill_o, is_buy, price_o, size_o, v, trade_id, (<dict>t).get("BT") is True))
         Py_INCREF(tr)
         PyList_SET_ITEM(trades, i, tr)
     return (sym, ts_o, trades)
@@ -855,7 +858,7 @@ cdef object _scan_trade(_Cur *c):
         return None
     if not (0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE and TS_MIN_MS <= fill < TS_MAX_MS):
         return None
-    return _Trade(fill, is_buy, price, size, vs[:vn].decode("ascii"), ids[:idn].decode("ascii"), block)
+    return _tuple_new(_Trade, (fill, is_buy, price, size, vs[:vn].decode("ascii"), ids[:idn].decode("ascii"), block))
 
 
 cdef object _scan(const char *buf, Py_ssize_t size):
