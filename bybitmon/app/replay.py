@@ -7,7 +7,6 @@ with the one :class:`~bybitmon.app.emit.Every` rule and ticks the UI.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass, field
@@ -44,8 +43,6 @@ class Driver:
         self.frames = 0
 
     def run(self, frames: Iterable[tuple[int, str]]) -> None:
-        monitor = self.monitor
-        emitter = self.emitter
         if self.speed is None and self.on_tick is None:
             self._run_fast(frames)
         else:
@@ -220,6 +217,8 @@ def _run_table(monitor: Monitor, opts: ReplayOptions, frames, reader, alerts: Al
                                  firing=alerts.firing(monitor.symbols) if alerts else None)
 
     if pace is not None and console.is_terminal:
+        import asyncio  # the interactive screen only: a batch replay does not pay for importing it
+
         return asyncio.run(_run_screen(monitor, opts, frames, reader, alerts, title, console, terminal_in))
     elif reader is not None and console.is_terminal:
         # As fast as possible: a progress bar (bytes read, frames, frames/s, ETA), then the table.
@@ -251,6 +250,8 @@ async def _run_screen(monitor: Monitor, opts: ReplayOptions, frames, reader, ale
     """A paced replay on watch's interactive screen (keys, density screen, ladder): the frames
     are fed by a task that awaits the pacing delays; the screen ends with the input (showing
     the final state), with ``q`` (status 0) or with Ctrl-C (130)."""
+    import asyncio
+
     from rich.text import Text
 
     from ..core.screener import SCREEN_SORTS
