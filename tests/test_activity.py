@@ -124,7 +124,7 @@ _steps = st.lists(st.tuples(st.integers(0, 400),                       # now adv
                   min_size=1, max_size=60)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(window=st.integers(1, 200), extra=st.sampled_from([0, 0, 1, 150]), steps=_steps)
 def test_window_and_retention_match_a_brute_force_model(window, extra, steps):
     """TradeWindow against a list of held trades: a trade is held while its fill time is after
@@ -149,10 +149,34 @@ def test_window_and_retention_match_a_brute_force_model(window, extra, steps):
             if t.ts_ms > now - retention:
                 held.append((t.ts_ms, buy, size * 10**12, tid))
         assert w.add_many(trades, now) == want_fresh
-        for span in {window, retention}:
-            got = w.stats(now, span)
-            inside = [h for h in held if now - span < h[0] <= now]
-            assert got.count == len(inside)
-            assert got.buy_volume == sum(h[2] for h in inside if h[1]) / 10**12
-            assert got.sell_volume == sum(h[2] for h in inside if not h[1]) / 10**12
-        assert len(w._ids) == len({h[3] for h in held})
+        for at in (now, now + dt // 2):  # at the window's end, and later without moving it
+            for span in {window, retention}:
+                got = w.stats(at, span)
+                inside = [h for h in held if at - span < h[0] <= at]
+                assert got.count == len(inside)
+                assert got.buy_volume == sum(h[2] for h in inside if h[1]) / 10**12
+                assert got.sell_volume == sum(h[2] for h in inside if not h[1]) / 10**12
+        assert len(w._ids) == len({h[3] for h in held}) == len(w)
+
+
+def test_window_front_is_cut_off_and_late_trades_slot_in_over_a_long_run():
+    """Thousands of trades through a short window: the in-order list's front is cut off again
+    and again (a list of live entries only, not of all trades ever seen), and trades that come
+    late take their place in order; the counts stay the brute-force ones throughout."""
+    import random
+
+    rnd = random.Random(5)
+    w = TradeWindow(200)
+    held: list[tuple[int, bool, int]] = []
+    now = 0
+    for i in range(5000):
+        now += rnd.randint(0, 3)
+        t = now - (rnd.randint(1, 150) if i % 7 == 0 else 0)  # every 7th comes late
+        buy = rnd.random() < 0.5
+        w.add_many([tr(t, buy, "1", f"x{i}")], now)
+        held = [h for h in held if h[0] > now - 200] + ([(t, buy, i)] if t > now - 200 else [])
+        st_ = w.stats(now)
+        assert st_.count == len(held)
+        assert st_.buy_volume == sum(1 for h in held if h[1])
+        assert len(w._active) - w._active_head == len(held)
+        assert len(w._active) <= 2 * len(held) + 64

@@ -7,13 +7,14 @@ cpdef size_units(size)
 cdef class TradeWindow:
     cdef public object window_ms, retention_ms
     cdef public list _future, _active, _retained
+    cdef public Py_ssize_t _active_head
     cdef public set _ids
     cdef public object count, _buy_units, _sell_units, last_price, now_ms, max_held, overflow
 
     @cython.locals(ids=set, fresh=list)
     cpdef add_many(self, trades, now_ms)
 
-    @cython.locals(future=list, active=list, retained=list, entry=tuple, ids=set)
+    @cython.locals(future=list, active=list, retained=list, entry=tuple, ids=set, head=Py_ssize_t, n=Py_ssize_t)
     cpdef advance(self, now_ms)
 
 cdef class HeatMeter:

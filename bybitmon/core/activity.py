@@ -11,6 +11,7 @@ so adding and removing trades never leaves float residue (an emptied window show
 from __future__ import annotations
 
 import heapq
+from bisect import insort
 import math
 import re
 from dataclasses import dataclass
@@ -150,6 +151,15 @@ _Entry = tuple[int, int, int]
 _hash = hash
 
 
+def _insert_in_order(entries: list[_Entry | None], head: int, entry: _Entry) -> None:
+    """Put ``entry`` into ``entries[head:]``, kept in order: at the end (a trade in order)
+    without a search."""
+    if len(entries) == head or entry >= entries[-1]:  # type: ignore[operator]
+        entries.append(entry)
+    else:
+        insort(entries, entry, lo=head)
+
+
 def _at_or_before(heap: list[_Entry], bound: int) -> list[_Entry]:
     """The entries of a min-heap with time <= ``bound``, without changing it: a node above the
     bound has no descendant below it, so only the matching entries (and their children) are read."""
@@ -174,8 +184,11 @@ def _at_or_before(heap: list[_Entry], bound: int) -> list[_Entry]:
 class TradeWindow:
     """One symbol's trades within a window, with running exact sums.
 
-    Three heaps by fill time: ``_future`` (T > now: not yet countable), ``_active`` (in the
-    primary window, included in the running sums) and ``_retained`` (older, kept until
+    Three collections by fill time: ``_future`` (a heap; T > now: not yet countable),
+    ``_active`` (in the primary window, included in the running sums: a list in order from
+    index ``_active_head``, appended to as trades arrive in order, which they nearly always do,
+    and read off its front as they leave; the slots before the head are None until the front is
+    cut off, so that a leaving trade's entry is freed at once) and ``_retained`` (a heap; older, kept until
     ``retention_ms`` so longer windows can still be asked for). Trade ids of every held trade
     are remembered so a trade seen twice counts once.
 
@@ -185,7 +198,7 @@ class TradeWindow:
     Both are counted in ``overflow``, so a window that undercounts says so.
     """
 
-    __slots__ = ("window_ms", "retention_ms", "_future", "_active", "_retained", "_ids",
+    __slots__ = ("window_ms", "retention_ms", "_future", "_active", "_active_head", "_retained", "_ids",
                  "count", "_buy_units", "_sell_units", "last_price", "now_ms", "max_held", "overflow")
 
     def __init__(self, window_ms: int = 60_000, retention_ms: int | None = None,
@@ -193,7 +206,8 @@ class TradeWindow:
         self.window_ms = window_ms
         self.retention_ms = max(retention_ms or window_ms, window_ms)
         self._future: list[_Entry] = []
-        self._active: list[_Entry] = []
+        self._active: list[_Entry | None] = []
+        self._active_head = 0
         self._retained: list[_Entry] = []
         self._ids: set[str] = set()
         self.count = 0
@@ -240,7 +254,7 @@ class TradeWindow:
             if t > now_ms:
                 heapq.heappush(self._future, (t, units, tid))
             elif t > start:
-                heapq.heappush(self._active, (t, units, tid))
+                _insert_in_order(self._active, self._active_head, (t, units, tid))
                 self.count += 1
                 if units > 0:
                     self._buy_units += units
@@ -273,7 +287,7 @@ class TradeWindow:
         while future and future[0][0] <= now_ms:
             entry = heapq.heappop(future)
             if entry[0] > start:
-                heapq.heappush(active, entry)
+                _insert_in_order(active, self._active_head, entry)
                 self.count += 1
                 units = entry[1]
                 if units > 0:
@@ -284,8 +298,12 @@ class TradeWindow:
                 heapq.heappush(retained, entry)
             else:
                 ids.discard(entry[2])
-        while active and active[0][0] <= start:
-            entry = heapq.heappop(active)
+        head = self._active_head
+        n = len(active)
+        while head < n and active[head][0] <= start:  # type: ignore[index]
+            entry = active[head]
+            active[head] = None
+            head += 1
             self.count -= 1
             units = entry[1]
             if units > 0:
@@ -296,6 +314,10 @@ class TradeWindow:
                 heapq.heappush(retained, entry)
             else:
                 ids.discard(entry[2])
+        if head >= 64 and head * 2 >= n:
+            del active[:head]  # the front's empty slots, once they are half the list
+            head = 0
+        self._active_head = head
         while retained and retained[0][0] <= keep_from:
             ids.discard(heapq.heappop(retained)[2])
 
@@ -317,7 +339,12 @@ class TradeWindow:
                 # entries at or before the new start) and trades entering it (the future heap's
                 # entries up to now_ms). Read off the heaps without popping: cost ~ what moves.
                 start = now_ms - self.window_ms
-                for _, units, _ in _at_or_before(self._active, start):
+                active = self._active
+                for i in range(self._active_head, len(active)):
+                    entry = active[i]
+                    if entry[0] > start:  # type: ignore[index]
+                        break
+                    units = entry[1]  # type: ignore[index]
                     count -= 1
                     if units > 0:
                         buy -= units
@@ -336,8 +363,8 @@ class TradeWindow:
             raise UsageError(f"window {window_ms} ms is longer than the {self.retention_ms} ms kept")
         start = now_ms - window_ms
         count = buy = sell = 0
-        for heap in (self._future, self._active, self._retained):
-            for t, units, _ in heap:
+        for held in (self._future, self._active[self._active_head:], self._retained):
+            for t, units, _ in held:  # type: ignore[misc]
                 if start < t <= now_ms:
                     count += 1
                     if units > 0:
@@ -348,7 +375,7 @@ class TradeWindow:
                            self.last_price)
 
     def __len__(self) -> int:
-        return len(self._future) + len(self._active) + len(self._retained)
+        return len(self._future) + len(self._active) - self._active_head + len(self._retained)
 
 
 class SeedTradeGetters:
