@@ -378,12 +378,13 @@ def test_fast_book_update_of_scanned_levels_matches_the_reference(case):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), st.integers(1, 200)),
-                max_size=6),
+                max_size=24),
        st.lists(st.tuples(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), st.floats(0, 50)),
                 max_size=8))
 def test_fast_active_check_of_scanned_levels_matches_the_reference(active_prices, pairs):
     """``densities._at_active`` on ``Levels`` finds the same changes, in the same order, as the
-    reference on the list (int keys included: 100 and 100.0 are one dict key)."""
+    reference on the list (int keys included: 100 and 100.0 are one dict key), for a few
+    densities (doubles compared) and for many (dict lookups)."""
     _require_compiled()
     _require_fast_path()
     from bybitmon.core import _fast, densities

@@ -22,7 +22,7 @@ to its lists): the same floats (from the same
 validated-string caches), the same tuples, the same dict and list contents.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM, PyList_Insert
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -443,11 +443,42 @@ cdef class _AtActive(_WithReference):
         out = []
         if not active:
             return out
+        if PyDict_Size(active) <= _FEW_ACTIVE and _float_keys(active):
+            # A handful of densities, all at float prices: compare the doubles, no float made
+            # per level (a float key equals a float exactly when their doubles are equal).
+            for k in range(ch.n):
+                if _has_double(active, ch.px[k]):
+                    out.append((PyFloat_FromDouble(ch.px[k]), PyFloat_FromDouble(ch.sz[k])))
+            return out
         for k in range(ch.n):
             po = PyFloat_FromDouble(ch.px[k])
             if PyDict_GetItem(active, po) is not NULL:
                 out.append((po, PyFloat_FromDouble(ch.sz[k])))
         return out
+
+
+cdef enum:
+    _FEW_ACTIVE = 16
+
+
+cdef bint _float_keys(dict d):
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    while PyDict_Next(d, &pos, &key, &value):
+        if type(<object>key) is not float:
+            return False
+    return True
+
+
+cdef bint _has_double(dict d, double p):
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    while PyDict_Next(d, &pos, &key, &value):
+        if PyFloat_AS_DOUBLE(<object>key) == p:
+            return True
+    return False
 
 
 at_active = _AtActive()

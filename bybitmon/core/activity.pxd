@@ -4,6 +4,8 @@ cimport cython
 
 cpdef size_units(size)
 
+cpdef _insert_in_order(list entries, Py_ssize_t head, tuple entry)
+
 cdef class TradeWindow:
     cdef public object window_ms, retention_ms
     cdef public list _future, _active, _retained

@@ -274,7 +274,10 @@ class DensityTracker:
 
     def _record_ended(self, d: Density) -> None:
         ended = self.ended
-        insort(ended, d, key=_ended_order)
+        if not ended or _ended_order(d) >= _ended_order(ended[-1]):
+            ended.append(d)  # where insort puts it (densities mostly end in time order), unsearched
+        else:
+            insort(ended, d, key=_ended_order)
         if len(ended) > MAX_ENDED:
             # Bounded by count as well as by age: a book churning densities cannot grow it.
             del ended[: len(ended) - MAX_ENDED]
