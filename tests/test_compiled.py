@@ -780,3 +780,31 @@ def test_the_build_digest_covers_a_modules_pxd(tmp_path):
     assert source_digest(str(pyx)) == alone  # a .pyx is its own declarations: no .pxd read
     with pytest.raises(OSError):
         source_digest(str(tmp_path / "missing.py"))
+
+
+def test_scanner_topic_memory_never_mixes_up_topics():
+    """The scanner remembers recent topics in 64 slots chosen by length and last bytes: topics
+    that share a slot (symbols differing in their first letter only, hundreds of topics) must
+    each still route to their own symbol and depth, again after the parser's topic caches
+    are cleared."""
+    _require_compiled()
+    _require_fast_path()
+    from frames import book, trades
+
+    from bybitmon.core import protocol
+    from bybitmon.core.monitor import Monitor
+
+    symbols = [f"{a}{b}XUSDT" for a in "ABCDEFGHIJ" for b in "KLMNOPQRST"]  # 100, 10 to a slot
+    frames = []
+    for s in symbols:
+        frames.append(book(s, 1, [(100, 1)], [(101, 1)], snapshot=True, ts=1000, depth=50 if s[0] < "F" else 200))
+        frames.append(trades(s, [(1000, "Buy", 100, 1, f"id-{s}")], ts=1001))
+    m = Monitor(max_symbols=1000)
+    for raw in frames:  # the reference path caches each topic first
+        m.feed(0, raw)
+    taken = 0
+    for round_ in range(2):
+        for raw in frames + frames[::-1]:
+            taken += _same_as_reference(raw, "BookFields" if b'"orderbook.' in raw else "TradesFields")
+        protocol._BOOK_TOPICS.clear()
+    assert taken >= len(frames) * 3

@@ -64,6 +64,20 @@ cdef Py_ssize_t MAX_TRADE_ID_CHARS = _protocol._MAX_TRADE_ID_CHARS
 # publicTrade topics whose symbol the reference accepted (its check is a regex).
 cdef dict _TRADE_TOPICS = {}
 
+# The scanner's last topics, by a few of their bytes: (topic bytes, kind, what the dict above or
+# protocol._BOOK_TOPICS gave for it). A frame's topic found here needs no str made and hashed;
+# what a topic maps to never changes, so an entry stays right after those dicts are cleared.
+cdef enum:
+    _TOPIC_SLOTS = 64
+cdef list _SEEN_TOPICS = [None] * _TOPIC_SLOTS
+
+
+cdef inline Py_ssize_t _topic_slot(const char *v, Py_ssize_t m) noexcept:
+    """A slot of _SEEN_TOPICS for the topic ``v[:m]`` (m > 10), from its length and last bytes
+    (where symbols differ)."""
+    return (m * 131 + <unsigned char>v[m - 1] * 31 + <unsigned char>v[m - 2] * 7
+            + <unsigned char>v[m - 3]) & (_TOPIC_SLOTS - 1)
+
 __all__ = ["Levels", "route_common", "update_side", "side_sums", "at_active"]
 
 
@@ -899,7 +913,7 @@ cdef object _scan(const char *buf, Py_ssize_t size):
     cdef _Cur c
     cdef const char *k
     cdef const char *v
-    cdef Py_ssize_t n, m
+    cdef Py_ssize_t n, m, slot
     cdef int seen = 0, bit, more, kind = 0  # kind: 1 book, 2 trades (from the topic)
     cdef long long ts = 0, cts = 0, u = 0, seq = 0
     cdef bint is_snapshot = False, known_type = False
@@ -916,17 +930,27 @@ cdef object _scan(const char *buf, Py_ssize_t size):
         if _key_is(k, n, "topic", 5):
             bit = 1
             m = _plain_string(&c, &v)
-            if m > 10 and memcmp(v, b"orderbook.", 10) == 0:
-                kind = 1
-                found = PyDict_GetItem(_BOOK_TOPICS, v[:m].decode("ascii"))
-            elif m > 12 and memcmp(v, b"publicTrade.", 12) == 0:
-                kind = 2
-                found = PyDict_GetItem(_TRADE_TOPICS, v[:m].decode("ascii"))
-            else:
+            if m <= 10:
                 return None
-            if found is NULL or <object>found is None:
-                return None  # a new topic (the orjson path checks and caches it) or one not interpreted
-            route = <object>found
+            slot = _topic_slot(v, m)
+            seen_topic = <object>PyList_GET_ITEM(_SEEN_TOPICS, slot)
+            if (seen_topic is not None and PyBytes_GET_SIZE((<tuple>seen_topic)[0]) == m
+                    and memcmp(PyBytes_AS_STRING((<tuple>seen_topic)[0]), v, m) == 0):
+                kind = (<tuple>seen_topic)[1]
+                route = (<tuple>seen_topic)[2]
+            else:
+                if memcmp(v, b"orderbook.", 10) == 0:
+                    kind = 1
+                    found = PyDict_GetItem(_BOOK_TOPICS, v[:m].decode("ascii"))
+                elif m > 12 and memcmp(v, b"publicTrade.", 12) == 0:
+                    kind = 2
+                    found = PyDict_GetItem(_TRADE_TOPICS, v[:m].decode("ascii"))
+                else:
+                    return None
+                if found is NULL or <object>found is None:
+                    return None  # a new topic (the orjson path checks and caches it) or one not interpreted
+                route = <object>found
+                _SEEN_TOPICS[slot] = (v[:m], kind, route)
         elif _key_is(k, n, "type", 4):
             bit = 2
             m = _plain_string(&c, &v)

@@ -66,3 +66,6 @@ cpdef _ended_ms(Density d)
 cpdef _ended_order(Density d)
 
 cpdef _recent_first(Density d)
+
+@cython.locals(out=list, i=Py_ssize_t, j=Py_ssize_t)
+cpdef list _newest_first(list back, Py_ssize_t n)

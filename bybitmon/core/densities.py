@@ -129,6 +129,21 @@ def _recent_first(d: Density) -> tuple[int, str, float]:
     return -d.ended_ms, d.side, d.price  # type: ignore[operator]
 
 
+def _newest_first(back: list[Density], n: int) -> list[Density]:
+    """``sorted(back, key=_recent_first)[:n]`` of a list in ``_ended_order``, without sorting:
+    its runs of one end time from the back, each run in its own (side, price) order."""
+    out: list[Density] = []
+    i = len(back)
+    while i > 0 and len(out) < n:
+        t = back[i - 1].ended_ms
+        j = i - 1
+        while j > 0 and back[j - 1].ended_ms == t:
+            j -= 1
+        out.extend(back[j:i])
+        i = j
+    return out[:n]
+
+
 def _strongest_first(xd: tuple[float, Density]) -> tuple[float, str, float]:
     return -xd[0], xd[1].side, xd[1].price
 
@@ -476,7 +491,7 @@ class DensityTracker:
                 return [], {}
             back = ended[bisect_left(ended, lo, key=_ended_ms):]
             fates = {}
-        return sorted(back, key=_recent_first)[:n], fates
+        return _newest_first(back, n), fates
 
 
 if not __file__.endswith(".py"):
