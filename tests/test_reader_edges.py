@@ -327,3 +327,43 @@ def test_replay_follow_reads_a_fifo_to_its_end(tmp_path):
     out, err = proc.communicate(timeout=60 * TIMEOUT_FACTOR)
     assert proc.returncode == 0, err
     assert b'"symbol":"BTCUSDT"' in out
+
+
+_LINE_KINDS = st.sampled_from(["good", "good", "good", "good", "blank", "junk", "stamp", "bigstamp", "pad"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=st.lists(_LINE_KINDS, min_size=1, max_size=120), recording=st.booleans(),
+       torn=st.booleans(), gz=st.booleans())
+def test_pairs_read_what_frames_read(tmp_path_factory, kinds, recording, torn, gz):
+    """replay reads ``pairs()``, whole batches of usual lines at a time; it must give exactly the
+    (recv_ns, raw) of the frames ``iter(reader)`` gives, and the same report, whatever the mix
+    of usual lines, blank and junk lines, odd receive times, 60 KB lines (batches of one chunk
+    and of many), a torn last line, plain or gzip."""
+    lines = []
+    for i, kind in enumerate(kinds):
+        for j in range(60 if kind == "good" else 1):  # runs of usual lines fill whole 64 KB chunks
+            body = GOOD.replace("1700000000000", str(1700000000000 + 100 * i + j))
+            if kind == "pad":
+                body = GOOD.replace('"data":[]', '"data":[],"x":"' + "y" * 60_000 + '"')
+            stamp = {"stamp": "12a", "bigstamp": "99999999999999999999"}.get(
+                kind, str(1_700_000_000_000_000_000 + 100 * i + j))
+            line = {"blank": "", "junk": "not json at all"}.get(kind, body)
+            if recording and kind not in ("blank", "junk"):
+                line = f"{stamp} publicTrade.BTCUSDT {line}"
+            lines.append(line)
+    text = "\n".join(lines) + ("" if torn else "\n")
+    data = (HEAD_LINE if recording else b"") + text.encode()
+    path = tmp_path_factory.mktemp("pairs") / ("f.ndjson.gz" if gz else "f.ndjson")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    try:
+        frames, by_frames = read(path)
+    except RecordingError as exc:  # e.g. a first line that is junk: both must refuse it alike
+        with pytest.raises(RecordingError, match=str(exc).split(":")[-1].strip()[:30] or None):
+            list(FrameReader(str(path)).pairs())
+        return
+    by_pairs = FrameReader(str(path))
+    assert list(by_pairs.pairs()) == [(ns, raw) for _, ns, raw in frames]
+    a, b = by_frames.report, by_pairs.report
+    assert (a.format, a.frames, a.skipped, a.skipped_total, a.torn_tail, a.truncated) == \
+        (b.format, b.frames, b.skipped, b.skipped_total, b.torn_tail, b.truncated)

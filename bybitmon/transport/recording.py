@@ -38,6 +38,7 @@ import stat
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import BinaryIO, Iterator
 
 import orjson
@@ -291,11 +292,16 @@ class FrameReader:
 
     def pairs(self) -> Iterator[tuple[int, str]]:
         """``(recv_ns, raw)`` of every frame, as :meth:`__iter__` reads them (same checks, same
-        ``report``) but without a :class:`Frame` per line: what replay feeds the Monitor."""
-        return self._records(False)  # type: ignore[return-value]
+        ``report``) but without a :class:`Frame` per line: what replay feeds the Monitor.
 
-    def _records(self, frames: bool) -> Iterator[Frame | tuple[int, str]]:
-        """The one reading loop: :class:`Frame` objects when ``frames``, else ``(recv_ns, raw)``.
+        They come a batch of lines at a time, chained in C: a batch whose lines are all the
+        usual line of the format becomes its list of pairs at once, without a step of this
+        generator per line. ``report.frames`` counts a batch's frames when it is read."""
+        return chain.from_iterable(self._records(False))  # type: ignore[arg-type]
+
+    def _records(self, frames: bool) -> Iterator[Frame | list[tuple[int, str]]]:
+        """The one reading loop: :class:`Frame` objects when ``frames``, else lists of
+        ``(recv_ns, raw)`` (a batch's, or one line's).
 
         Lines come a chunk's worth at a time (:func:`_line_batches`), so the per-line work is
         this loop only; the common line of each format takes a few string operations here, and
@@ -311,27 +317,27 @@ class FrameReader:
         make = self._frame
         try:
             for line_no, lines, complete in _line_batches(chunks, cap):
+                if not frames and complete:
+                    usual = _usual_pairs(fmt, lines)
+                    if usual is not None:
+                        line_no += len(lines)
+                        report.frames += len(usual)
+                        yield usual
+                        continue
                 for line in lines:
                     line_no += 1
                     if line is None:
                         report.skip(line_no, f"line longer than {cap:,} bytes")
                         continue
                     if fmt == "bybitmon" and complete:
-                        # The usual recording line, checked as _frame checks it (the receive
-                        # time: 1-19 ASCII digits within int64).
-                        parts = line.split(" ", 2)
-                        if len(parts) == 3:
-                            stamp = parts[0]
-                            raw = parts[2]
-                            if 0 < len(stamp) <= 19 and stamp.isascii() and stamp.isdigit() and raw[:1] != "=":
-                                recv_ns = int(stamp)
-                                if recv_ns <= _INT64_MAX:
-                                    report.frames += 1
-                                    yield Frame(recv_ns, parts[1], raw, line_no) if frames else (recv_ns, raw)
-                                    continue
+                        parts = _usual_recording_line(line)
+                        if parts is not None:
+                            report.frames += 1
+                            yield Frame(parts[0], parts[1], parts[2], line_no) if frames else [(parts[0], parts[2])]
+                            continue
                     elif fmt == "ndjson" and complete and line[:1] == "{":
                         report.frames += 1
-                        yield Frame(0, "", line, line_no) if frames else (0, line)
+                        yield Frame(0, "", line, line_no) if frames else [(0, line)]
                         continue
                     if not line.strip():
                         continue
@@ -353,7 +359,7 @@ class FrameReader:
                         report.skip(line_no, _TORN)
                         continue
                     report.frames += 1
-                    yield frame if frames else (frame.recv_ns, frame.raw)
+                    yield frame if frames else [(frame.recv_ns, frame.raw)]
             if report.truncated:
                 report.skip(line_no + 1, "torn compressed data: it ends mid-stream (file cut off mid-write?)")
         finally:
@@ -517,6 +523,38 @@ def _line_batches(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tupl
         yield line_no, [None], False
     elif pending:
         yield line_no, [_decode(b"".join(pending).rstrip(b"\r"))], False
+
+
+def _usual_recording_line(line: str) -> tuple[int, str, str] | None:
+    """(recv_ns, topic, raw) of the usual recording line, checked as :meth:`FrameReader._frame`
+    checks it (the receive time: 1-19 ASCII digits within int64); None for anything else."""
+    parts = line.split(" ", 2)
+    if len(parts) == 3:
+        stamp = parts[0]
+        raw = parts[2]
+        if 0 < len(stamp) <= 19 and stamp.isascii() and stamp.isdigit() and raw[:1] != "=":
+            recv_ns = int(stamp)
+            if recv_ns <= _INT64_MAX:
+                return recv_ns, parts[1], raw
+    return None
+
+
+def _usual_pairs(fmt: str | None, lines: list[str | None]) -> list[tuple[int, str]] | None:
+    """The ``(recv_ns, raw)`` pairs of a batch of complete lines when every one is the usual line
+    of ``fmt`` (an NDJSON object; a recording line), as the per-line loop would read them; None
+    when any is not (the batch then goes line by line)."""
+    if fmt == "ndjson":
+        usual = [(0, line) for line in lines if line and line[0] == "{"]
+        return usual if len(usual) == len(lines) else None
+    if fmt == "bybitmon":
+        pairs = []
+        for line in lines:
+            parts = None if line is None else _usual_recording_line(line)
+            if parts is None:
+                return None
+            pairs.append((parts[0], parts[2]))
+        return pairs
+    return None
 
 
 def _decode(b: bytes) -> str:
