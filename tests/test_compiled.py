@@ -111,6 +111,7 @@ def _state(monitor) -> bytes:
     snaps = b"".join(monitor.snapshot(s).to_json() + b"\n" for s in monitor.symbols)
     # --json writes snapshot_json(): the same bytes as the typed snapshot, in each core.
     assert b"".join(monitor.snapshot_json(s) + b"\n" for s in monitor.symbols) == snaps
+    assert b"".join(monitor.snapshot_json(s, True) for s in monitor.symbols) == snaps
     for s in monitor.symbols:
         out[s] = [monitor.latency(s), monitor.ladder_levels(s, 5), monitor.price_decimals(s)]
     return snaps + orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)

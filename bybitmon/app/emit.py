@@ -190,6 +190,6 @@ class JsonEmitter:
     def emit_all(self) -> None:
         m = self.monitor
         if self.write is not None:
-            self.write(b"".join([m.snapshot_json(s) + b"\n" for s in m.symbols]))
+            self.write(b"".join([m.snapshot_json(s, True) for s in m.symbols]))
         if self.alerts is not None:
             self.alerts.check(m)

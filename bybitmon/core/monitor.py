@@ -51,6 +51,7 @@ BAD_SAMPLES = 3             # example details kept per bad-frame reason
 _MAX_REASONS = 32
 
 _dumps = orjson.dumps
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 _route_common = None
 if not __file__.endswith(".py"):
@@ -390,16 +391,17 @@ class Monitor:
                         book=BookView(*book), densities=tuple([DensityView(*d) for d in densities]),
                         health=Health(*health))
 
-    def snapshot_json(self, symbol: str) -> bytes:
+    def snapshot_json(self, symbol: str, newline: bool = False) -> bytes:
         """``snapshot(symbol).to_json()``, byte for byte, without building the typed snapshot
         (orjson writes a dict with the same keys in the same order as the same bytes): what
-        ``--json`` prints every interval."""
+        ``--json`` prints every interval, ending with a line feed when ``newline`` (written by
+        orjson, not appended to a copy)."""
         now, trades, book, densities, health = self._snapshot_values(symbol, True)
         return _dumps({"type": "snapshot", "v": SNAPSHOT_VERSION, "ts": now, "symbol": symbol,
                        "category": self.category, "trades": dict(zip(_TRADES_KEYS, trades)),
                        "book": dict(zip(_BOOK_KEYS, book)),
                        "densities": densities,
-                       "health": dict(zip(_HEALTH_KEYS, health))})
+                       "health": dict(zip(_HEALTH_KEYS, health))}, option=_NEWLINE if newline else 0)
 
     def _snapshot_values(self, symbol: str, json: bool = False) -> tuple[int, tuple, tuple, list, tuple]:
         """The snapshot's values: (ts, trades, book, densities, health), each part in its
