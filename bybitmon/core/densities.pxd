@@ -8,7 +8,7 @@ cdef class Density:
     cdef public double price, size, notional, x_median
     cdef public object since_ms
     cdef public double last_size, traded, peak_size, traded_total, decrease
-    cdef public object state, ended_ms, json
+    cdef public object state, ended_ms, json, active_json
 
     cpdef fate(self)
 

@@ -54,7 +54,7 @@ class Density:
     struct; see densities.pxd)."""
 
     __slots__ = ("side", "price", "size", "notional", "x_median", "since_ms", "last_size", "traded",
-                 "peak_size", "traded_total", "decrease", "state", "ended_ms", "json")
+                 "peak_size", "traded_total", "decrease", "state", "ended_ms", "json", "active_json")
 
     def __init__(self, side: Side, price: float, size: float, notional: float, x_median: float, since_ms: int,
                  last_size: float, traded: float = 0.0, peak_size: float = 0.0, traded_total: float = 0.0,
@@ -75,6 +75,9 @@ class Density:
         # Its snapshot JSON object, made once it is in the ended list (where it no longer
         # changes): see DensityTracker.json_rows.
         self.json: Fragment | None = None
+        # While active: (multiple of the median, size, its snapshot JSON object) as last listed;
+        # a resting order's size and the reference median seldom change between snapshots.
+        self.active_json: tuple[float, float, Fragment] | None = None
 
     def __repr__(self) -> str:
         return (f"Density({self.side.value} {self.price!r} x {self.size!r}, {self.state.value}, "
@@ -421,10 +424,17 @@ class DensityTracker:
         """:meth:`rows` as the snapshot's JSON objects (:func:`density_json`'s dicts), what
         ``--json`` writes. A density in the ended list no longer changes, so its object is
         serialized once and kept with it as an ``orjson.Fragment``, written as is from then on:
-        most of a snapshot's rows are ended densities, listed again at every interval."""
+        most of a snapshot's rows are ended densities, listed again at every interval. An
+        active density's object is kept too, with the multiple and size it was made for, and
+        made again when either changed."""
         active, ending, recent, fates = self._listing(now_ms)
-        out: list = [density_json(d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms)
-                     for x, d in active]
+        out: list = []
+        for x, d in active:
+            cached = d.active_json
+            if cached is None or cached[0] != x or cached[1] != d.size or d.state is not _ACTIVE:
+                cached = d.active_json = (x, d.size, Fragment(dumps(density_json(
+                    d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms))))
+            out.append(cached[2])
         for d in ending:
             out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state,
                                     d.ended_ms))
