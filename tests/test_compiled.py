@@ -452,6 +452,28 @@ def test_fast_depth_sums_match_fsum_bit_for_bit(pairs, start, stop):
     assert repr(ra) == repr(rb)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_SUMMAND, _SUMMAND), max_size=60), st.randoms(use_true_random=False))
+def test_fast_depth_sums_of_a_whole_side_read_in_dict_order_match_fsum(pairs, rnd):
+    """The usual band is the whole side, which ``side_sums`` reads in the dict's own order (no
+    lookup per price): with the dict filled in any order and the price list sorted, the sums
+    must still be exactly fsum's in price order, or its error (overflow, inf, nan, ints)."""
+    _require_compiled()
+    from bybitmon.core import book
+
+    ref = _pure_package().core.book._sums
+    levels: dict = {}
+    for p, s in pairs:
+        levels[p] = s
+    keys = list(levels)
+    rnd.shuffle(keys)
+    shuffled = {k: levels[k] for k in keys}
+    prices = sorted(levels)
+    ra = _outcome(book._sums, shuffled, list(prices), 0, len(prices))
+    rb = _outcome(ref, dict(levels), list(prices), 0, len(prices))
+    assert repr(ra) == repr(rb)
+
+
 def test_fast_depth_sums_are_correctly_rounded_where_naive_sums_are_not():
     """The cases a plain float loop gets wrong, summed exactly by both."""
     _require_compiled()
@@ -809,3 +831,17 @@ def test_scanner_topic_memory_never_mixes_up_topics():
             taken += _same_as_reference(raw, "BookFields" if b'"orderbook.' in raw else "TradesFields")
         protocol._BOOK_TOPICS.clear()
     assert taken >= len(frames) * 3
+
+
+def test_fast_depth_sums_of_a_whole_side_keep_fsums_overflow_in_price_order():
+    """fsum in price order overflows on 1e308 + 1e308 before -1e308 comes; in another order it
+    would not. The whole-side path must not answer where the reference raises."""
+    _require_compiled()
+    from bybitmon.core import book
+
+    ref = _pure_package().core.book._sums
+    levels = {0.1: 1e308, 0.3: -1e308, 0.2: 1e308}  # dict order: the sum never overflows
+    prices = sorted(levels)
+    want = _outcome(ref, dict(levels), prices, 0, 3)
+    assert "Overflow" in repr(want)
+    assert repr(_outcome(book._sums, levels, list(prices), 0, 3)) == repr(want)

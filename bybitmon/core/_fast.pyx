@@ -1085,6 +1085,14 @@ cdef class _SideSums(_WithReference):
             return self.reference(levels, prices, start, stop)
         sizes.n = notionals.n = 0
         sizes.ok = notionals.ok = True
+        if start == 0 and stop == n and PyDict_Size(levels) == n:
+            # The whole side (the usual band): its levels in the dict's own order, without a
+            # lookup per price. The correctly rounded sum does not depend on the order; only an
+            # overflow of the running sums could, and with every term within _SAFE_TERM none
+            # can happen (anything else goes to the reference, which sums in price order).
+            if _whole_side(levels, &sizes, &notionals):
+                return (_fsum_result(&sizes), _fsum_result(&notionals))
+            return self.reference(levels, prices, start, stop)
         for i in range(start, stop):
             po = <object>PyList_GET_ITEM(prices, i)
             so = PyDict_GetItem(levels, po)
@@ -1100,3 +1108,26 @@ cdef class _SideSums(_WithReference):
 
 
 side_sums = _SideSums()
+
+# A term of at most 1e290: the sum of any number of them that fits in memory stays finite.
+cdef double _SAFE_TERM = 1e290
+
+
+cdef bint _whole_side(dict levels, _Fsum *sizes, _Fsum *notionals):
+    """Both sums over every (price, size) of ``levels``; False (sums unusable) unless every key
+    and value is a float and every size and product is finite and within _SAFE_TERM."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef double p, s, ps
+    while PyDict_Next(levels, &pos, &key, &value):
+        if type(<object>key) is not float or type(<object>value) is not float:
+            return False
+        p = PyFloat_AS_DOUBLE(<object>key)
+        s = PyFloat_AS_DOUBLE(<object>value)
+        ps = p * s
+        if not (fabs(s) <= _SAFE_TERM and fabs(ps) <= _SAFE_TERM):
+            return False
+        _fsum_add(sizes, s)
+        _fsum_add(notionals, ps)
+    return sizes.ok and notionals.ok
