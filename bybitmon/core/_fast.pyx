@@ -443,13 +443,18 @@ cdef _apply_levels(dict levels, list prices, Levels ch, set touched, double touc
             PyDict_SetItem(levels, po, PyFloat_FromDouble(s))
 
 
+cdef enum:
+    _FEW_ACTIVE = 16
+
+
 cdef class _AtActive(_WithReference):
     """``densities._at_active`` on the scanner's doubles, with the reference for anything else."""
 
     def __call__(self, dict active, changes):
         """The ``(price, size)`` changes at a price in ``active``, in order."""
         cdef Levels ch
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, j, m
+        cdef double at[_FEW_ACTIVE]
         cdef list out
         if type(changes) is not Levels:
             return self.reference(active, changes)
@@ -457,12 +462,15 @@ cdef class _AtActive(_WithReference):
         out = []
         if not active:
             return out
-        if PyDict_Size(active) <= _FEW_ACTIVE and _float_keys(active):
+        m = _float_keys(active, at)
+        if m >= 0:
             # A handful of densities, all at float prices: compare the doubles, no float made
             # per level (a float key equals a float exactly when their doubles are equal).
             for k in range(ch.n):
-                if _has_double(active, ch.px[k]):
-                    out.append((PyFloat_FromDouble(ch.px[k]), PyFloat_FromDouble(ch.sz[k])))
+                for j in range(m):
+                    if at[j] == ch.px[k]:
+                        out.append((PyFloat_FromDouble(ch.px[k]), PyFloat_FromDouble(ch.sz[k])))
+                        break
             return out
         for k in range(ch.n):
             po = PyFloat_FromDouble(ch.px[k])
@@ -471,28 +479,20 @@ cdef class _AtActive(_WithReference):
         return out
 
 
-cdef enum:
-    _FEW_ACTIVE = 16
-
-
-cdef bint _float_keys(dict d):
-    cdef Py_ssize_t pos = 0
+cdef Py_ssize_t _float_keys(dict d, double *out) noexcept:
+    """The keys of ``d`` as doubles into ``out``, and how many: -1 when there are more than
+    _FEW_ACTIVE or one is not a float."""
+    cdef Py_ssize_t pos = 0, n = 0
     cdef PyObject *key
     cdef PyObject *value
+    if PyDict_Size(d) > _FEW_ACTIVE:
+        return -1
     while PyDict_Next(d, &pos, &key, &value):
         if type(<object>key) is not float:
-            return False
-    return True
-
-
-cdef bint _has_double(dict d, double p):
-    cdef Py_ssize_t pos = 0
-    cdef PyObject *key
-    cdef PyObject *value
-    while PyDict_Next(d, &pos, &key, &value):
-        if PyFloat_AS_DOUBLE(<object>key) == p:
-            return True
-    return False
+            return -1
+        out[n] = PyFloat_AS_DOUBLE(<object>key)
+        n += 1
+    return n
 
 
 at_active = _AtActive()

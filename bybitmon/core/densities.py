@@ -439,7 +439,7 @@ class DensityTracker:
             out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state,
                                     d.ended_ms))
         for d in recent:
-            fate = fates.get(id(d))
+            fate = fates.get(id(d)) if fates else None
             if fate is not None:  # ending, its grace over: not in the ended list yet
                 out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fate,
                                         d.ended_ms))
