@@ -75,6 +75,19 @@ if _IMPL == "pure":
     sys.meta_path.insert(0, _PureFinder({k: v for k, v in _sources.items() if os.path.exists(v)}))
 
 
+def _fast_path(module_file: str, name: str, reference):
+    """``reference`` (a function of a core module) or, when that module runs compiled
+    (``module_file`` is not its ``.py``), the ``_fast`` path ``name`` bound to it, which hands
+    what it does not take to ``reference``. The ``.py`` core never runs a fast path."""
+    if module_file.endswith(".py"):
+        return reference
+    try:
+        from . import _fast
+    except ImportError:
+        return reference
+    return getattr(_fast, name).bind(reference)
+
+
 def implementation() -> str:
     """``"compiled"`` when the Cython-compiled core runs, ``"pure"`` for the pure-Python one."""
     return _IMPL

@@ -427,20 +427,8 @@ cdef _apply_levels(dict levels, list prices, Levels ch, set touched, double touc
             reference(levels, prices, ch.tail(k), touched, touch_min)
             return
         found = i < PyList_GET_SIZE(prices) and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(prices, i)) == p
-        if found:
-            po = <object>PyList_GET_ITEM(prices, i)
-        else:
-            po = PyFloat_FromDouble(p)
-        if s == 0.0:
-            if found or PyDict_GetItem(levels, po) is not NULL:
-                PyDict_DelItem(levels, po)
-                del prices[i]
-        else:
-            if not found and PyDict_GetItem(levels, po) is NULL:
-                PyList_Insert(prices, i, po)
-            if s >= touch_min:
-                PySet_Add(touched, po)
-            PyDict_SetItem(levels, po, PyFloat_FromDouble(s))
+        po = <object>PyList_GET_ITEM(prices, i) if found else PyFloat_FromDouble(p)
+        _put_level(levels, prices, i, found, po, s, None, touched, touch_min)
 
 
 cdef enum:
@@ -529,16 +517,25 @@ cdef _apply_changes(dict levels, list prices, changes, set touched, double touch
             reference(levels, prices, changes[k:], touched, touch_min)
             return
         found = i < PyList_GET_SIZE(prices) and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(prices, i)) == p
-        if s == 0.0:
-            if found or PyDict_GetItem(levels, po) is not NULL:
-                PyDict_DelItem(levels, po)
-                del prices[i]
-        else:
-            if not found and PyDict_GetItem(levels, po) is NULL:
-                PyList_Insert(prices, i, po)
-            if s >= touch_min:
-                PySet_Add(touched, po)
-            PyDict_SetItem(levels, po, so)
+        _put_level(levels, prices, i, found, po, s, so, touched, touch_min)
+
+
+cdef inline int _put_level(dict levels, list prices, Py_ssize_t i, bint found, object po, double s, object so,
+                           set touched, double touch_min) except -1:
+    """One change of a side at price ``po``, index ``i`` of its price list (``found``: the price
+    is there), as the reference's ``_update`` makes it: size 0 deletes the level, any other size
+    sets it to ``so`` (a new float of ``s`` when None) and notes a size >= ``touch_min``."""
+    if s == 0.0:
+        if found or PyDict_GetItem(levels, po) is not NULL:
+            PyDict_DelItem(levels, po)
+            del prices[i]
+    else:
+        if not found and PyDict_GetItem(levels, po) is NULL:
+            PyList_Insert(prices, i, po)
+        if s >= touch_min:
+            PySet_Add(touched, po)
+        PyDict_SetItem(levels, po, PyFloat_FromDouble(s) if so is None else so)
+    return 0
 
 
 

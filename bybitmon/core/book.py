@@ -20,6 +20,7 @@ from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
+from . import _fast_path
 from .events import BookUpdate, Level
 
 __all__ = ["Applied", "BookCounters", "OrderBook", "DepthStats", "MAX_BOOK_LEVELS"]
@@ -234,19 +235,7 @@ def _update(levels: dict[float, float], prices: list[float], changes: Sequence[L
             levels[p] = s
 
 
-
-if not __file__.endswith(".py"):
-    # This module runs compiled (see bybitmon/core/__init__.py): _update becomes the compiled
-    # fast path's, which hands anything but pairs of floats to this one, its reference.
-    try:
-        from ._fast import update_side
-    except ImportError:
-        pass
-    else:
-        _update = update_side.bind(_update)
-    try:
-        from ._fast import side_sums
-    except ImportError:
-        pass
-    else:
-        _sums = side_sums.bind(_sums)
+# Compiled (see bybitmon/core/__init__.py), these become the _fast paths, which hand anything but
+# plain floats to the functions above, their references.
+_update = _fast_path(__file__, "update_side", _update)
+_sums = _fast_path(__file__, "side_sums", _sums)

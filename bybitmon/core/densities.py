@@ -30,6 +30,7 @@ from typing import Sequence
 
 from orjson import Fragment, dumps
 
+from . import _fast_path
 from .book import Applied, OrderBook
 from .events import Level, Trade
 from .snapshot import ENDED_STATES, DensityState, DensityView, Side
@@ -504,12 +505,6 @@ class DensityTracker:
         return _newest_first(back, n), fates
 
 
-if not __file__.endswith(".py"):
-    # This module runs compiled (see bybitmon/core/__init__.py): _at_active becomes the compiled
-    # fast path's, which hands anything but the scanner's levels to this one, its reference.
-    try:
-        from ._fast import at_active
-    except ImportError:
-        pass
-    else:
-        _at_active = at_active.bind(_at_active)
+# Compiled (see bybitmon/core/__init__.py), this becomes the _fast path, which hands anything but
+# the scanner's levels to the function above, its reference.
+_at_active = _fast_path(__file__, "at_active", _at_active)
