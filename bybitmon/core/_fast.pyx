@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """The compiled core's fast path for the common frames, with the ``.py`` core as its reference.
 
-Used only by the compiled build (``monitor.py``, ``book.py`` and ``densities.py`` import it
-when they run compiled, never when they run as ``.py`` files):
+Used only by the compiled build: ``monitor.py`` imports ``route_common``, and ``book.py`` and
+``densities.py`` bind their functions to the paths below through ``core._fast_path``, when they
+run compiled, never when they run as ``.py`` files:
 
 * :func:`route_common`: a well-formed book or trade frame -> the very tuple of fields
   :func:`bybitmon.core.protocol.route` makes of it (:class:`~bybitmon.core.protocol.BookFields`
