@@ -42,7 +42,7 @@ FAST = _compiled_modules("FAST_MODULES")  # compiled-only .pyx modules (the fast
 MANIFEST = "_compiled_sources.py"  # written beside the built modules: which sources they came from
 
 
-def _digest(path: str) -> str:
+def _load_digest():
     """bybitmon/core/_digest.py's ``source_digest``, loaded by path (the package is not installed
     yet): the very digest the import checks the build against."""
     import importlib.util
@@ -50,7 +50,10 @@ def _digest(path: str) -> str:
     spec = importlib.util.spec_from_file_location("_bybitmon_digest", os.path.join("bybitmon", "core", "_digest.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.source_digest(path)
+    return module.source_digest
+
+
+_digest = _load_digest()
 
 
 class OptionalBuildExt(build_ext):

@@ -351,11 +351,6 @@ cdef class Levels:
             return self.tail(0) == list(other)
         return NotImplemented
 
-    def __ne__(self, other):
-        if isinstance(other, (Levels, list, tuple)):
-            return self.tail(0) != list(other)
-        return NotImplemented
-
     __hash__ = None
 
     def __repr__(self):
@@ -690,42 +685,33 @@ cdef bint _scan_level(_Cur *c, Levels out) except -1:
     return True
 
 
-cdef object _scan_side(_Cur *c):
-    """``[level, ...]`` (a book side) -> :class:`Levels`, or None."""
+cdef object _scan_array(_Cur *c, bint of_trades):
+    """``[level, ...]`` (a book side, as :class:`Levels`) or ``[trade, ...]`` (``of_trades``, the
+    list of what :func:`_scan_trade` makes of each), or None."""
     cdef int more
-    cdef Levels out = Levels()
+    cdef Levels levels = None
+    cdef list trades = None
+    if of_trades:
+        trades = []
+    else:
+        levels = Levels()
     if not _eat(c, b'['):
         return None
-    if _eat(c, b']'):
-        return out
-    while True:
-        if not _scan_level(c, out):
-            return None
-        more = _after_element(c)
-        if more < 0:
-            return None
-        if more == 0:
-            return out
-
-
-cdef object _scan_trades(_Cur *c):
-    """``[trade, ...]`` -> the list of what :func:`_scan_trade` makes of each, or None."""
-    cdef int more
-    cdef list out = []
-    if not _eat(c, b'['):
-        return None
-    if _eat(c, b']'):
-        return out
-    while True:
-        item = _scan_trade(c)
-        if item is None:
-            return None
-        out.append(item)
-        more = _after_element(c)
-        if more < 0:
-            return None
-        if more == 0:
-            return out
+    if not _eat(c, b']'):
+        while True:
+            if of_trades:
+                item = _scan_trade(c)
+                if item is None:
+                    return None
+                trades.append(item)
+            elif not _scan_level(c, levels):
+                return None
+            more = _after_element(c)
+            if more < 0:
+                return None
+            if more == 0:
+                break
+    return trades if of_trades else levels
 
 
 cdef inline bint _key_is(const char *k, Py_ssize_t n, const char *name, Py_ssize_t m) noexcept:
@@ -767,7 +753,7 @@ cdef object _scan_data(_Cur *c, long long *u, long long *seq, list sides):
             return None
         if _key_is(k, n, "b", 1) or _key_is(k, n, "a", 1):
             bit = 1 if k[0] == b'b' else 2
-            side = _scan_side(c)
+            side = _scan_array(c, False)
             if side is None:
                 return None
             sides[bit - 1] = side
@@ -966,7 +952,7 @@ cdef object _scan(const char *buf, Py_ssize_t size):
                 if _scan_data(&c, &u, &seq, sides) is None:
                     return None
             elif kind == 2:
-                trades = _scan_trades(&c)
+                trades = _scan_array(&c, True)
                 if trades is None:
                     return None
             else:

@@ -11,9 +11,9 @@ so adding and removing trades never leaves float residue (an emptied window show
 from __future__ import annotations
 
 import heapq
-from bisect import insort
 import math
 import re
+from bisect import insort
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Sequence
@@ -335,9 +335,9 @@ class TradeWindow:
         if window_ms is None or window_ms == self.window_ms:
             count, buy, sell = self.count, self._buy_units, self._sell_units
             if now_ms != self.now_ms:
-                # What advance(now_ms) would move: trades leaving the window (the active heap's
-                # entries at or before the new start) and trades entering it (the future heap's
-                # entries up to now_ms). Read off the heaps without popping: cost ~ what moves.
+                # What advance(now_ms) would move: trades leaving the window (the front of the
+                # active list, at or before the new start) and trades entering it (the future
+                # heap's entries up to now_ms). Read without moving anything: cost ~ what moves.
                 start = now_ms - self.window_ms
                 active = self._active
                 for i in range(self._active_head, len(active)):

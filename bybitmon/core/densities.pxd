@@ -53,13 +53,15 @@ cdef class DensityTracker:
     @cython.locals(d=Density, ending=list, due=list, active=list)
     cpdef _listing(self, now_ms)
 
-    @cython.locals(d=Density, ended=list, back=list, tail=list, times=list)
+    @cython.locals(d=Density, ended=list, back=list, tail=list, times=list, fates=dict)
     cpdef _recent_ended(self, list due, now_ms, n)
 
     cpdef x_median(self, Density d)
 
     @cython.locals(medians=dict, thresholds=dict, bid_median=double, ask_median=double)
     cpdef bint _settled(self, OrderBook book) except -1
+
+cpdef tuple _row(Density d, x_median, state)
 
 cpdef _ended_ms(Density d)
 

@@ -115,6 +115,12 @@ def density_json(side, price, size, notional, x_median, since, state, ended) -> 
             "since": since, "state": state, "ended": ended}
 
 
+def _row(d: Density, x_median: float, state: DensityState) -> tuple:
+    """``d``'s row in :class:`DensityView` field order, with the multiple and state it is listed
+    with (an active one's multiple is of the current median; a due one's state is its fate)."""
+    return d.side, d.price, d.size, d.notional, x_median, d.since_ms, state, d.ended_ms
+
+
 def _at_active(active: dict[float, Density], changes: Sequence[Level]) -> list[Level]:
     """The ``(price, size)`` changes of a frame's side at the price of an active density, in
     order (usually none: the per-frame check of on_book_fields)."""
@@ -415,11 +421,8 @@ class DensityTracker:
         was ticked to ``now_ms`` first.
         """
         active, ending, recent, fates = self._listing(now_ms)
-        return ([(d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms) for x, d in active]
-                + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state, d.ended_ms)
-                   for d in ending]
-                + [(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fates.get(id(d)) or d.state,
-                    d.ended_ms) for d in recent])
+        return ([_row(d, x, d.state) for x, d in active] + [_row(d, d.x_median, d.state) for d in ending]
+                + [_row(d, d.x_median, fates.get(id(d)) or d.state) for d in recent])
 
     def json_rows(self, now_ms: int) -> list:
         """:meth:`rows` as the snapshot's JSON objects (:func:`density_json`'s dicts), what
@@ -433,22 +436,18 @@ class DensityTracker:
         for x, d in active:
             cached = d.active_json
             if cached is None or cached[0] != x or cached[1] != d.size or d.state is not _ACTIVE:
-                cached = d.active_json = (x, d.size, Fragment(dumps(density_json(
-                    d.side, d.price, d.size, d.notional, x, d.since_ms, d.state, d.ended_ms))))
+                cached = d.active_json = (x, d.size, Fragment(dumps(density_json(*_row(d, x, d.state)))))
             out.append(cached[2])
         for d in ending:
-            out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state,
-                                    d.ended_ms))
+            out.append(density_json(*_row(d, d.x_median, d.state)))
         for d in recent:
             fate = fates.get(id(d)) if fates else None
             if fate is not None:  # ending, its grace over: not in the ended list yet
-                out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fate,
-                                        d.ended_ms))
+                out.append(density_json(*_row(d, d.x_median, fate)))
             else:
                 js = d.json
                 if js is None:
-                    js = d.json = Fragment(dumps(density_json(d.side, d.price, d.size, d.notional, d.x_median,
-                                                              d.since_ms, d.state, d.ended_ms)))
+                    js = d.json = Fragment(dumps(density_json(*_row(d, d.x_median, d.state))))
                 out.append(js)
         return out
 
@@ -481,27 +480,25 @@ class DensityTracker:
         is shown too, ordered by side and price). Only that back is merged: the cost follows
         ``n``, not the length of the ended list.
         """
+        if n <= 0:
+            return [], {}
         ended = self.ended
         lo = now_ms - self.keep_ended_ms
         if due:
             due.sort(key=_ended_order)
             # The n-th most recent end time of ended + due: among the last n of each.
             times = sorted([d.ended_ms for d in ended[-n:]] + [d.ended_ms for d in due[-n:]])  # type: ignore[misc]
-            if len(times) >= n > 0:
+            if len(times) >= n:
                 lo = max(lo, times[-n])
-            elif n <= 0:
-                return [], {}
+        elif len(ended) >= n:
+            lo = max(lo, ended[-n].ended_ms)  # type: ignore[type-var]
+        back = ended[bisect_left(ended, lo, key=_ended_ms):]
+        fates: dict[int, DensityState] = {}
+        if due:
             tail = [d for d in due if d.ended_ms >= lo]  # type: ignore[operator]
             # merge() keeps tick()'s order: items of its first input come first among equals.
-            back = list(merge(ended[bisect_left(ended, lo, key=_ended_ms):], tail, key=_ended_order))
+            back = list(merge(back, tail, key=_ended_order))
             fates = {id(d): d.fate() for d in tail}
-        else:
-            if len(ended) >= n > 0:
-                lo = max(lo, ended[-n].ended_ms)  # type: ignore[type-var]
-            elif n <= 0:
-                return [], {}
-            back = ended[bisect_left(ended, lo, key=_ended_ms):]
-            fates = {}
         return _newest_first(back, n), fates
 
 
