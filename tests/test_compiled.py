@@ -88,17 +88,17 @@ def cores():
     _require_fast_path()
     pure = _pure_package()
     assert pure.core.monitor._route_common is None, "the reference copy must not use the fast path"
-    assert pure.core.book._update.__module__ == f"{ALIAS}.core.book"
+    assert pure.core.book._new_side is pure.core.book.BookSide
     return ((compiled_monitor.Monitor, compiled_protocol.parse_frame),
             (pure.core.monitor.Monitor, pure.core.protocol.parse_frame))
 
 
 def _require_fast_path() -> None:
-    """The compiled modules run with ``_fast.pyx`` (its parser and its book update)."""
+    """The compiled modules run with ``_fast.pyx`` (its parser and its book sides)."""
     from bybitmon.core import _fast, book, monitor
 
     assert monitor._route_common is _fast.route_common
-    assert type(book._update) is type(_fast.update_side)
+    assert type(book.OrderBook("X").bid) is _fast.Side
 
 
 def _state(monitor) -> bytes:
@@ -310,71 +310,86 @@ def test_prepared_shapes(cores):
 
 # -- the fast path's pieces against their references -----------------------------------------
 
-_FLOATISH = st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.0, 100.0, 100.5, 1e12, float("nan"), float("inf")]),
-                      st.integers(0, 3), st.floats(0, 200, allow_nan=False).map(lambda x: round(x, 1)))
+# Prices mostly from a small pool, so that deltas meet the levels of earlier frames.
+_PRICE = st.one_of(st.integers(1, 30).map(lambda i: i * 0.5), st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)))
+_SIZE = st.one_of(st.just(0.0), st.floats(0, 50, allow_nan=False).map(lambda x: round(x, 2)),
+                  st.sampled_from([1e15, 2.0**-1074, 5.0]))
 
 
 @st.composite
-def _side(draw):
-    """A side's dict + ascending price list, mostly floats, sometimes ints (a BookUpdate built
-    by hand), and a delta's changes: float pairs, int pairs, lists, NaN, duplicates."""
-    prices = sorted(set(draw(st.lists(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), max_size=12))))
-    if draw(st.integers(0, 8)) == 0:
-        prices = sorted(set(prices) | set(draw(st.lists(st.integers(1, 200), max_size=3))))
-    levels = {p: draw(st.floats(0.5, 10)) for p in prices}
-    pair = st.one_of(st.tuples(_FLOATISH, _FLOATISH), st.tuples(st.sampled_from(prices or [1.0]), _FLOATISH),
-                     st.lists(_FLOATISH, min_size=2, max_size=2))
-    changes = draw(st.lists(pair, max_size=8))
-    return levels, list(levels), changes, draw(st.sampled_from([0.0, 1.0, 5.0, float("inf")]))
+def _side_ops(draw):
+    """Operations on one book side: snapshots (levels ascending, descending as Bybit sends bids,
+    or in any order with repeats), deltas (repeats, deletions of absent prices), takes at
+    thresholds that rise and fall, trims from either end, and reads."""
+    ops = []
+    for _ in range(draw(st.integers(1, 30))):
+        kind = draw(st.sampled_from(["load", "update", "update", "update", "take", "trim", "read"]))
+        if kind == "load":
+            pairs = draw(st.lists(st.tuples(_PRICE, _SIZE), max_size=40))
+            order = draw(st.sampled_from(["asc", "desc", "any"]))
+            if order != "any":
+                pairs = sorted({p: s for p, s in pairs}.items(), reverse=order == "desc")
+            ops.append((kind, pairs, draw(st.booleans())))
+        elif kind == "update":
+            ops.append((kind, draw(st.lists(st.tuples(_PRICE, _SIZE), max_size=8)), draw(st.booleans())))
+        elif kind == "take":
+            ops.append((kind, draw(st.sampled_from([0.0, 1.0, 5.0, 20.0, 1e15, float("inf")])), draw(st.booleans())))
+        elif kind == "trim":
+            ops.append((kind, draw(st.integers(-1, 30)), draw(st.booleans())))
+        else:
+            ops.append((kind, draw(_PRICE), draw(_PRICE)))
+    return ops
 
 
-@settings(max_examples=200, deadline=None)
-@given(_side(), st.sampled_from([list, tuple, iter]))
-def test_fast_book_update_matches_the_reference(case, container):
-    """``_fast.update_side`` leaves a side exactly as ``book._update`` (the .py one) does."""
-    _require_compiled()
-    _require_fast_path()
-    from bybitmon.core import book
-
-    ref = _pure_package().core.book._update
-    levels, prices, changes, touch_min = case
-    a = (dict(levels), list(prices), set())
-    b = (dict(levels), list(prices), set())
-    ra = _outcome(book._update, a[0], a[1], container(changes), a[2], touch_min)
-    rb = _outcome(ref, b[0], b[1], list(changes), b[2], touch_min)
-    assert repr(ra) == repr(rb)
-    assert repr((list(a[0].items()), a[1], sorted(map(repr, a[2])))) == \
-        repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
-
-
-def _scannable(changes) -> list[tuple[float, float]]:
-    """The pairs of ``changes`` the scanner could have read (float pairs in the parser's ranges)."""
-    from bybitmon.core.protocol import MAX_PRICE, MAX_SIZE
-
-    return [(p, s) for p, s in map(tuple, changes)
-            if type(p) is float and type(s) is float and 0.0 < p <= MAX_PRICE and 0.0 <= s <= MAX_SIZE]
+def _side_state(side) -> str:
+    return repr((side.items(), len(side), side.lowest(), side.highest(), side.noted(), side.touch_min,
+                 side.median()))
 
 
 @settings(max_examples=300, deadline=None)
-@given(_side())
-def test_fast_book_update_of_scanned_levels_matches_the_reference(case):
-    """A side given as the scanner's ``Levels`` (C doubles, no tuples) is applied exactly as the
-    reference applies the same pairs as a list, also when the price list holds an int (the rest
-    then goes to the reference) and when a price repeats within the frame."""
+@given(_side_ops())
+def test_fast_side_matches_the_reference(ops):
+    """``_fast.Side`` (C arrays) answers and changes exactly as ``book.BookSide`` (the .py
+    reference) over any sequence of operations, given levels as the scanner's ``Levels`` or as
+    lists of float pairs."""
     _require_compiled()
     _require_fast_path()
-    from bybitmon.core import _fast, book
+    from bybitmon.core import _fast
 
-    ref = _pure_package().core.book._update
-    levels, prices, changes, touch_min = case
-    pairs = _scannable(changes)
-    a = (dict(levels), list(prices), set())
-    b = (dict(levels), list(prices), set())
-    ra = _outcome(book._update, a[0], a[1], _fast.Levels(pairs), a[2], touch_min)
-    rb = _outcome(ref, b[0], b[1], list(pairs), b[2], touch_min)
-    assert repr(ra) == repr(rb)
-    assert repr((list(a[0].items()), a[1], sorted(map(repr, a[2])))) == \
-        repr((list(b[0].items()), b[1], sorted(map(repr, b[2]))))
+    fast = _fast.Side()
+    ref = _pure_package().core.book.BookSide()
+    for kind, a, b in ops:
+        if kind in ("load", "update"):
+            ra = _outcome(getattr(fast, kind), _fast.Levels(a) if b else list(a))
+            rb = _outcome(getattr(ref, kind), list(a))
+        elif kind == "take":
+            ra, rb = _outcome(fast.take, a, b), _outcome(ref.take, a, b)
+        elif kind == "trim":
+            ra, rb = _outcome(fast.trim, a, b), _outcome(ref.trim, a, b) if a >= 0 else ("ok", 0)
+        else:
+            lo, hi = min(a, b), max(a, b)
+            ra = [fast.size_at(a), fast.sums(lo, hi), fast.sums(lo, float("inf")), fast.sums(0.0, hi)]
+            rb = [ref.size_at(a), ref.sums(lo, hi), ref.sums(lo, float("inf")), ref.sums(0.0, hi)]
+        assert repr(ra) == repr(rb), kind
+        assert _side_state(fast) == _side_state(ref), kind
+
+
+def test_fast_side_grows_keeps_order_and_refuses_nan():
+    """A side past its first block (64 levels) keeps every level in order; a NaN level is
+    refused before anything changes, as the parser refuses it."""
+    _require_compiled()
+    from bybitmon.core import _fast
+
+    side = _fast.Side()
+    side.load(_fast.Levels([(float(p), 1.0) for p in range(1000, 800, -1)]))  # descending, as bids come
+    side.update([(float(p) + 0.5, 2.0) for p in range(700, 1000)])
+    prices = [p for p, _ in side.items()]
+    assert prices == sorted(prices) and len(side) == 500 and side.size_at(900.5) == 2.0
+    assert side.trim(100, True) == 400 and side.lowest() == 950.5 and len(side) == 100
+    before = side.items()
+    with pytest.raises(ValueError):
+        side.update([(1.0, 1.0), (float("nan"), 1.0)])
+    assert side.items() == before
 
 
 @settings(max_examples=300, deadline=None)
@@ -433,59 +448,41 @@ _SUMMAND = st.one_of(
     st.integers(0, 3))
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(_SUMMAND, _SUMMAND), max_size=60), st.integers(-2, 62), st.integers(-2, 62))
-def test_fast_depth_sums_match_fsum_bit_for_bit(pairs, start, stop):
-    """``_fast.side_sums`` (fsum's algorithm on C doubles) returns exactly what ``book._sums``
-    (math.fsum) returns, or raises what it raises."""
-    _require_compiled()
-    from bybitmon.core import _fast, book
+def _sides(pairs):
+    """A ``_fast.Side`` and a reference ``BookSide`` loaded with ``pairs``."""
+    from bybitmon.core import _fast
 
-    assert type(book._sums) is type(_fast.side_sums)
-    ref = _pure_package().core.book._sums
-    levels: dict = {}
-    for p, s in pairs:
-        levels[p] = s
-    prices = list(levels)
-    ra = _outcome(book._sums, dict(levels), list(prices), start, stop)
-    rb = _outcome(ref, dict(levels), list(prices), start, stop)
-    assert repr(ra) == repr(rb)
+    pairs = list(pairs)
+    fast = _fast.Side()
+    ref = _pure_package().core.book.BookSide()
+    fast.load(list(pairs))
+    ref.load(list(pairs))
+    return fast, ref
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(_SUMMAND, _SUMMAND), max_size=60), st.randoms(use_true_random=False))
-def test_fast_depth_sums_of_a_whole_side_read_in_dict_order_match_fsum(pairs, rnd):
-    """The usual band is the whole side, which ``side_sums`` reads in the dict's own order (no
-    lookup per price): with the dict filled in any order and the price list sorted, the sums
-    must still be exactly fsum's in price order, or its error (overflow, inf, nan, ints)."""
+@given(st.lists(st.tuples(_SUMMAND, _SUMMAND), max_size=60), _SUMMAND, _SUMMAND)
+def test_fast_depth_sums_match_fsum_bit_for_bit(pairs, lo, hi):
+    """``Side.sums`` (fsum's algorithm on C doubles) returns exactly what ``BookSide.sums``
+    (math.fsum in price order) returns, or raises what it raises, for any band (of numbers:
+    the depth band's bounds are products of a finite mid)."""
     _require_compiled()
-    from bybitmon.core import book
-
-    ref = _pure_package().core.book._sums
-    levels: dict = {}
-    for p, s in pairs:
-        levels[p] = s
-    keys = list(levels)
-    rnd.shuffle(keys)
-    shuffled = {k: levels[k] for k in keys}
-    prices = sorted(levels)
-    ra = _outcome(book._sums, shuffled, list(prices), 0, len(prices))
-    rb = _outcome(ref, dict(levels), list(prices), 0, len(prices))
-    assert repr(ra) == repr(rb)
+    lo, hi = (0.0 if x != x else float(x) for x in (lo, hi))
+    pairs = [(float(p), float(s)) for p, s in pairs if p == p and s == s]
+    fast, ref = _sides(pairs)
+    for a, b in ((lo, hi), (hi, lo), (float(lo), float("inf")), (0.0, float(hi))):
+        assert repr(_outcome(fast.sums, a, b)) == repr(_outcome(ref.sums, a, b))
 
 
 def test_fast_depth_sums_are_correctly_rounded_where_naive_sums_are_not():
     """The cases a plain float loop gets wrong, summed exactly by both."""
     _require_compiled()
-    from bybitmon.core import book
-
     prices = [1.0, 2.0, 3.0, 4.0]
     cases = [[1e16, 1.0, -1e16, 1.0], [0.1] * 4, [1e300, 1.0, -1e300, 3.0]]
     for sizes in cases:
-        levels = dict(zip(prices, sizes))
-        got = book._sums(levels, prices, 0, 4)
-        assert got == _pure_package().core.book._sums(levels, prices, 0, 4)
-    assert book._sums(dict(zip(prices, cases[0])), prices, 0, 4)[0] == 2.0  # naive: 1.0
+        fast, ref = _sides(zip(prices, sizes))
+        assert fast.sums(0.0, 5.0) == ref.sums(0.0, 5.0)
+    assert _sides(zip(prices, cases[0]))[0].sums(0.0, 5.0)[0] == 2.0  # naive: 1.0
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -787,8 +784,9 @@ def test_trade_scanner_reads_bybits_trade_frames():
 
 
 def test_the_build_digest_covers_a_modules_pxd(tmp_path):
-    """A compiled module is trusted only while its source and its .pxd (the C types it was
-    compiled with) are as built: an edit to either changes the digest the import checks."""
+    """A compiled module is trusted only while its source (.py or .pyx) and its .pxd (the C
+    types it was compiled with) are as built: an edit to either changes the digest the import
+    checks."""
     from bybitmon.core._digest import source_digest
 
     py = tmp_path / "m.py"
@@ -798,9 +796,12 @@ def test_the_build_digest_covers_a_modules_pxd(tmp_path):
     with_pxd = source_digest(str(py))
     (tmp_path / "m.pxd").write_text("cdef class A:\n    cdef public double x\n")
     assert len({alone, with_pxd, source_digest(str(py))}) == 3
-    pyx = tmp_path / "m.pyx"
+    # A .pyx with a .pxd (the fast path's Side, which the compiled book cimports) likewise.
+    pyx = tmp_path / "f.pyx"
     pyx.write_text("x = 1\n")
-    assert source_digest(str(pyx)) == alone  # a .pyx is its own declarations: no .pxd read
+    pyx_alone = source_digest(str(pyx))
+    (tmp_path / "f.pxd").write_text("cdef class Side:\n    cdef double *px\n")
+    assert source_digest(str(pyx)) != pyx_alone
     with pytest.raises(OSError):
         source_digest(str(tmp_path / "missing.py"))
 
@@ -833,15 +834,11 @@ def test_scanner_topic_memory_never_mixes_up_topics():
     assert taken >= len(frames) * 3
 
 
-def test_fast_depth_sums_of_a_whole_side_keep_fsums_overflow_in_price_order():
+def test_fast_depth_sums_keep_fsums_overflow_in_price_order():
     """fsum in price order overflows on 1e308 + 1e308 before -1e308 comes; in another order it
-    would not. The whole-side path must not answer where the reference raises."""
+    would not. The fast sums must raise where the reference raises."""
     _require_compiled()
-    from bybitmon.core import book
-
-    ref = _pure_package().core.book._sums
-    levels = {0.1: 1e308, 0.3: -1e308, 0.2: 1e308}  # dict order: the sum never overflows
-    prices = sorted(levels)
-    want = _outcome(ref, dict(levels), prices, 0, 3)
+    fast, ref = _sides([(0.1, 1e308), (0.3, -1e308), (0.2, 1e308)])
+    want = _outcome(ref.sums, 0.0, 1.0)
     assert "Overflow" in repr(want)
-    assert repr(_outcome(book._sums, levels, list(prices), 0, 3)) == repr(want)
+    assert repr(_outcome(fast.sums, 0.0, 1.0)) == repr(want)

@@ -9,13 +9,13 @@ import os
 
 
 def source_digest(path: str) -> str:
-    """sha256 of a module's source, and of its ``.pxd`` (the C declarations Cython compiles a
-    ``.py`` module with) when it has one. Raises OSError when the source cannot be read."""
+    """sha256 of a module's source (``.py`` or ``.pyx``), and of its ``.pxd`` (the C declarations
+    Cython compiles it with) when it has one. Raises OSError when the source cannot be read."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         h.update(f.read())
-    pxd = path[:-3] + ".pxd"
-    if path.endswith(".py") and os.path.exists(pxd):
+    pxd = os.path.splitext(path)[0] + ".pxd"
+    if os.path.exists(pxd):
         with open(pxd, "rb") as f:
             h.update(f.read())
     return h.hexdigest()

@@ -12,15 +12,14 @@ run compiled, never when they run as ``.py`` files:
   uncached price string, a new topic) returns ``None`` *before anything is changed*, and the
   caller sends the frame down the reference path, which classifies it. So a bad frame's reason
   and detail always come from the reference code.
-* :func:`update_side`: ``book._update`` (a delta's levels into one side's dict and sorted price
-  list) with the binary search done on C doubles instead of ``bisect`` over Python floats.
+* :class:`Side`: ``book.BookSide`` (one side of a book) on C arrays; the compiled ``OrderBook``
+  holds two, typed (``_fast.pxd``), so the book and the densities call them in C.
 * :class:`Levels`: a book side as the scanner reads it, its pairs as C doubles, which
-  ``update_side`` and :data:`at_active` (``densities._at_active``) read without a tuple or a
+  :class:`Side` and :data:`at_active` (``densities._at_active``) read without a tuple or a
   float per level; to anything else it is the reference's list of ``(price, size)`` tuples.
 
 Everything returned or changed is what the reference makes (book sides as :class:`Levels`, equal
-to its lists): the same floats (from the same
-validated-string caches), the same tuples, the same dict and list contents.
+to its lists): the same floats, the same tuples, the same levels in the same order.
 """
 
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next, PyDict_Size
@@ -32,7 +31,8 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString, PyFloat_FromDouble
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memmove, memset
+from libc.stdlib cimport qsort
 from libc.math cimport fabs, isfinite
 
 cdef extern from "Python.h":
@@ -40,12 +40,15 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object o)
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
+import math
+
 import orjson
 
 from . import protocol as _protocol
 from .events import Trade
 
 cdef object _loads = orjson.loads
+cdef object _math_fsum = math.fsum
 cdef dict _proto = _protocol.__dict__
 cdef dict _BOOK_TOPICS = _protocol._BOOK_TOPICS
 cdef object _levels_ref = _protocol._levels
@@ -79,7 +82,7 @@ cdef inline Py_ssize_t _topic_slot(const char *v, Py_ssize_t m) noexcept:
     return (m * 131 + <unsigned char>v[m - 1] * 31 + <unsigned char>v[m - 2] * 7
             + <unsigned char>v[m - 3]) & (_TOPIC_SLOTS - 1)
 
-__all__ = ["Levels", "route_common", "update_side", "side_sums", "at_active"]
+__all__ = ["Levels", "Side", "route_common", "at_active"]
 
 
 cdef inline bint _is_int(object x):
@@ -357,22 +360,6 @@ cdef class Levels:
         return repr(self.tail(0))
 
 
-cdef inline Py_ssize_t _bisect_left(list prices, double p):
-    """``bisect_left(prices, p)`` on an all-float list; -1 when an element is not a float."""
-    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(prices), mid
-    cdef object item
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        item = <object>PyList_GET_ITEM(prices, mid)
-        if type(item) is not float:
-            return -1
-        if PyFloat_AS_DOUBLE(item) < p:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 cdef class _WithReference:
     """A fast path for one ``.py`` function, called like it, that hands what it does not take
     to that function, its reference."""
@@ -385,46 +372,6 @@ cdef class _WithReference:
     def bind(self, reference):
         """This fast path with ``reference`` (the ``.py`` function) as its fallback."""
         return type(self)(reference)
-
-
-cdef class _UpdateSide(_WithReference):
-    """``book._update`` on C doubles, with the reference ``_update`` for anything else."""
-
-    def __call__(self, dict levels, list prices, changes, set touched, double touch_min):
-        """Apply a delta's ``(price, size)`` changes to one side (``levels``: price -> size;
-        ``prices``: the same prices ascending). Size 0.0 deletes.
-
-        Pairs of two Python floats (what the parser makes) are applied here, on C doubles; from
-        the first pair that is not (or a price list holding something else) the rest goes to
-        the reference, so the result is the reference's in every case."""
-        if type(changes) is Levels:
-            _apply_levels(levels, prices, <Levels>changes, touched, touch_min, self.reference)
-        else:
-            _apply_changes(levels, prices, changes, touched, touch_min, self.reference)
-
-
-update_side = _UpdateSide()
-
-
-cdef _apply_levels(dict levels, list prices, Levels ch, set touched, double touch_min, reference):
-    """:func:`_apply_changes` on the scanner's doubles: no tuple per level, and no new float
-    for a price already in the book (its key is reused). The scanner took only finite prices
-    > 0 and sizes >= 0, so nothing here needs the reference but a price list holding
-    something other than floats."""
-    cdef double p, s
-    cdef Py_ssize_t i, k
-    cdef bint found
-    cdef object po
-    for k in range(ch.n):
-        p = ch.px[k]
-        s = ch.sz[k]
-        i = _bisect_left(prices, p)
-        if i < 0:
-            reference(levels, prices, ch.tail(k), touched, touch_min)
-            return
-        found = i < PyList_GET_SIZE(prices) and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(prices, i)) == p
-        po = <object>PyList_GET_ITEM(prices, i) if found else PyFloat_FromDouble(p)
-        _put_level(levels, prices, i, found, po, s, None, touched, touch_min)
 
 
 cdef enum:
@@ -480,59 +427,6 @@ cdef Py_ssize_t _float_keys(dict d, double *out) noexcept:
 
 
 at_active = _AtActive()
-
-
-cdef _apply_changes(dict levels, list prices, changes, set touched, double touch_min, reference):
-    cdef double p, s
-    cdef Py_ssize_t i, k, n
-    cdef bint found
-    cdef object pair, po, so
-    if type(changes) is not list and type(changes) is not tuple:
-        changes = list(changes)
-    n = len(changes)
-    for k in range(n):
-        pair = changes[k]
-        if type(pair) is not tuple or len(<tuple>pair) != 2:
-            reference(levels, prices, changes[k:], touched, touch_min)
-            return
-        po = (<tuple>pair)[0]
-        so = (<tuple>pair)[1]
-        if type(po) is not float or type(so) is not float:
-            reference(levels, prices, changes[k:], touched, touch_min)
-            return
-        p = PyFloat_AS_DOUBLE(po)
-        s = PyFloat_AS_DOUBLE(so)
-        if p != p:  # NaN: insort and bisect_left place it differently; the reference decides
-            reference(levels, prices, changes[k:], touched, touch_min)
-            return
-        # The price list holds the dict's keys in order, so the binary search (on C doubles)
-        # answers "is p in levels" for a price it finds; only a price it does not find is looked
-        # up in the dict, as the reference does (one hash lookup fewer per level).
-        i = _bisect_left(prices, p)
-        if i < 0:
-            reference(levels, prices, changes[k:], touched, touch_min)
-            return
-        found = i < PyList_GET_SIZE(prices) and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(prices, i)) == p
-        _put_level(levels, prices, i, found, po, s, so, touched, touch_min)
-
-
-cdef inline int _put_level(dict levels, list prices, Py_ssize_t i, bint found, object po, double s, object so,
-                           set touched, double touch_min) except -1:
-    """One change of a side at price ``po``, index ``i`` of its price list (``found``: the price
-    is there), as the reference's ``_update`` makes it: size 0 deletes the level, any other size
-    sets it to ``so`` (a new float of ``s`` when None) and notes a size >= ``touch_min``."""
-    if s == 0.0:
-        if found or PyDict_GetItem(levels, po) is not NULL:
-            PyDict_DelItem(levels, po)
-            del prices[i]
-    else:
-        if not found and PyDict_GetItem(levels, po) is NULL:
-            PyList_Insert(prices, i, po)
-        if s >= touch_min:
-            PySet_Add(touched, po)
-        PyDict_SetItem(levels, po, PyFloat_FromDouble(s) if so is None else so)
-    return 0
-
 
 
 # -- book and trade frames read straight from their bytes --------------------------------------
@@ -1055,63 +949,261 @@ cdef inline double _fsum_result(_Fsum *f) noexcept:
     return hi
 
 
-cdef class _SideSums(_WithReference):
-    """``book._sums`` on C doubles, with the reference ``_sums`` for anything else."""
+# -- a book side on C arrays -----------------------------------------------------------------
 
-    def __call__(self, dict levels, list prices, Py_ssize_t start, Py_ssize_t stop):
-        """(fsum of the sizes, fsum of price * size) of ``prices[start:stop]``'s levels."""
-        cdef _Fsum sizes, notionals
-        cdef Py_ssize_t i, n = PyList_GET_SIZE(prices)
-        cdef PyObject *so
-        cdef object po
+cdef int _cmp_double(const void *a, const void *b) noexcept nogil:
+    cdef double x = (<const double *>a)[0], y = (<const double *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef class Side:
+    """``book.BookSide`` (the reference) on C arrays: prices ascending, their sizes, and a flag
+    per level for "noted since the last take". A delta's change is a binary search and, for a
+    new or deleted price, a move of the levels after it; no Python object per level.
+
+    Prices and sizes are the parser's (finite; prices > 0, sizes >= 0) or :class:`Levels`;
+    another number is taken as ``float(x)``, and a NaN is refused (ValueError), as the parser
+    refuses it."""
+
+    def __cinit__(self):
+        self.px = self.sz = NULL
+        self.hit = NULL
+        self.n = self.cap = self.n_hit = 0
+        self.touch_min = 0.0
+
+    def __dealloc__(self):
+        PyMem_Free(self.px)
+
+    @classmethod
+    def bind(cls, reference):
+        """This class (``core._fast_path`` binds fast paths to their references)."""
+        return cls
+
+    cdef int _reserve(self, Py_ssize_t need) except -1:
+        """Room for ``need`` levels, in one block: prices, sizes, then flags."""
+        cdef Py_ssize_t cap = self.cap if self.cap else 64
+        cdef char *block
+        if need <= self.cap:
+            return 0
+        while cap < need:
+            cap *= 2
+        block = <char *>PyMem_Malloc(cap * (2 * sizeof(double) + 1))
+        if block is NULL:
+            raise MemoryError()
+        if self.n:
+            memcpy(block, self.px, self.n * sizeof(double))
+            memcpy(block + cap * sizeof(double), self.sz, self.n * sizeof(double))
+            memcpy(block + 2 * cap * sizeof(double), self.hit, self.n)
+        PyMem_Free(self.px)
+        self.px = <double *>block
+        self.sz = <double *>(block + cap * sizeof(double))
+        self.hit = <unsigned char *>(block + 2 * cap * sizeof(double))
+        self.cap = cap
+        return 0
+
+    cdef Py_ssize_t _find(self, double p) noexcept:
+        """The index of the first price >= ``p`` (``n`` when none)."""
+        cdef Py_ssize_t lo = 0, hi = self.n, mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.px[mid] < p:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    cdef void _set(self, double p, double s) noexcept:
+        """One change, with room for one more level reserved: size 0 deletes, any other sets
+        (noting it when >= touch_min)."""
+        cdef Py_ssize_t i = self._find(p), k
+        cdef bint found = i < self.n and self.px[i] == p
+        if s == 0.0:
+            if found:
+                if self.hit[i]:
+                    self.n_hit -= 1
+                k = self.n - i - 1
+                memmove(&self.px[i], &self.px[i + 1], k * sizeof(double))
+                memmove(&self.sz[i], &self.sz[i + 1], k * sizeof(double))
+                memmove(&self.hit[i], &self.hit[i + 1], k)
+                self.n -= 1
+            return
+        if not found:
+            k = self.n - i
+            memmove(&self.px[i + 1], &self.px[i], k * sizeof(double))
+            memmove(&self.sz[i + 1], &self.sz[i], k * sizeof(double))
+            memmove(&self.hit[i + 1], &self.hit[i], k)
+            self.px[i] = p
+            self.hit[i] = 0
+            self.n += 1
+        self.sz[i] = s
+        if s >= self.touch_min and not self.hit[i]:
+            self.hit[i] = 1
+            self.n_hit += 1
+
+    def __len__(self):
+        return self.n
+
+    def __repr__(self):
+        return f"Side({self.items()!r})"
+
+    cpdef load(self, pairs):
+        """Replace every level by ``pairs`` (size-0 pairs skipped, a repeated price takes its
+        last size); nothing is noted."""
+        cdef Levels ch
+        cdef Py_ssize_t i, j, m
         cdef double p, s
-        if start < 0 or stop > n or start > stop:
-            return self.reference(levels, prices, start, stop)
+        if type(pairs) is not Levels:
+            pairs = _as_levels(pairs)
+        ch = <Levels>pairs
+        self.n = self.n_hit = 0
+        self._reserve(ch.n)
+        m = 0
+        for i in range(ch.n):
+            if ch.sz[i] != 0.0:
+                self.px[m] = ch.px[i]
+                self.sz[m] = ch.sz[i]
+                m += 1
+        self.n = m
+        if _ascending(self.px, m):
+            pass
+        elif _descending(self.px, m):  # a bid side as Bybit sends it, best first
+            i = 0
+            j = m - 1
+            while i < j:
+                p = self.px[i]; self.px[i] = self.px[j]; self.px[j] = p
+                s = self.sz[i]; self.sz[i] = self.sz[j]; self.sz[j] = s
+                i += 1
+                j -= 1
+        else:
+            # Any order, repeats allowed: set one by one (each a search and a move; orderly
+            # sides, the usual ones, never come here).
+            self.n = 0
+            for i in range(ch.n):
+                if ch.sz[i] != 0.0:
+                    self._set(ch.px[i], ch.sz[i])
+        memset(self.hit, 0, self.n)
+        self.n_hit = 0
+
+    cpdef update(self, changes):
+        """Apply a delta's ``(price, size)`` changes in order (see ``BookSide.update``)."""
+        cdef Levels ch
+        cdef Py_ssize_t k
+        if type(changes) is not Levels:
+            changes = _as_levels(changes)
+        ch = <Levels>changes
+        for k in range(ch.n):
+            if self.n == self.cap:
+                self._reserve(self.n + 1)
+            self._set(ch.px[k], ch.sz[k])
+
+    cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1:
+        """Delete the levels beyond the ``keep`` highest (``low``: the lowest go) or lowest
+        prices; how many went."""
+        cdef Py_ssize_t extra = self.n - keep, i
+        if keep < 0 or extra <= 0:
+            return 0
+        if low:
+            for i in range(extra):
+                self.n_hit -= self.hit[i]
+            memmove(self.px, &self.px[extra], keep * sizeof(double))
+            memmove(self.sz, &self.sz[extra], keep * sizeof(double))
+            memmove(self.hit, &self.hit[extra], keep)
+        else:
+            for i in range(keep, self.n):
+                self.n_hit -= self.hit[i]
+        self.n = keep
+        return extra
+
+    cpdef lowest(self):
+        return self.px[0] if self.n else None
+
+    cpdef highest(self):
+        return self.px[self.n - 1] if self.n else None
+
+    cpdef double size_at(self, double price) noexcept:
+        cdef Py_ssize_t i = self._find(price)
+        return self.sz[i] if i < self.n and self.px[i] == price else 0.0
+
+    cpdef tuple sums(self, double lo, double hi):
+        """(fsum of the sizes, fsum of price * size) of the levels with ``lo <= price <= hi``:
+        fsum's algorithm on C doubles (the reference's ``math.fsum`` when a sum would overflow)."""
+        cdef _Fsum sizes, notionals
+        cdef Py_ssize_t i, start = self._find(lo), stop = start
+        while stop < self.n and self.px[stop] <= hi:
+            stop += 1
         sizes.n = notionals.n = 0
         sizes.ok = notionals.ok = True
-        if start == 0 and stop == n and PyDict_Size(levels) == n:
-            # The whole side (the usual band): its levels in the dict's own order, without a
-            # lookup per price. The correctly rounded sum does not depend on the order; only an
-            # overflow of the running sums could, and with every term within _SAFE_TERM none
-            # can happen (anything else goes to the reference, which sums in price order).
-            if _whole_side(levels, &sizes, &notionals):
-                return (_fsum_result(&sizes), _fsum_result(&notionals))
-            return self.reference(levels, prices, start, stop)
         for i in range(start, stop):
-            po = <object>PyList_GET_ITEM(prices, i)
-            so = PyDict_GetItem(levels, po)
-            if so is NULL or type(po) is not float or type(<object>so) is not float:
-                return self.reference(levels, prices, start, stop)
-            p = PyFloat_AS_DOUBLE(po)
-            s = PyFloat_AS_DOUBLE(<object>so)
-            _fsum_add(&sizes, s)
-            _fsum_add(&notionals, p * s)
+            _fsum_add(&sizes, self.sz[i])
+            _fsum_add(&notionals, self.px[i] * self.sz[i])
         if not (sizes.ok and notionals.ok):
-            return self.reference(levels, prices, start, stop)
+            return (_math_fsum([self.sz[i] for i in range(start, stop)]),
+                    _math_fsum([self.px[i] * self.sz[i] for i in range(start, stop)]))
         return (_fsum_result(&sizes), _fsum_result(&notionals))
 
+    cpdef double median(self) except? -1.0:
+        """The median of the level sizes (0.0 for an empty side)."""
+        cdef Py_ssize_t n = self.n
+        cdef double *tmp
+        cdef double out
+        if n == 0:
+            return 0.0
+        tmp = <double *>PyMem_Malloc(n * sizeof(double))
+        if tmp is NULL:
+            raise MemoryError()
+        memcpy(tmp, self.sz, n * sizeof(double))
+        qsort(tmp, n, sizeof(double), _cmp_double)
+        out = tmp[n // 2] if n & 1 else (tmp[n // 2 - 1] + tmp[n // 2]) / 2.0
+        PyMem_Free(tmp)
+        return out
 
-side_sums = _SideSums()
+    cpdef list take(self, double threshold, bint every):
+        """The ``(price, size)`` levels with size >= ``threshold``, ascending: of every level when
+        ``every``, else of those noted since the last take. Forgets what was noted and notes
+        from now on sizes >= ``threshold``."""
+        cdef list out = []
+        cdef Py_ssize_t i
+        if every or self.n_hit:
+            for i in range(self.n):
+                if (every or self.hit[i]) and self.sz[i] >= threshold:
+                    out.append((self.px[i], self.sz[i]))
+            memset(self.hit, 0, self.n)
+        self.n_hit = 0
+        self.touch_min = threshold
+        return out
 
-# A term of at most 1e290: the sum of any number of them that fits in memory stays finite.
-cdef double _SAFE_TERM = 1e290
+    cpdef bint noted(self) noexcept:
+        return self.n_hit > 0
+
+    cpdef list items(self):
+        """Every ``(price, size)``, ascending by price."""
+        return [(self.px[i], self.sz[i]) for i in range(self.n)]
 
 
-cdef bint _whole_side(dict levels, _Fsum *sizes, _Fsum *notionals):
-    """Both sums over every (price, size) of ``levels``; False (sums unusable) unless every key
-    and value is a float and every size and product is finite and within _SAFE_TERM."""
-    cdef Py_ssize_t pos = 0
-    cdef PyObject *key
-    cdef PyObject *value
-    cdef double p, s, ps
-    while PyDict_Next(levels, &pos, &key, &value):
-        if type(<object>key) is not float or type(<object>value) is not float:
+cdef bint _ascending(const double *px, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if not px[i - 1] < px[i]:
             return False
-        p = PyFloat_AS_DOUBLE(<object>key)
-        s = PyFloat_AS_DOUBLE(<object>value)
-        ps = p * s
-        if not (fabs(s) <= _SAFE_TERM and fabs(ps) <= _SAFE_TERM):
+    return True
+
+
+cdef bint _descending(const double *px, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if not px[i - 1] > px[i]:
             return False
-        _fsum_add(sizes, s)
-        _fsum_add(notionals, ps)
-    return sizes.ok and notionals.ok
+    return True
+
+
+cdef Levels _as_levels(pairs):
+    """Any sequence of ``(price, size)`` pairs as :class:`Levels` (numbers as ``float(x)``; a NaN
+    is refused)."""
+    cdef Levels out = Levels()
+    cdef double p, s
+    for pair in pairs:
+        p, s = pair
+        if p != p or s != s:
+            raise ValueError(f"NaN in a book level: {pair!r}")
+        out.push(p, s)
+    return out

@@ -23,9 +23,10 @@ from typing import NamedTuple, Sequence
 from . import _fast_path
 from .events import BookUpdate, Level
 
-__all__ = ["Applied", "BookCounters", "OrderBook", "DepthStats", "MAX_BOOK_LEVELS"]
+__all__ = ["Applied", "BookCounters", "BookSide", "OrderBook", "DepthStats", "MAX_BOOK_LEVELS"]
 
 _BOUND_EPS = 1e-11
+_INF = float("inf")
 MAX_BOOK_LEVELS = 5000  # levels kept per side; Bybit's deepest topic carries 1000
 
 
@@ -73,19 +74,139 @@ class DepthStats(NamedTuple):
         return (self.bid_depth - self.ask_depth) / total
 
 
-class OrderBook:
-    """One symbol's book. ``bids``/``asks`` map price -> size; ``*_px`` are ascending price lists."""
+class BookSide:
+    """One side of a book: price -> size, with its prices in ascending order, and which of its
+    levels a delta set to a size >= ``touch_min`` since a reader last took them (the density
+    scan, which raises ``touch_min`` to its threshold so that the many small levels are not
+    noted). Sizes are never 0: a change to size 0 deletes the level.
 
-    __slots__ = ("symbol", "bids", "asks", "bid_px", "ask_px", "ready", "has_snapshot",
-                 "update_id", "seq", "ts_ms", "cts_ms", "counters", "touched_bid", "touched_ask",
-                 "touch_min_bid", "touch_min_ask", "topic_depth")
+    This is the reference; the compiled core uses ``_fast.Side``, the same methods on C
+    arrays. Readers outside the core use :attr:`OrderBook.bids` and friends."""
+
+    __slots__ = ("levels", "prices", "touched", "touch_min")
+
+    def __init__(self) -> None:
+        self.levels: dict[float, float] = {}
+        self.prices: list[float] = []      # ascending
+        self.touched: set[float] = set()   # prices of levels noted since the last take()
+        self.touch_min = 0.0
+
+    @classmethod
+    def bind(cls, reference: type) -> type:
+        return cls
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    def load(self, pairs: Sequence[Level]) -> None:
+        """Replace every level by ``pairs`` (a snapshot; size-0 pairs are skipped, a repeated
+        price takes its last size); nothing is noted."""
+        self.levels = levels = {p: s for p, s in pairs if s != 0.0}
+        self.prices = sorted(levels)
+        self.touched = set()
+
+    def update(self, changes: Sequence[Level]) -> None:
+        """Apply a delta's ``(price, size)`` changes in order: size 0 deletes the level, any other
+        size sets it (and notes it when >= ``touch_min``)."""
+        levels = self.levels
+        prices = self.prices
+        touched = self.touched
+        touch_min = self.touch_min
+        for p, s in changes:
+            if s == 0.0:
+                if p in levels:
+                    del levels[p]
+                    del prices[bisect_left(prices, p)]
+                    touched.discard(p)
+            else:
+                if s >= touch_min:
+                    touched.add(p)
+                if p not in levels:
+                    insort(prices, p)
+                levels[p] = s
+
+    def trim(self, keep: int, low: bool) -> int:
+        """Delete the levels beyond the ``keep`` highest (``low``: the lowest go) or lowest
+        prices; how many went."""
+        extra = len(self.prices) - keep
+        if extra <= 0:
+            return 0
+        gone = self.prices[:extra] if low else self.prices[-extra:]
+        for p in gone:
+            del self.levels[p]
+            self.touched.discard(p)
+        if low:
+            del self.prices[:extra]
+        else:
+            del self.prices[-extra:]
+        return extra
+
+    def lowest(self) -> float | None:
+        return self.prices[0] if self.prices else None
+
+    def highest(self) -> float | None:
+        return self.prices[-1] if self.prices else None
+
+    def size_at(self, price: float) -> float:
+        """The size at ``price``, 0.0 without a level there."""
+        return self.levels.get(price, 0.0)
+
+    def sums(self, lo: float, hi: float) -> tuple[float, float]:
+        """(sum of sizes, sum of price * size) of the levels with ``lo <= price <= hi``, each the
+        correctly rounded sum of the exact values (``math.fsum``), summed in price order."""
+        prices = self.prices
+        band = prices[bisect_left(prices, lo):bisect_right(prices, hi)]
+        levels = self.levels
+        sizes = [levels[p] for p in band]
+        return math.fsum(sizes), math.fsum([p * s for p, s in zip(band, sizes)])
+
+    def median(self) -> float:
+        """The median of the level sizes (the mean of the middle two for an even count); 0.0
+        for an empty side."""
+        sizes = sorted(self.levels.values())
+        n = len(sizes)
+        if not n:
+            return 0.0
+        return sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
+
+    def take(self, threshold: float, every: bool) -> list[Level]:
+        """The ``(price, size)`` levels with size >= ``threshold``, ascending by price: of every
+        level when ``every``, else of those noted since the last take. Forgets what was noted
+        and notes from now on sizes >= ``threshold``."""
+        levels = self.levels
+        if every:
+            out = [(p, levels[p]) for p in self.prices if levels[p] >= threshold]
+        else:
+            out = [(p, levels[p]) for p in sorted(self.touched) if levels[p] >= threshold]
+        self.touched.clear()
+        self.touch_min = threshold
+        return out
+
+    def noted(self) -> bool:
+        """Whether a level was noted since the last take."""
+        return bool(self.touched)
+
+    def items(self) -> list[Level]:
+        """Every ``(price, size)``, ascending by price."""
+        levels = self.levels
+        return [(p, levels[p]) for p in self.prices]
+
+
+_new_side = _fast_path(__file__, "Side", BookSide)
+
+
+class OrderBook:
+    """One symbol's book: two :class:`BookSide`. ``bids``/``asks`` read them as price -> size
+    dicts, ``bid_px``/``ask_px`` as ascending price lists (copies in the compiled core: the
+    reading side is not the one to change them)."""
+
+    __slots__ = ("symbol", "bid", "ask", "ready", "has_snapshot", "update_id", "seq", "ts_ms", "cts_ms",
+                 "counters", "topic_depth")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self.bid_px: list[float] = []   # ascending; best bid is the last
-        self.ask_px: list[float] = []   # ascending; best ask is the first
+        self.bid = _new_side()
+        self.ask = _new_side()
         self.ready = False
         self.has_snapshot = False
         self.update_id: int | None = None
@@ -93,16 +214,25 @@ class OrderBook:
         self.ts_ms: int | None = None
         self.cts_ms: int | None = None
         self.counters = BookCounters()
-        # Prices that deltas set to a size >= touch_min_* since a reader (the density scan) last
-        # cleared them. The scan only needs prices that may qualify, so it raises the minimum
-        # to its threshold and the book skips the set for the many small levels.
-        self.touched_bid: set[float] = set()
-        self.touched_ask: set[float] = set()
-        self.touch_min_bid = 0.0
-        self.touch_min_ask = 0.0
         # Levels per side the subscribed topic carries (orderbook.50 -> 50), when known: a level
         # pushed beyond them is deleted from the stream although it still rests in the market.
         self.topic_depth: int | None = None
+
+    @property
+    def bids(self) -> dict[float, float]:
+        return dict(self.bid.items())
+
+    @property
+    def asks(self) -> dict[float, float]:
+        return dict(self.ask.items())
+
+    @property
+    def bid_px(self) -> list[float]:
+        return [p for p, _ in self.bid.items()]
+
+    @property
+    def ask_px(self) -> list[float]:
+        return [p for p, _ in self.ask.items()]
 
     def apply(self, ev: BookUpdate) -> Applied:
         """Apply one book frame and say what happened (see :class:`Applied`)."""
@@ -111,14 +241,14 @@ class OrderBook:
     def apply_fields(self, is_snapshot: bool, u: int, seq: int | None, ts_ms: int, cts_ms: int | None,
                      bids: Sequence[Level], asks: Sequence[Level]) -> Applied:
         """:meth:`apply` on the fields of a frame (the Monitor's fast path skips the event)."""
+        bid = self.bid
+        ask = self.ask
         if is_snapshot or u == 1:
             if self.has_snapshot:
                 self.counters.resets += 1
             self.has_snapshot = True
-            self.bids = levels = {p: s for p, s in bids if s != 0.0}
-            self.bid_px = sorted(levels)
-            self.asks = levels = {p: s for p, s in asks if s != 0.0}
-            self.ask_px = sorted(levels)
+            bid.load(bids)
+            ask.load(asks)
             result = _SNAPSHOT
         elif not self.ready:
             self.counters.dropped += 1
@@ -132,40 +262,26 @@ class OrderBook:
             return _GAP
         else:
             if bids:
-                _update(self.bids, self.bid_px, bids, self.touched_bid, self.touch_min_bid)
+                bid.update(bids)
             if asks:
-                _update(self.asks, self.ask_px, asks, self.touched_ask, self.touch_min_ask)
+                ask.update(asks)
             result = _DELTA
         self.update_id = u
         self.seq = seq
         self.ts_ms = ts_ms
         self.cts_ms = cts_ms
-        bid_px = self.bid_px
-        ask_px = self.ask_px
-        if len(bid_px) > MAX_BOOK_LEVELS or len(ask_px) > MAX_BOOK_LEVELS:
-            self._trim()
-        if bid_px and ask_px and bid_px[-1] >= ask_px[0]:
+        if len(bid) > MAX_BOOK_LEVELS or len(ask) > MAX_BOOK_LEVELS:
+            # A server cannot grow the book without bound by sending ever new prices: the
+            # MAX_BOOK_LEVELS levels per side nearest the mid are kept.
+            self.counters.trimmed += bid.trim(MAX_BOOK_LEVELS, True) + ask.trim(MAX_BOOK_LEVELS, False)
+        best_bid = bid.highest()
+        best_ask = ask.lowest()
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
             self.counters.crossed += 1
             self.ready = False
             return _CROSSED
         self.ready = True
         return result
-
-    def _trim(self) -> None:
-        """Keep the MAX_BOOK_LEVELS levels per side nearest the mid: a server cannot grow the
-        book without bound by sending ever new prices."""
-        extra = len(self.bid_px) - MAX_BOOK_LEVELS
-        if extra > 0:
-            for p in self.bid_px[:extra]:
-                del self.bids[p]
-            del self.bid_px[:extra]
-            self.counters.trimmed += extra
-        extra = len(self.ask_px) - MAX_BOOK_LEVELS
-        if extra > 0:
-            for p in self.ask_px[-extra:]:
-                del self.asks[p]
-            del self.ask_px[-extra:]
-            self.counters.trimmed += extra
 
     def invalidate(self) -> None:
         """Mark the book not ready until the next snapshot (e.g. on reconnect)."""
@@ -175,18 +291,20 @@ class OrderBook:
 
     @property
     def best_bid(self) -> float | None:
-        return self.bid_px[-1] if self.bid_px else None
+        return self.bid.highest()
 
     @property
     def best_ask(self) -> float | None:
-        return self.ask_px[0] if self.ask_px else None
+        return self.ask.lowest()
 
     @property
     def mid(self) -> float | None:
         """(best_bid + best_ask) / 2, or None without both sides."""
-        if not self.bid_px or not self.ask_px:
+        bid = self.bid.highest()
+        ask = self.ask.lowest()
+        if bid is None or ask is None:
             return None
-        return (self.bid_px[-1] + self.ask_px[0]) / 2.0
+        return (bid + ask) / 2.0
 
     @property
     def spread_bps(self) -> float | None:
@@ -194,7 +312,7 @@ class OrderBook:
         mid = self.mid
         if mid is None:
             return None
-        return (self.ask_px[0] - self.bid_px[-1]) / mid * 1e4
+        return (self.ask.lowest() - self.bid.highest()) / mid * 1e4  # type: ignore[operator]
 
     def depth(self, bps: float) -> DepthStats | None:
         """Liquidity within ``bps`` of mid: bids with price >= mid*(1 - bps/1e4), asks with
@@ -207,35 +325,6 @@ class OrderBook:
         # band is widened by a relative 1e-11 (far below any tick: Bybit ticks are >= 1e-8 of price).
         lo = mid * (1.0 - bps / 1e4) * (1.0 - _BOUND_EPS)
         hi = mid * (1.0 + bps / 1e4) * (1.0 + _BOUND_EPS)
-        bid_depth, bid_notional = _sums(self.bids, self.bid_px, bisect_left(self.bid_px, lo), len(self.bid_px))
-        ask_depth, ask_notional = _sums(self.asks, self.ask_px, 0, bisect_right(self.ask_px, hi))
+        bid_depth, bid_notional = self.bid.sums(lo, _INF)
+        ask_depth, ask_notional = self.ask.sums(0.0, hi)
         return DepthStats(bid_depth, ask_depth, bid_notional, ask_notional)
-
-
-def _sums(levels: dict[float, float], prices: list[float], start: int, stop: int) -> tuple[float, float]:
-    """(sum of sizes, sum of price * size) of the levels at ``prices[start:stop]``, each the
-    correctly rounded sum of the exact values (``math.fsum``)."""
-    band = prices[start:stop]
-    sizes = [levels[p] for p in band]
-    return math.fsum(sizes), math.fsum([p * s for p, s in zip(band, sizes)])
-
-
-def _update(levels: dict[float, float], prices: list[float], changes: Sequence[Level], touched: set[float],
-            touch_min: float) -> None:
-    for p, s in changes:
-        if s == 0.0:
-            if p in levels:
-                del levels[p]
-                del prices[bisect_left(prices, p)]
-        else:
-            if s >= touch_min:
-                touched.add(p)
-            if p not in levels:
-                insort(prices, p)
-            levels[p] = s
-
-
-# Compiled (see bybitmon/core/__init__.py), these become the _fast paths, which hand anything but
-# plain floats to the functions above, their references.
-_update = _fast_path(__file__, "update_side", _update)
-_sums = _fast_path(__file__, "side_sums", _sums)

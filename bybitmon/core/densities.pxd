@@ -2,6 +2,7 @@
 # unchanged without them).
 cimport cython
 from .book cimport OrderBook
+from ._fast cimport Side as FastSide
 
 cdef class Density:
     cdef public object side
@@ -40,7 +41,7 @@ cdef class DensityTracker:
 
     cpdef _decide(self, Density d)
 
-    @cython.locals(levels=dict, active=dict, d=Density, threshold=double, old_threshold=double, median=double,
+    @cython.locals(levels=FastSide, active=dict, d=Density, threshold=double, old_threshold=double, median=double,
                    min_notional=double, s=double)
     cpdef _scan(self, OrderBook book, ts_ms, bint full=*)
 
@@ -58,7 +59,7 @@ cdef class DensityTracker:
 
     cpdef x_median(self, Density d)
 
-    @cython.locals(medians=dict, thresholds=dict, bid_median=double, ask_median=double)
+    @cython.locals(medians=dict, thresholds=dict, bid_median=double, ask_median=double, bid=FastSide, ask=FastSide)
     cpdef bint _settled(self, OrderBook book) except -1
 
 cpdef tuple _row(Density d, x_median, state)

@@ -103,8 +103,8 @@ def _beyond_depth(book: OrderBook, d: Density) -> bool:
     if not n:
         return False
     if d.side is _BID:
-        return len(book.bid_px) >= n and d.price < book.bid_px[0]
-    return len(book.ask_px) >= n and d.price > book.ask_px[-1]
+        return len(book.bid) >= n and d.price < book.bid.lowest()  # type: ignore[operator]
+    return len(book.ask) >= n and d.price > book.ask.highest()  # type: ignore[operator]
 
 
 def density_json(side, price, size, notional, x_median, since, state, ended) -> dict:
@@ -210,9 +210,9 @@ class DensityTracker:
             if ts_ms >= self.next_scan_ms:
                 self._scan(book, ts_ms)
         elif applied is _SNAPSHOT:
-            for side, levels in ((_BID, book.bids), (_ASK, book.asks)):
+            for side, levels in ((_BID, book.bid), (_ASK, book.ask)):
                 for d in list(self.active[side].values()):
-                    self._changed(d, levels.get(d.price, 0.0), ts_ms, book)
+                    self._changed(d, levels.size_at(d.price), ts_ms, book)
             self._scan(book, ts_ms, full=True)
         elif applied is _GAP or applied is _CROSSED:
             self.lose_sync()
@@ -326,22 +326,17 @@ class DensityTracker:
         if not median_due and self._settled(book):
             return
         min_notional = self.min_notional
-        # book.touched_*: the prices deltas set to a size >= the threshold of the last scan (the
-        # book records them; book.touch_min_* is that threshold).
-        for side, levels, dirty in ((_BID, book.bids, book.touched_bid), (_ASK, book.asks, book.touched_ask)):
+        for side, levels in ((_BID, book.bid), (_ASK, book.ask)):
             active = self.active[side]
-            if not levels:
+            if not len(levels):
                 # The next scan with levels sees the threshold fall and checks every level.
                 self.thresholds[side] = _INF
-                dirty.clear()
                 continue
             median = self.medians[side]
             if median_due or not median:
                 # Sorting the sizes is the costly part of a scan, so the book's median is taken
                 # every MEDIAN_EVERY_MS of book time (and on snapshots), not at every scan.
-                sizes = sorted(levels.values())
-                n = len(sizes)
-                book_median = sizes[n // 2] if n & 1 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2.0
+                book_median = levels.median()
                 # The median jitters on a real book; the reference (and so the threshold) only
                 # follows it when it drifts by more than MEDIAN_STEP, which keeps densities
                 # from flickering in and out at the threshold.
@@ -365,31 +360,29 @@ class DensityTracker:
                         d.state = _FADED
                     self._record_ended(d)
             # Unless the threshold fell, a new density can only be at a price that a delta set
-            # to a size at or above the old threshold since the last scan.
-            for p in levels if full or threshold < old_threshold else levels.keys() & dirty:
-                s = levels[p]
-                if s >= threshold and p not in active and p * s >= min_notional:
+            # to a size at or above the old threshold since the last scan: the side noted those
+            # (at or above its touch_min, the last scan's threshold), and take() notes from now
+            # on at or above this one.
+            for p, s in levels.take(threshold, full or threshold < old_threshold):
+                if p not in active and p * s >= min_notional:
                     active[p] = Density(side, p, s, p * s, s / median, ts_ms, s, peak_size=s)
                     self.n_active += 1
-            dirty.clear()
-            if side is _BID:
-                book.touch_min_bid = threshold
-            else:
-                book.touch_min_ask = threshold
 
     def _settled(self, book: OrderBook) -> bool:
         """Whether a scan without a new median would change nothing: no delta set a level to a
         size at or above a threshold since the last scan, both sides have levels, and each
         side's threshold is x times its median and the book's touch minimum (most scans)."""
-        if book.touched_bid or book.touched_ask or not book.bids or not book.asks:
+        bid = book.bid
+        ask = book.ask
+        if bid.noted() or ask.noted() or not len(bid) or not len(ask):
             return False
         medians = self.medians
         thresholds = self.thresholds
         bid_median = medians[_BID]
         ask_median = medians[_ASK]
         return (bid_median != 0.0 and ask_median != 0.0
-                and thresholds[_BID] == self.x * bid_median == book.touch_min_bid
-                and thresholds[_ASK] == self.x * ask_median == book.touch_min_ask)
+                and thresholds[_BID] == self.x * bid_median == bid.touch_min
+                and thresholds[_ASK] == self.x * ask_median == ask.touch_min)
 
     # -- reading (pure: nothing here changes the tracker) ---------------------------------
 

@@ -378,10 +378,7 @@ class Monitor:
         if st is None or not st.book.ready:
             return {"bids": [], "asks": []}
         b = st.book
-        return {
-            "bids": [(p, b.bids[p]) for p in reversed(b.bid_px[-rows:])],
-            "asks": [(p, b.asks[p]) for p in b.ask_px[:rows]],
-        }
+        return {"bids": b.bid.items()[-rows:][::-1], "asks": b.ask.items()[:rows]}
 
     def snapshot(self, symbol: str) -> Snapshot:
         """The version-1 snapshot of ``symbol`` at the pipeline clock (see README). A pure read:

@@ -1,0 +1,24 @@
+# C declarations of the fast path's book side, for the compiled book and densities (book.pxd
+# cimports it); the rest of _fast.pyx is private to it.
+
+cdef class Side:
+    cdef double *px               # prices, ascending
+    cdef double *sz               # their sizes (never 0)
+    cdef unsigned char *hit       # 1 where a delta noted the level since the last take()
+    cdef Py_ssize_t n, cap, n_hit
+    cdef public double touch_min
+
+    cdef int _reserve(self, Py_ssize_t need) except -1
+    cdef Py_ssize_t _find(self, double p) noexcept
+    cdef void _set(self, double p, double s) noexcept
+    cpdef load(self, pairs)
+    cpdef update(self, changes)
+    cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1
+    cpdef lowest(self)
+    cpdef highest(self)
+    cpdef double size_at(self, double price) noexcept
+    cpdef tuple sums(self, double lo, double hi)
+    cpdef double median(self) except? -1.0
+    cpdef list take(self, double threshold, bint every)
+    cpdef bint noted(self) noexcept
+    cpdef list items(self)
