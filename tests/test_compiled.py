@@ -374,6 +374,22 @@ def test_fast_side_matches_the_reference(ops):
         assert _side_state(fast) == _side_state(ref), kind
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([1.0, 2.0, 3.0]), st.floats(1e-9, 1e15, allow_nan=False)), max_size=300))
+def test_fast_side_median_is_the_sorted_median(sizes):
+    """``Side.median`` (selection in place, no sort) is the median of the sorted sizes, with
+    runs of equal sizes and sides of any length, odd and even."""
+    _require_compiled()
+    from bybitmon.core import _fast
+
+    side = _fast.Side()
+    side.load([(float(i + 1), s) for i, s in enumerate(sizes)])
+    xs = sorted(sizes)
+    n = len(xs)
+    want = 0.0 if not n else xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2.0
+    assert repr(side.median()) == repr(want)
+
+
 def test_fast_side_grows_keeps_order_and_refuses_nan():
     """A side past its first block (64 levels) keeps every level in order; a NaN level is
     refused before anything changes, as the parser refuses it."""

@@ -32,7 +32,6 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString, PyFloat_FromDo
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcmp, memcpy, memmove, memset
-from libc.stdlib cimport qsort
 from libc.math cimport fabs, isfinite
 
 cdef extern from "Python.h":
@@ -588,7 +587,7 @@ cdef object _scan_array(_Cur *c, bint of_trades):
     if of_trades:
         trades = []
     else:
-        levels = Levels()
+        levels = Levels.__new__(Levels)  # no __init__ (its argument parsing costs more than the rest)
     if not _eat(c, b'['):
         return None
     if not _eat(c, b']'):
@@ -951,9 +950,40 @@ cdef inline double _fsum_result(_Fsum *f) noexcept:
 
 # -- a book side on C arrays -----------------------------------------------------------------
 
-cdef int _cmp_double(const void *a, const void *b) noexcept nogil:
-    cdef double x = (<const double *>a)[0], y = (<const double *>b)[0]
-    return (x > y) - (x < y)
+cdef double _select(double *a, Py_ssize_t n, Py_ssize_t k) noexcept:
+    """The ``k``-th smallest of ``a[:n]`` (what ``sorted(a)[k]`` is), leaving ``a[:k]`` the
+    values at or below it: Hoare's selection, in place, O(n) expected (no NaN: sizes are finite)."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j
+    cdef double pivot, t
+    while lo < hi:
+        pivot = a[(lo + hi) >> 1]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = a[i]; a[i] = a[j]; a[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+cdef double _largest(const double *a, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    cdef double m = a[0]
+    for i in range(1, n):
+        if a[i] > m:
+            m = a[i]
+    return m
 
 
 cdef class Side:
@@ -1152,8 +1182,10 @@ cdef class Side:
         if tmp is NULL:
             raise MemoryError()
         memcpy(tmp, self.sz, n * sizeof(double))
-        qsort(tmp, n, sizeof(double), _cmp_double)
-        out = tmp[n // 2] if n & 1 else (tmp[n // 2 - 1] + tmp[n // 2]) / 2.0
+        out = _select(tmp, n, n // 2)
+        if not n & 1:
+            # The other middle one: the largest of those _select left below the n // 2-th.
+            out = (_largest(tmp, n // 2) + out) / 2.0
         PyMem_Free(tmp)
         return out
 
@@ -1199,7 +1231,7 @@ cdef bint _descending(const double *px, Py_ssize_t n) noexcept:
 cdef Levels _as_levels(pairs):
     """Any sequence of ``(price, size)`` pairs as :class:`Levels` (numbers as ``float(x)``; a NaN
     is refused)."""
-    cdef Levels out = Levels()
+    cdef Levels out = Levels.__new__(Levels)
     cdef double p, s
     for pair in pairs:
         p, s = pair

@@ -36,7 +36,7 @@ cdef class DensityTracker:
 
     cpdef _record_ended(self, Density d)
 
-    @cython.locals(ended=list)
+    @cython.locals(ended=list, n=Py_ssize_t, i=Py_ssize_t)
     cpdef _forget_ended(self, now_ms)
 
     cpdef _decide(self, Density d)

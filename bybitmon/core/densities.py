@@ -311,7 +311,14 @@ class DensityTracker:
         """Drop ended densities older than ``keep_ended_ms``."""
         ended = self.ended
         if ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
-            del ended[:bisect_left(ended, now_ms - self.keep_ended_ms, key=_ended_ms)]
+            # The list is in end-time order and those going are few (they are forgotten as time
+            # passes), so a walk from the front finds the first one kept.
+            cutoff = now_ms - self.keep_ended_ms
+            n = len(ended)
+            i = 1
+            while i < n and ended[i].ended_ms < cutoff:
+                i += 1
+            del ended[:i]
 
     def _decide(self, d: Density) -> None:
         d.state = d.fate()
