@@ -85,7 +85,7 @@ def _fast_path(module_file: str, name: str, reference):
         from . import _fast
     except ImportError:
         return reference
-    return getattr(_fast, name).bind(reference)
+    return _fast.bind(name, reference)
 
 
 def implementation() -> str:

@@ -81,7 +81,7 @@ cdef inline Py_ssize_t _topic_slot(const char *v, Py_ssize_t m) noexcept:
     return (m * 131 + <unsigned char>v[m - 1] * 31 + <unsigned char>v[m - 2] * 7
             + <unsigned char>v[m - 3]) & (_TOPIC_SLOTS - 1)
 
-__all__ = ["Levels", "Side", "route_common", "at_active"]
+__all__ = ["Levels", "Side", "route_common", "at_active", "bind"]
 
 
 cdef inline bint _is_int(object x):
@@ -278,7 +278,7 @@ cdef class Levels:
 
     To any code it is a read-only sequence of ``(price, size)`` float tuples, made on demand:
     what the reference's list of pairs holds, equal to it (``==``) and shown like it. The fast
-    paths (:data:`update_side`, :data:`at_active`) read the doubles directly."""
+    paths (:class:`Side`, :func:`at_active`) read the doubles directly."""
 
     cdef double *px
     cdef double *sz
@@ -359,54 +359,55 @@ cdef class Levels:
         return repr(self.tail(0))
 
 
-cdef class _WithReference:
-    """A fast path for one ``.py`` function, called like it, that hands what it does not take
-    to that function, its reference."""
+cdef object _at_active_reference = None
 
-    cdef object reference
 
-    def __init__(self, reference=None):
-        self.reference = reference
-
-    def bind(self, reference):
-        """This fast path with ``reference`` (the ``.py`` function) as its fallback."""
-        return type(self)(reference)
+def bind(name, reference):
+    """The fast path ``name`` for ``reference``, the ``.py`` function or class it stands for
+    and hands what it does not take to (``core._fast_path`` calls this)."""
+    global _at_active_reference
+    if name == "at_active":
+        _at_active_reference = reference
+        return at_active
+    if name == "Side":
+        return Side
+    raise KeyError(name)
 
 
 cdef enum:
     _FEW_ACTIVE = 16
 
 
-cdef class _AtActive(_WithReference):
-    """``densities._at_active`` on the scanner's doubles, with the reference for anything else."""
-
-    def __call__(self, dict active, changes):
-        """The ``(price, size)`` changes at a price in ``active``, in order."""
-        cdef Levels ch
-        cdef Py_ssize_t k, j, m
-        cdef double at[_FEW_ACTIVE]
-        cdef list out
-        if type(changes) is not Levels:
-            return self.reference(active, changes)
-        ch = <Levels>changes
-        out = []
-        if not active:
-            return out
-        m = _float_keys(active, at)
-        if m >= 0:
-            # A handful of densities, all at float prices: compare the doubles, no float made
-            # per level (a float key equals a float exactly when their doubles are equal).
-            for k in range(ch.n):
-                for j in range(m):
-                    if at[j] == ch.px[k]:
-                        out.append((PyFloat_FromDouble(ch.px[k]), PyFloat_FromDouble(ch.sz[k])))
-                        break
-            return out
-        for k in range(ch.n):
-            po = PyFloat_FromDouble(ch.px[k])
-            if PyDict_GetItem(active, po) is not NULL:
-                out.append((po, PyFloat_FromDouble(ch.sz[k])))
+def at_active(dict active, changes):
+    """``densities._at_active`` on the scanner's doubles, with the reference for anything else:
+    the ``(price, size)`` changes at a price in ``active``, in order. A plain function, not a
+    callable object: it is called twice per book frame, and a function call passes its
+    arguments without building a tuple."""
+    cdef Levels ch
+    cdef Py_ssize_t k, j, m
+    cdef double at[_FEW_ACTIVE]
+    cdef list out
+    if type(changes) is not Levels:
+        return _at_active_reference(active, changes)
+    ch = <Levels>changes
+    out = []
+    if not active:
         return out
+    m = _float_keys(active, at)
+    if m >= 0:
+        # A handful of densities, all at float prices: compare the doubles, no float made
+        # per level (a float key equals a float exactly when their doubles are equal).
+        for k in range(ch.n):
+            for j in range(m):
+                if at[j] == ch.px[k]:
+                    out.append((PyFloat_FromDouble(ch.px[k]), PyFloat_FromDouble(ch.sz[k])))
+                    break
+        return out
+    for k in range(ch.n):
+        po = PyFloat_FromDouble(ch.px[k])
+        if PyDict_GetItem(active, po) is not NULL:
+            out.append((po, PyFloat_FromDouble(ch.sz[k])))
+    return out
 
 
 cdef Py_ssize_t _float_keys(dict d, double *out) noexcept:
@@ -425,7 +426,6 @@ cdef Py_ssize_t _float_keys(dict d, double *out) noexcept:
     return n
 
 
-at_active = _AtActive()
 
 
 # -- book and trade frames read straight from their bytes --------------------------------------
@@ -1003,11 +1003,6 @@ cdef class Side:
 
     def __dealloc__(self):
         PyMem_Free(self.px)
-
-    @classmethod
-    def bind(cls, reference):
-        """This class (``core._fast_path`` binds fast paths to their references)."""
-        return cls
 
     cdef int _reserve(self, Py_ssize_t need) except -1:
         """Room for ``need`` levels, in one block: prices, sizes, then flags."""

@@ -91,10 +91,6 @@ class BookSide:
         self.touched: set[float] = set()   # prices of levels noted since the last take()
         self.touch_min = 0.0
 
-    @classmethod
-    def bind(cls, reference: type) -> type:
-        return cls
-
     def __len__(self) -> int:
         return len(self.prices)
 
