@@ -64,6 +64,8 @@ cdef class DensityTracker:
 
 cpdef tuple _row(Density d, x_median, state)
 
+cpdef dict density_json(side, price, size, notional, x_median, since, state, ended)
+
 cpdef _ended_ms(Density d)
 
 cpdef _ended_order(Density d)

@@ -76,9 +76,8 @@ class Density:
         # Its snapshot JSON object, made once it is in the ended list (where it no longer
         # changes): see DensityTracker.json_rows.
         self.json: Fragment | None = None
-        # While active: (multiple of the median, size, its snapshot JSON object) as last listed;
-        # a resting order's size and the reference median seldom change between snapshots.
-        self.active_json: tuple[float, float, Fragment] | None = None
+        # While active: (multiple of the median, size, its snapshot JSON object) as last listed.
+        self.active_json: tuple[float, float, dict] | None = None
 
     def __repr__(self) -> str:
         return (f"Density({self.side.value} {self.price!r} x {self.size!r}, {self.state.value}, "
@@ -436,18 +435,24 @@ class DensityTracker:
         for x, d in active:
             cached = d.active_json
             if cached is None or cached[0] != x or cached[1] != d.size or d.state is not _ACTIVE:
-                cached = d.active_json = (x, d.size, Fragment(dumps(density_json(*_row(d, x, d.state)))))
+                # Kept as the dict, not serialized apart: the multiple changes with the
+                # reference median, and then most are made again at the next interval.
+                cached = d.active_json = (x, d.size, density_json(d.side, d.price, d.size, d.notional, x,
+                                                                  d.since_ms, d.state, d.ended_ms))
             out.append(cached[2])
         for d in ending:
-            out.append(density_json(*_row(d, d.x_median, d.state)))
+            out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state,
+                                    d.ended_ms))
         for d in recent:
             fate = fates.get(id(d)) if fates else None
             if fate is not None:  # ending, its grace over: not in the ended list yet
-                out.append(density_json(*_row(d, d.x_median, fate)))
+                out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fate,
+                                        d.ended_ms))
             else:
                 js = d.json
                 if js is None:
-                    js = d.json = Fragment(dumps(density_json(*_row(d, d.x_median, d.state))))
+                    js = d.json = Fragment(dumps(density_json(d.side, d.price, d.size, d.notional, d.x_median,
+                                                              d.since_ms, d.state, d.ended_ms)))
                 out.append(js)
         return out
 
