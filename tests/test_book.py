@@ -3,8 +3,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bybitmon.core.book import Applied, OrderBook
+from bybitmon.core.book import MAX_BOOK_LEVELS, Applied, OrderBook
 from bybitmon.core.protocol import parse_frame
 
 from frames import book
@@ -133,3 +135,55 @@ def test_crlf_history_file_builds_500_level_book():
     for line in fixture_lines("nautilus_bybit_history_linear_XRPUSDT_ob500.ndjson"):
         assert b.apply(parse_frame(line.rstrip(b"\r"), 0)) in (Applied.SNAPSHOT, Applied.DELTA)
         assert len(b.bids) == 500 and len(b.asks) == 500
+
+
+_BIG_PRICE = st.integers(1, 600).map(lambda i: i * 0.25)
+_BIG_SIZE = st.one_of(st.just(0.0), st.sampled_from([0.5, 1.0, 7.0, 40.0]), st.floats(0.01, 100).map(lambda x: round(x, 2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_BIG_PRICE, _BIG_SIZE), max_size=300),
+       st.lists(st.tuples(_BIG_PRICE, _BIG_SIZE), min_size=257, max_size=900),
+       st.sampled_from([0.0, 1.0, 20.0]))
+def test_a_delta_of_many_changes_is_applied_as_one_by_one(snapshot, delta, touch_min):
+    """A delta of more than 256 changes (a hostile frame can carry a million) is applied in one
+    sort and merge, not level by level; the side must end as the same changes applied a few at a
+    time would leave it: sizes, order, and which levels are noted for the density scan (repeats,
+    deletions of absent prices and re-sets within the frame included). Runs on whichever core
+    this process uses (both in CI)."""
+    bulk, steps = BookSide_of(snapshot), BookSide_of(snapshot)
+    for side in (bulk, steps):
+        side.take(touch_min, False)  # notes from now on sizes >= touch_min
+    bulk.update(delta)
+    for i in range(0, len(delta), 8):
+        steps.update(delta[i:i + 8])
+    assert bulk.items() == steps.items() and [p for p, _ in bulk.items()] == sorted(p for p, _ in bulk.items())
+    assert bulk.noted() == steps.noted()
+    assert bulk.take(0.0, False) == steps.take(0.0, False)  # the noted levels themselves
+
+
+def BookSide_of(pairs):
+    """A book side of this process's core (the compiled one's C arrays, or the reference)."""
+    side = OrderBook("X").bid
+    side.load(pairs)
+    return side
+
+
+def test_a_snapshot_of_many_levels_in_any_order_loads_sorted():
+    """A snapshot whose levels come in no order (hostile) is sorted once: the side holds each
+    price once, its last non-zero size, in price order, trimmed to MAX_BOOK_LEVELS around the
+    mid by the book."""
+    import random
+
+    rnd = random.Random(3)
+    n = 200_000
+    bids = [(f"{rnd.randrange(1, 10**6) / 100:.2f}", f"{rnd.randrange(1, 100)}") for _ in range(n)]
+    asks = [(f"{10**4 + rnd.randrange(1, 10**6) / 100:.2f}", "1") for _ in range(n)]
+    b = OrderBook("X")
+    assert apply(b, book("X", 1, bids, asks, snapshot=True)) is Applied.SNAPSHOT
+    want = {}
+    for p, s in bids:
+        want[float(p)] = float(s)
+    kept = sorted(want)[-MAX_BOOK_LEVELS:]
+    assert b.bid_px == kept and b.bids == {p: want[p] for p in kept}
+    assert len(b.ask) == MAX_BOOK_LEVELS and b.ask_px == sorted(b.ask_px)

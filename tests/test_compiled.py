@@ -319,11 +319,11 @@ _SIZE = st.one_of(st.just(0.0), st.floats(0, 50, allow_nan=False).map(lambda x: 
 @st.composite
 def _side_ops(draw):
     """Operations on one book side: snapshots (levels ascending, descending as Bybit sends bids,
-    or in any order with repeats), deltas (repeats, deletions of absent prices), takes at
-    thresholds that rise and fall, trims from either end, and reads."""
+    or in any order with repeats), deltas (repeats, deletions of absent prices; some of more
+    than 256 changes), takes at thresholds that rise and fall, trims from either end, and reads."""
     ops = []
     for _ in range(draw(st.integers(1, 30))):
-        kind = draw(st.sampled_from(["load", "update", "update", "update", "take", "trim", "read"]))
+        kind = draw(st.sampled_from(["load", "update", "update", "update", "take", "trim", "read", "bulk"]))
         if kind == "load":
             pairs = draw(st.lists(st.tuples(_PRICE, _SIZE), max_size=40))
             order = draw(st.sampled_from(["asc", "desc", "any"]))
@@ -332,6 +332,9 @@ def _side_ops(draw):
             ops.append((kind, pairs, draw(st.booleans())))
         elif kind == "update":
             ops.append((kind, draw(st.lists(st.tuples(_PRICE, _SIZE), max_size=8)), draw(st.booleans())))
+        elif kind == "bulk":  # more than 256 changes: sorted and merged in one go by both
+            ops.append(("update", draw(st.lists(st.tuples(_PRICE, _SIZE), min_size=257, max_size=400)),
+                        draw(st.booleans())))
         elif kind == "take":
             ops.append((kind, draw(st.sampled_from([0.0, 1.0, 5.0, 20.0, 1e15, float("inf")])), draw(st.booleans())))
         elif kind == "trim":

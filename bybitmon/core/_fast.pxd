@@ -1,6 +1,17 @@
 # C declarations of the fast path's book side, for the compiled book and densities (book.pxd
 # cimports it); the rest of _fast.pyx is private to it.
 
+cdef class Levels:
+    cdef double *px
+    cdef double *sz
+    cdef Py_ssize_t n, cap
+    cdef double inline_px[16]
+    cdef double inline_sz[16]
+
+    cdef int push(self, double p, double s) except -1
+    cdef list tail(self, Py_ssize_t k)
+
+
 cdef class Side:
     cdef double *px               # prices, ascending
     cdef double *sz               # their sizes (never 0)
@@ -11,6 +22,7 @@ cdef class Side:
     cdef int _reserve(self, Py_ssize_t need) except -1
     cdef Py_ssize_t _find(self, double p) noexcept
     cdef void _set(self, double p, double s) noexcept
+    cdef int _merge(self, Levels ch, bint loading) except -1
     cpdef load(self, pairs)
     cpdef update(self, changes)
     cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1

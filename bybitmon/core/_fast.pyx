@@ -32,6 +32,7 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString, PyFloat_FromDo
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcmp, memcpy, memmove, memset
+from libc.stdlib cimport qsort
 from libc.math cimport fabs, isfinite
 
 cdef extern from "Python.h":
@@ -279,12 +280,6 @@ cdef class Levels:
     To any code it is a read-only sequence of ``(price, size)`` float tuples, made on demand:
     what the reference's list of pairs holds, equal to it (``==``) and shown like it. The fast
     paths (:class:`Side`, :func:`at_active`) read the doubles directly."""
-
-    cdef double *px
-    cdef double *sz
-    cdef Py_ssize_t n, cap
-    cdef double inline_px[_INLINE_LEVELS]
-    cdef double inline_sz[_INLINE_LEVELS]
 
     def __cinit__(self, *args):
         self.px = self.inline_px
@@ -986,6 +981,27 @@ cdef double _largest(const double *a, Py_ssize_t n) noexcept:
     return m
 
 
+ctypedef struct _Change:
+    double p
+    double s
+    Py_ssize_t k
+
+
+cdef enum:
+    _BULK_CHANGES = 256  # a delta with more changes is merged in one go
+
+
+cdef int _cmp_change(const void *a, const void *b) noexcept nogil:
+    """By price, then by order in the frame."""
+    cdef const _Change *x = <const _Change *>a
+    cdef const _Change *y = <const _Change *>b
+    if x.p < y.p:
+        return -1
+    if x.p > y.p:
+        return 1
+    return (x.k > y.k) - (x.k < y.k)
+
+
 cdef class Side:
     """``book.BookSide`` (the reference) on C arrays: prices ascending, their sizes, and a flag
     per level for "noted since the last take". A delta's change is a binary search and, for a
@@ -1100,12 +1116,9 @@ cdef class Side:
                 i += 1
                 j -= 1
         else:
-            # Any order, repeats allowed: set one by one (each a search and a move; orderly
-            # sides, the usual ones, never come here).
+            # Any order, repeats allowed: sorted and merged in one go (O(m log m)).
             self.n = 0
-            for i in range(ch.n):
-                if ch.sz[i] != 0.0:
-                    self._set(ch.px[i], ch.sz[i])
+            self._merge(ch, True)
         memset(self.hit, 0, self.n)
         self.n_hit = 0
 
@@ -1116,10 +1129,88 @@ cdef class Side:
         if type(changes) is not Levels:
             changes = _as_levels(changes)
         ch = <Levels>changes
+        if ch.n > _BULK_CHANGES:
+            # A frame of many changes (a hostile one can carry a million): one sort and one
+            # merge, not a move of the side per new level.
+            self._merge(ch, False)
+            return
         for k in range(ch.n):
             if self.n == self.cap:
                 self._reserve(self.n + 1)
             self._set(ch.px[k], ch.sz[k])
+
+    cdef int _merge(self, Levels ch, bint loading) except -1:
+        """Apply ``ch`` as :meth:`update` would one by one (``loading``: as :meth:`load` takes a
+        snapshot's pairs: size 0 skipped, nothing noted), by sorting the changes by price (in
+        their order within a price) and merging them into the side in one pass."""
+        cdef Py_ssize_t m = ch.n, n = self.n, i = 0, j = 0, k, out = 0, n_hit = 0, cap
+        cdef _Change *chg
+        cdef char *block
+        cdef double *px
+        cdef double *sz
+        cdef unsigned char *hit
+        cdef double p, size, s
+        cdef bint present, noted
+        if m == 0:
+            return 0
+        chg = <_Change *>PyMem_Malloc(m * sizeof(_Change))
+        if chg is NULL:
+            raise MemoryError()
+        for k in range(m):
+            chg[k].p = ch.px[k]
+            chg[k].s = ch.sz[k]
+            chg[k].k = k
+        qsort(chg, m, sizeof(_Change), _cmp_change)
+        cap = max(n + m, 64)
+        block = <char *>PyMem_Malloc(cap * (2 * sizeof(double) + 1))
+        if block is NULL:
+            PyMem_Free(chg)
+            raise MemoryError()
+        px = <double *>block
+        sz = <double *>(block + cap * sizeof(double))
+        hit = <unsigned char *>(block + 2 * cap * sizeof(double))
+        while i < n or j < m:
+            if j >= m or (i < n and self.px[i] < chg[j].p):
+                px[out] = self.px[i]
+                sz[out] = self.sz[i]
+                hit[out] = self.hit[i]
+                n_hit += hit[out]
+                out += 1
+                i += 1
+                continue
+            p = chg[j].p
+            present = noted = False
+            size = 0.0
+            if i < n and self.px[i] == p:
+                present = True
+                size = self.sz[i]
+                noted = self.hit[i]
+                i += 1
+            while j < m and chg[j].p == p:
+                s = chg[j].s
+                if s != 0.0:
+                    present = True
+                    size = s
+                    if not loading and s >= self.touch_min:
+                        noted = True
+                elif not loading:
+                    present = noted = False
+                j += 1
+            if present:
+                px[out] = p
+                sz[out] = size
+                hit[out] = noted
+                n_hit += noted
+                out += 1
+        PyMem_Free(chg)
+        PyMem_Free(self.px)
+        self.px = px
+        self.sz = sz
+        self.hit = hit
+        self.cap = cap
+        self.n = out
+        self.n_hit = n_hit
+        return 0
 
     cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1:
         """Delete the levels beyond the ``keep`` highest (``low``: the lowest go) or lowest

@@ -27,6 +27,7 @@ __all__ = ["Applied", "BookCounters", "BookSide", "OrderBook", "DepthStats", "MA
 
 _BOUND_EPS = 1e-11
 _INF = float("inf")
+_BULK_CHANGES = 256  # a delta with more changes is applied in one go (see BookSide.update)
 MAX_BOOK_LEVELS = 5000  # levels kept per side; Bybit's deepest topic carries 1000
 
 
@@ -108,6 +109,19 @@ class BookSide:
         prices = self.prices
         touched = self.touched
         touch_min = self.touch_min
+        if len(changes) > _BULK_CHANGES:
+            # A frame of many changes (a hostile one can carry a million): the prices are
+            # sorted once, not inserted one by one (each a move of the list).
+            for p, s in changes:
+                if s == 0.0:
+                    if levels.pop(p, None) is not None:
+                        touched.discard(p)
+                else:
+                    if s >= touch_min:
+                        touched.add(p)
+                    levels[p] = s
+            self.prices = sorted(levels)
+            return
         for p, s in changes:
             if s == 0.0:
                 if p in levels:
