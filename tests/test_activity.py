@@ -180,3 +180,30 @@ def test_window_front_is_cut_off_and_late_trades_slot_in_over_a_long_run():
         assert st_.buy_volume == sum(1 for h in held if h[1])
         assert len(w._active) - w._active_head == len(held)
         assert len(w._active) <= 2 * len(held) + 64
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30_000), st.booleans(), st.sampled_from(["1", "0.5", "2.25"])),
+                min_size=1, max_size=300),
+       st.integers(0, 2000), st.integers(20_000, 40_000))
+def test_a_frame_of_many_late_trades_fills_the_window_as_one_by_one(trades, lead, now):
+    """A frame whose trades come in any order (a hostile one: 200,000 newest first) is sorted
+    into the window at once when more than a few are late, instead of one insertion each; the
+    window must hold and count exactly what the same trades added one at a time give, and what
+    a brute-force count of the trades in (now - W, now] gives."""
+    frame = [tr(t, buy, size, f"id{i}") for i, (t, buy, size) in enumerate(trades)]
+    whole, single = TradeWindow(10_000), TradeWindow(10_000)
+    head = [tr(now - lead, True, "1", "first")]  # a trade already held, later than most
+    whole.add_many(head, now)
+    single.add_many(head, now)
+    whole.add_many(frame, now)
+    for t in frame:
+        single.add_many([t], now)
+    assert whole._active[whole._active_head:] == single._active[single._active_head:]
+    assert whole._active[whole._active_head:] == sorted(whole._active[whole._active_head:])
+    held = [t for t in head + frame if now - 10_000 < t.ts_ms <= now]
+    s = whole.stats(now)
+    assert s == single.stats(now)
+    assert s.count == len(held)
+    assert s.buy_volume == sum(float(t.size_str) for t in held if t.is_buy)
+    assert s.sell_volume == sum(float(t.size_str) for t in held if not t.is_buy)

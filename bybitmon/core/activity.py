@@ -149,6 +149,7 @@ _Entry = tuple[int, int, int]
 # at each use: one for the id set and another for the heap entry, +0.3 MB per busy symbol
 # (BENCHMARKS, Memory). Called through this name it stays the one Python int both hold.
 _hash = hash
+_FEW_LATE = 32  # late trades of one frame put in place one by one; more are sorted in at once
 
 
 def _insert_in_order(entries: list[_Entry | None], head: int, entry: _Entry) -> None:
@@ -234,6 +235,8 @@ class TradeWindow:
         ids = self._ids
         oldest = now_ms - self.retention_ms
         start = now_ms - self.window_ms
+        active = self._active
+        late = None  # in-window trades that go before the last held one
         fresh = []
         for trade in trades:
             tid = _hash(trade.trade_id)
@@ -254,7 +257,13 @@ class TradeWindow:
             if t > now_ms:
                 heapq.heappush(self._future, (t, units, tid))
             elif t > start:
-                _insert_in_order(self._active, self._active_head, (t, units, tid))
+                entry = (t, units, tid)
+                if len(active) == self._active_head or entry >= active[-1]:
+                    active.append(entry)
+                elif late is None:
+                    late = [entry]
+                else:
+                    late.append(entry)
                 self.count += 1
                 if units > 0:
                     self._buy_units += units
@@ -262,6 +271,19 @@ class TradeWindow:
                     self._sell_units -= units
             else:
                 heapq.heappush(self._retained, (t, units, tid))
+        if late is not None:
+            if len(late) <= _FEW_LATE:
+                for entry in late:
+                    _insert_in_order(active, self._active_head, entry)
+            else:
+                # Many trades out of order (a hostile frame can carry 200,000 newest first):
+                # one sort of the window, not a move of it per trade.
+                head = self._active_head
+                tail = active[head:]
+                tail.extend(late)
+                tail.sort()
+                del active[head:]
+                active.extend(tail)
         return fresh
 
     def _make_room(self) -> bool:
