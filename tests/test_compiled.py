@@ -368,7 +368,7 @@ def test_fast_side_matches_the_reference(ops):
         elif kind == "take":
             ra, rb = _outcome(fast.take, a, b), _outcome(ref.take, a, b)
         elif kind == "trim":
-            ra, rb = _outcome(fast.trim, a, b), _outcome(ref.trim, a, b) if a >= 0 else ("ok", 0)
+            ra, rb = _outcome(fast.trim, a, b), _outcome(ref.trim, a, b)
         else:
             lo, hi = min(a, b), max(a, b)
             ra = [fast.size_at(a), fast.sums(lo, hi), fast.sums(lo, float("inf")), fast.sums(0.0, hi)]

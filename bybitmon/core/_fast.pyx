@@ -1215,8 +1215,11 @@ cdef class Side:
     cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1:
         """Delete the levels beyond the ``keep`` highest (``low``: the lowest go) or lowest
         prices; how many went."""
-        cdef Py_ssize_t extra = self.n - keep, i
-        if keep < 0 or extra <= 0:
+        cdef Py_ssize_t extra, i
+        if keep < 0:
+            keep = 0
+        extra = self.n - keep
+        if extra <= 0:
             return 0
         if low:
             for i in range(extra):

@@ -138,7 +138,7 @@ class BookSide:
     def trim(self, keep: int, low: bool) -> int:
         """Delete the levels beyond the ``keep`` highest (``low``: the lowest go) or lowest
         prices; how many went."""
-        extra = len(self.prices) - keep
+        extra = len(self.prices) - max(keep, 0)
         if extra <= 0:
             return 0
         gone = self.prices[:extra] if low else self.prices[-extra:]
