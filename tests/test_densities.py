@@ -371,3 +371,23 @@ def test_a_scan_that_finds_nothing_settled_skips_what_changes_nothing():
 
     assert run(Counting) == run(FullScans)
     assert settled["yes"] > 100 and settled["no"] > 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.sampled_from([Side.BID, Side.ASK]), st.sampled_from([1.0, 2.5, 3.0])),
+                max_size=40))
+def test_ended_densities_are_kept_in_end_order_as_insort_keeps_them(ends):
+    """The ended list is in (ended_ms, side, price) order, each new one after its equals, as
+    ``insort`` with that key puts it: densities decided after their grace often go a little
+    before the newest, and ties (same ms, side and price) keep their order of arrival."""
+    from bisect import insort
+
+    from bybitmon.core.densities import Density, DensityTracker, _ended_order
+
+    tracker = DensityTracker()
+    want: list = []
+    for i, (t, side, price) in enumerate(ends):
+        d = Density(side, price, float(i + 1), price * (i + 1), 5.0, 0, float(i + 1), ended_ms=t)
+        tracker._record_ended(d)
+        insort(want, d, key=_ended_order)
+    assert [id(d) for d in tracker.ended] == [id(d) for d in want]

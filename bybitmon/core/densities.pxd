@@ -34,6 +34,7 @@ cdef class DensityTracker:
 
     cpdef _changed(self, Density d, size, ts_ms, book)
 
+    @cython.locals(ended=list, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef _record_ended(self, Density d)
 
     @cython.locals(ended=list, n=Py_ssize_t, i=Py_ssize_t)
@@ -69,6 +70,8 @@ cpdef dict density_json(side, price, size, notional, x_median, since, state, end
 cpdef _ended_ms(Density d)
 
 cpdef _ended_order(Density d)
+
+cpdef bint _ends_before(Density a, Density b) except -1
 
 cpdef _recent_first(Density d)
 

@@ -24,7 +24,7 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from heapq import merge
 from typing import Sequence
 
@@ -132,6 +132,13 @@ def _ended_ms(d: Density) -> int:
 
 def _ended_order(d: Density) -> tuple[int, str, float]:
     return d.ended_ms, d.side, d.price  # type: ignore[return-value]
+
+
+def _ends_before(a: Density, b: Density) -> bool:
+    """``_ended_order(a) < _ended_order(b)``, reading the side and price only on a tie."""
+    if a.ended_ms != b.ended_ms:
+        return a.ended_ms < b.ended_ms  # type: ignore[operator]
+    return (a.side, a.price) < (b.side, b.price)
 
 
 def _recent_first(d: Density) -> tuple[int, str, float]:
@@ -298,10 +305,19 @@ class DensityTracker:
 
     def _record_ended(self, d: Density) -> None:
         ended = self.ended
-        if not ended or _ended_order(d) >= _ended_order(ended[-1]):
+        if not ended or not _ends_before(d, ended[-1]):
             ended.append(d)  # where insort puts it (densities mostly end in time order), unsearched
         else:
-            insort(ended, d, key=_ended_order)
+            # insort(ended, d, key=_ended_order) (after its equals), without a key tuple per step:
+            # those decided after their grace often go a little before the newest.
+            lo, hi = 0, len(ended) - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _ends_before(d, ended[mid]):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            ended.insert(lo, d)
         if len(ended) > MAX_ENDED:
             # Bounded by count as well as by age: a book churning densities cannot grow it.
             del ended[: len(ended) - MAX_ENDED]
