@@ -246,12 +246,16 @@ class DensityTracker:
             nxt = _INF
             for side in (_BID, _ASK):
                 ending = self.ending[side]
-                for p, d in list(ending.items()):
-                    if d.ended_ms + grace <= now_ms:
-                        self._decide(ending.pop(p))
+                if not ending:
+                    continue
+                for d in list(ending.values()):  # keyed by price
+                    due = d.ended_ms + grace
+                    if due <= now_ms:
+                        del ending[d.price]
+                        self._decide(d)
                         self.n_ending -= 1
-                    elif d.ended_ms + grace < nxt:
-                        nxt = d.ended_ms + grace
+                    elif due < nxt:
+                        nxt = due
             self.next_decide_ms = nxt
         self._forget_ended(now_ms)
 
