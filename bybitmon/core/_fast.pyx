@@ -1116,7 +1116,7 @@ cdef class Side:
 
     cpdef load(self, pairs):
         """Replace every level by ``pairs`` (size-0 pairs skipped, a repeated price takes its
-        last size); nothing is noted."""
+        last non-zero size); nothing is noted."""
         cdef Levels ch
         cdef Py_ssize_t i, j, m
         cdef double p, s

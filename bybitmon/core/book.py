@@ -97,7 +97,7 @@ class BookSide:
 
     def load(self, pairs: Sequence[Level]) -> None:
         """Replace every level by ``pairs`` (a snapshot; size-0 pairs are skipped, a repeated
-        price takes its last size); nothing is noted."""
+        price takes its last non-zero size); nothing is noted."""
         self.levels = levels = {p: s for p, s in pairs if s != 0.0}
         self.prices = sorted(levels)
         self.touched = set()
@@ -207,8 +207,8 @@ _new_side = _fast_path(__file__, "Side", BookSide)
 
 class OrderBook:
     """One symbol's book: two :class:`BookSide`. ``bids``/``asks`` read them as price -> size
-    dicts, ``bid_px``/``ask_px`` as ascending price lists (copies in the compiled core: the
-    reading side is not the one to change them)."""
+    dicts, ``bid_px``/``ask_px`` as ascending price lists: copies, made at each read (readers
+    outside the core: the ladder, ``serve``, tests), since only frames change a book."""
 
     __slots__ = ("symbol", "bid", "ask", "ready", "has_snapshot", "update_id", "seq", "ts_ms", "cts_ms",
                  "counters", "topic_depth")

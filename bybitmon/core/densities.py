@@ -360,8 +360,9 @@ class DensityTracker:
                 continue
             median = self.medians[side]
             if median_due or not median:
-                # Sorting the sizes is the costly part of a scan, so the book's median is taken
-                # every MEDIAN_EVERY_MS of book time (and on snapshots), not at every scan.
+                # The median (a sort, or a selection in the compiled core) is the costly part of
+                # a scan, so the book's median is taken every MEDIAN_EVERY_MS of book time (and
+                # on snapshots), not at every scan.
                 book_median = levels.median()
                 # The median jitters on a real book; the reference (and so the threshold) only
                 # follows it when it drifts by more than MEDIAN_STEP, which keeps densities
