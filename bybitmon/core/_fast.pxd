@@ -20,6 +20,7 @@ cdef class Side:
     cdef public double touch_min
 
     cdef int _reserve(self, Py_ssize_t need) except -1
+    cdef void _adopt(self, double *px, double *sz, unsigned char *hit, Py_ssize_t cap) noexcept
     cdef Py_ssize_t _find(self, double p) noexcept
     cdef void _set(self, double p, double s) noexcept
     cdef int _merge(self, Levels ch, bint loading) except -1

@@ -22,11 +22,10 @@ Everything returned or changed is what the reference makes (book sides as :class
 to its lists): the same floats, the same tuples, the same levels in the same order.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next, PyDict_Size
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM, PyList_Insert
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
-from cpython.set cimport PySet_Add
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromString, PyFloat_FromDouble
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -56,8 +55,6 @@ cdef dict _BOOK_TOPICS = _protocol._BOOK_TOPICS
 cdef object _levels_ref = _protocol._levels
 cdef object _trade_symbol_ref = _protocol._trade_symbol
 cdef object _Trade = Trade
-# Trade(...) runs the named tuple's __new__, a Python function; it only calls this with the
-# fields as one tuple, which the fast path does directly (the same object, ~2x cheaper).
 
 cdef long long TS_MIN_MS = _protocol.TS_MIN_MS
 cdef long long TS_MAX_MS = _protocol.TS_MAX_MS
@@ -1029,6 +1026,18 @@ cdef int _cmp_change(const void *a, const void *b) noexcept nogil:
     return (x.k > y.k) - (x.k < y.k)
 
 
+cdef int _new_block(Py_ssize_t cap, double **px, double **sz, unsigned char **hit) except -1:
+    """One allocation for ``cap`` levels of a :class:`Side`, laid out as prices, sizes, then
+    flags; ``*px`` is the block (what PyMem_Free takes back)."""
+    cdef char *block = <char *>PyMem_Malloc(cap * (2 * sizeof(double) + 1))
+    if block is NULL:
+        raise MemoryError()
+    px[0] = <double *>block
+    sz[0] = <double *>(block + cap * sizeof(double))
+    hit[0] = <unsigned char *>(block + 2 * cap * sizeof(double))
+    return 0
+
+
 cdef class Side:
     """``book.BookSide`` (the reference) on C arrays: prices ascending, their sizes, and a flag
     per level for "noted since the last take". A delta's change is a binary search and, for a
@@ -1048,26 +1057,30 @@ cdef class Side:
         PyMem_Free(self.px)
 
     cdef int _reserve(self, Py_ssize_t need) except -1:
-        """Room for ``need`` levels, in one block: prices, sizes, then flags."""
+        """Room for ``need`` levels (the levels held are kept)."""
         cdef Py_ssize_t cap = self.cap if self.cap else 64
-        cdef char *block
+        cdef double *px
+        cdef double *sz
+        cdef unsigned char *hit
         if need <= self.cap:
             return 0
         while cap < need:
             cap *= 2
-        block = <char *>PyMem_Malloc(cap * (2 * sizeof(double) + 1))
-        if block is NULL:
-            raise MemoryError()
+        _new_block(cap, &px, &sz, &hit)
         if self.n:
-            memcpy(block, self.px, self.n * sizeof(double))
-            memcpy(block + cap * sizeof(double), self.sz, self.n * sizeof(double))
-            memcpy(block + 2 * cap * sizeof(double), self.hit, self.n)
-        PyMem_Free(self.px)
-        self.px = <double *>block
-        self.sz = <double *>(block + cap * sizeof(double))
-        self.hit = <unsigned char *>(block + 2 * cap * sizeof(double))
-        self.cap = cap
+            memcpy(px, self.px, self.n * sizeof(double))
+            memcpy(sz, self.sz, self.n * sizeof(double))
+            memcpy(hit, self.hit, self.n)
+        self._adopt(px, sz, hit, cap)
         return 0
+
+    cdef void _adopt(self, double *px, double *sz, unsigned char *hit, Py_ssize_t cap) noexcept:
+        """Hold the block ``_new_block`` laid out at ``px``, freeing the one held before."""
+        PyMem_Free(self.px)
+        self.px = px
+        self.sz = sz
+        self.hit = hit
+        self.cap = cap
 
     cdef Py_ssize_t _find(self, double p) noexcept:
         """The index of the first price >= ``p`` (``n`` when none)."""
@@ -1172,7 +1185,6 @@ cdef class Side:
         their order within a price) and merging them into the side in one pass."""
         cdef Py_ssize_t m = ch.n, n = self.n, i = 0, j = 0, k, out = 0, n_hit = 0, cap
         cdef _Change *chg
-        cdef char *block
         cdef double *px
         cdef double *sz
         cdef unsigned char *hit
@@ -1180,22 +1192,17 @@ cdef class Side:
         cdef bint present, noted
         if m == 0:
             return 0
+        cap = max(n + m, 64)
+        _new_block(cap, &px, &sz, &hit)
         chg = <_Change *>PyMem_Malloc(m * sizeof(_Change))
         if chg is NULL:
+            PyMem_Free(px)
             raise MemoryError()
         for k in range(m):
             chg[k].p = ch.px[k]
             chg[k].s = ch.sz[k]
             chg[k].k = k
         qsort(chg, m, sizeof(_Change), _cmp_change)
-        cap = max(n + m, 64)
-        block = <char *>PyMem_Malloc(cap * (2 * sizeof(double) + 1))
-        if block is NULL:
-            PyMem_Free(chg)
-            raise MemoryError()
-        px = <double *>block
-        sz = <double *>(block + cap * sizeof(double))
-        hit = <unsigned char *>(block + 2 * cap * sizeof(double))
         while i < n or j < m:
             if j >= m or (i < n and self.px[i] < chg[j].p):
                 px[out] = self.px[i]
@@ -1230,11 +1237,7 @@ cdef class Side:
                 n_hit += noted
                 out += 1
         PyMem_Free(chg)
-        PyMem_Free(self.px)
-        self.px = px
-        self.sz = sz
-        self.hit = hit
-        self.cap = cap
+        self._adopt(px, sz, hit, cap)
         self.n = out
         self.n_hit = n_hit
         return 0

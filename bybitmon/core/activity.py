@@ -273,8 +273,8 @@ class TradeWindow:
                 heapq.heappush(self._retained, (t, units, tid))
         if late is not None:
             if len(late) <= _FEW_LATE:
-                for entry in late:
-                    _insert_in_order(active, self._active_head, entry)
+                for entry in late:  # each before the last held entry, which only grows
+                    insort(active, entry, lo=self._active_head)
             else:
                 # Many trades out of order (a hostile frame can carry 200,000 newest first):
                 # one sort of the window, not a move of it per trade.

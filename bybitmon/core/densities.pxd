@@ -67,6 +67,8 @@ cpdef tuple _row(Density d, x_median, state)
 
 cpdef dict density_json(side, price, size, notional, x_median, since, state, ended)
 
+cpdef dict _row_json(Density d, x_median, state)
+
 cpdef _ended_ms(Density d)
 
 cpdef _ended_order(Density d)

@@ -120,6 +120,11 @@ def _row(d: Density, x_median: float, state: DensityState) -> tuple:
     return d.side, d.price, d.size, d.notional, x_median, d.since_ms, state, d.ended_ms
 
 
+def _row_json(d: Density, x_median: float, state: DensityState) -> dict:
+    """``density_json(*_row(d, x_median, state))``, without the tuple."""
+    return density_json(d.side, d.price, d.size, d.notional, x_median, d.since_ms, state, d.ended_ms)
+
+
 def _at_active(active: dict[float, Density], changes: Sequence[Level]) -> list[Level]:
     """The ``(price, size)`` changes of a frame's side at the price of an active density, in
     order (usually none: the per-frame check of on_book_fields)."""
@@ -458,22 +463,18 @@ class DensityTracker:
             if cached is None or cached[0] != x or cached[1] != d.size or d.state is not _ACTIVE:
                 # Kept as the dict, not serialized apart: the multiple changes with the
                 # reference median, and then most are made again at the next interval.
-                cached = d.active_json = (x, d.size, density_json(d.side, d.price, d.size, d.notional, x,
-                                                                  d.since_ms, d.state, d.ended_ms))
+                cached = d.active_json = (x, d.size, _row_json(d, x, d.state))
             out.append(cached[2])
         for d in ending:
-            out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, d.state,
-                                    d.ended_ms))
+            out.append(_row_json(d, d.x_median, d.state))
         for d in recent:
             fate = fates.get(id(d)) if fates else None
             if fate is not None:  # ending, its grace over: not in the ended list yet
-                out.append(density_json(d.side, d.price, d.size, d.notional, d.x_median, d.since_ms, fate,
-                                        d.ended_ms))
+                out.append(_row_json(d, d.x_median, fate))
             else:
                 js = d.json
                 if js is None:
-                    js = d.json = Fragment(dumps(density_json(d.side, d.price, d.size, d.notional, d.x_median,
-                                                              d.since_ms, d.state, d.ended_ms)))
+                    js = d.json = Fragment(dumps(_row_json(d, d.x_median, d.state)))
                 out.append(js)
         return out
 
