@@ -348,7 +348,8 @@ def test_trades_are_forwarded_to_trade_subscribers():
 def test_duplicate_fault_sends_the_next_delta_twice():
     async def scenario():
         async with server() as srv:
-            ws, _ = await subscribed(srv)
+            ws, book = await subscribed(srv)
+            await until_synced(ws, book, srv)
             assert srv.inject("duplicate", "BTCUSDT") == 1
             us = [f["data"]["u"] for f in await book_frames(ws, 6)]
             assert any(a == b for a, b in zip(us, us[1:])), us
@@ -362,6 +363,8 @@ def test_gap_fault_skips_one_delta_on_the_wire():
     async def scenario():
         async with server() as srv:
             ws, book = await subscribed(srv)
+            # Caught up first: no delta sent before the fault is still in flight on a slow host.
+            await until_synced(ws, book, srv)
             srv.inject("gap", "BTCUSDT")
             us = [book.u] + [f["data"]["u"] for f in await book_frames(ws, 6)]
             steps = [b - a for a, b in zip(us, us[1:])]
@@ -376,6 +379,8 @@ def test_reorder_fault_swaps_the_next_two_deltas():
     async def scenario():
         async with server() as srv:
             ws, book = await subscribed(srv)
+            # Caught up first: no delta sent before the fault is still in flight on a slow host.
+            await until_synced(ws, book, srv)
             srv.inject("reorder", "BTCUSDT")
             us = [book.u] + [f["data"]["u"] for f in await book_frames(ws, 6)]
             # Every u arrives once, and exactly one neighbouring pair is swapped.
