@@ -861,3 +861,83 @@ def test_fast_depth_sums_keep_fsums_overflow_in_price_order():
     want = _outcome(ref.sums, 0.0, 1.0)
     assert "Overflow" in repr(want)
     assert repr(_outcome(fast.sums, 0.0, 1.0)) == repr(want)
+
+
+# -- the reader's line loop in C (``_fast.ndjson_pairs``) -------------------------------------
+
+_NDJSON_PARTS = [b"{", b"}", b"a", b"\r", b"\xc3\xa9", b"\xff", b" ", b'"x":1', b"\t"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_NDJSON_PARTS), max_size=5).map(b"".join), min_size=1, max_size=30),
+       st.integers(0, 20), st.integers(1, 40))
+def test_fast_ndjson_lines_are_the_readers_lines(lines, pad, cap):
+    """``ndjson_pairs`` takes a run of lines exactly as the reference reader's split, decode and
+    ``_usual_pairs`` do, and declines only what they would not take whole or text that is not
+    UTF-8 (the reference then reads it line by line)."""
+    _require_compiled()
+    from bybitmon.core._fast import ndjson_pairs
+    from bybitmon.transport.recording import _decode, _usual_pairs
+
+    mid = b"\n".join(lines)
+    chunk = b"x" * pad + b"\n" + mid + b"\nnext line, not read"
+    got = ndjson_pairs(chunk, pad + 1, pad + 1 + len(mid), cap)
+    ref = _usual_pairs("ndjson", [None if len(b) > cap else _decode(b.rstrip(b"\r")) for b in mid.split(b"\n")])
+    try:
+        mid.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    if got is None:
+        assert ref is None or not utf8
+    else:
+        assert got == ref
+        assert all(type(ns) is int and ns == 0 and type(raw) is str for ns, raw in got)
+    if ref is not None and utf8:
+        assert got is not None
+
+
+def test_fast_ndjson_refuses_a_range_outside_its_chunk():
+    _require_compiled()
+    from bybitmon.core._fast import ndjson_pairs
+
+    for start, end in ((-1, 3), (0, 99), (3, 2)):
+        with pytest.raises(ValueError):
+            ndjson_pairs(b'{"a":1}\n', start, end, 100)
+    with pytest.raises(TypeError):
+        ndjson_pairs(None, 0, 0, 100)
+    assert ndjson_pairs(b'{}\r\r\n{"b":2}', 0, 12, 100) == [(0, "{}"), (0, '{"b":2}')]
+
+
+_FRAME = '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1700000000000,"data":[]}'
+_READER_LINES = st.sampled_from([
+    _FRAME.encode(), _FRAME.encode(), _FRAME.encode() + b"\r", _FRAME.replace("BTC", "\u00e9").encode(),
+    _FRAME.encode()[:-2] + b"\xff}", b"", b"   ", b"junk", b"{" + b"y" * 300 + b"}",
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_READER_LINES, min_size=1, max_size=80), st.integers(8, 700), st.sampled_from([100, 200, 10_000]),
+       st.booleans())
+def test_reader_with_the_fast_line_loop_reads_what_the_reference_reads(tmp_path, lines, read_size, cap, torn):
+    """``FrameReader.pairs()`` with the C line loop and without it: the same pairs and the same
+    report (frame count, skipped lines and their numbers, torn tail), whatever the chunking,
+    the line cap and the mix of usual, CRLF, non-ASCII, invalid UTF-8, blank, junk and
+    over-long lines."""
+    _require_compiled()
+    from bybitmon.core._fast import ndjson_pairs
+    from bybitmon.transport import recording
+
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(b"\n".join([_FRAME.encode()] + lines) + (b"" if torn else b"\n"))
+    results = []
+    for fast in (ndjson_pairs, None):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(recording, "_READ_SIZE", read_size)
+            mp.setattr(recording, "_FAST_NDJSON", fast)
+            reader = recording.FrameReader(str(path), max_line_bytes=cap)
+            pairs = list(reader.pairs())
+            r = reader.report
+            results.append((pairs, r.format, r.frames, r.skipped, r.skipped_total, r.torn_tail))
+    assert results[0] == results[1]
+    assert results[0][2] == len(results[0][0]) >= 1

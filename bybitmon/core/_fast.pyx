@@ -17,6 +17,9 @@ run compiled, never when they run as ``.py`` files:
 * :class:`Levels`: a book side as the scanner reads it, its pairs as C doubles, which
   :class:`Side` and :data:`at_active` (``densities._at_active``) read without a tuple or a
   float per level; to anything else it is the reference's list of ``(price, size)`` tuples.
+* :func:`ndjson_pairs`: the replay reader's line loop over a chunk of NDJSON (split, decode,
+  pair), for ``transport.recording`` when the compiled core runs; its reference is the reader's
+  own loop, which takes any chunk it declines.
 
 Everything returned or changed is what the reference makes (book sides as :class:`Levels`, equal
 to its lists): the same floats, the same tuples, the same levels in the same order.
@@ -1358,3 +1361,55 @@ cdef Levels _as_levels(pairs):
             raise ValueError(f"NaN in a book level: {pair!r}")
         out.push(p, s)
     return out
+
+
+# ------------------------------------------------------------------------ reading NDJSON
+
+cdef extern from "string.h":
+    const void *memchr(const void *s, int c, size_t n)
+
+cdef object _NO_RECV = 0
+
+
+def ndjson_pairs(bytes chunk not None, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes):
+    """``[(0, line), ...]`` of the lines of ``chunk[start:end]`` (split at line feeds, trailing
+    carriage returns dropped, decoded as UTF-8) when every one is the usual NDJSON line (it
+    starts with ``{``, is at most ``max_line_bytes`` long and is valid UTF-8);
+    None as soon as one is not, and the reader goes the reference way, line by line
+    (``recording._line_batches`` and ``_usual_pairs``). The line loop of a replay, in C."""
+    cdef const char *buf = PyBytes_AS_STRING(chunk)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(chunk)
+    cdef const char *p
+    cdef const char *stop
+    cdef const char *nl
+    cdef Py_ssize_t n
+    cdef list out = []
+    cdef tuple pair
+    if start < 0 or end > size or start > end:
+        raise ValueError("bad range")
+    p = buf + start
+    stop = buf + end
+    while True:
+        nl = <const char *>memchr(p, b"\n", stop - p)
+        if nl == NULL:
+            nl = stop
+        n = nl - p
+        if n > max_line_bytes:  # counted with its carriage returns, as the reference does
+            return None
+        while n > 0 and p[n - 1] == b"\r":
+            n -= 1
+        if n == 0 or p[0] != b"{":
+            return None
+        try:
+            line = p[:n].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        pair = PyTuple_New(2)
+        Py_INCREF(_NO_RECV)
+        PyTuple_SET_ITEM(pair, 0, _NO_RECV)
+        Py_INCREF(line)
+        PyTuple_SET_ITEM(pair, 1, line)
+        out.append(pair)
+        if nl == stop:
+            return out
+        p = nl + 1

@@ -67,6 +67,7 @@ _ZSTD_SLICE = 256
 _READ_SIZE = 1 << 16
 _INT64_MAX = 2**63 - 1
 _TORN = "torn last line (file cut off mid-write?)"
+_PAIRS = object()  # a batch of _line_batches that is already (recv_ns, raw) pairs
 _BLANKS = b"\n\r\t "
 _BLANK_RUN = re.compile(rb"[\n\r\t ]*")
 
@@ -315,8 +316,14 @@ class FrameReader:
         line_no = 0
         cap = self.max_line_bytes
         make = self._frame
+        fast: list = [None]  # _line_batches' line loop in C, once the lines are known to be NDJSON
         try:
-            for line_no, lines, complete in _line_batches(chunks, cap):
+            for line_no, lines, complete in _line_batches(chunks, cap, fast):
+                if complete is _PAIRS:  # already the pairs of usual NDJSON lines
+                    line_no += len(lines)
+                    report.frames += len(lines)
+                    yield lines
+                    continue
                 if not frames and complete:
                     usual = _usual_pairs(fmt, lines)
                     if usual is not None:
@@ -344,6 +351,8 @@ class FrameReader:
                     if fmt is None:
                         fmt = self._detect(line, line_no)
                         report.format = fmt
+                        if fmt == "ndjson" and not frames:
+                            fast[0] = _FAST_NDJSON
                         if fmt == "bybitmon":
                             continue
                     frame = make(fmt, line, line_no)
@@ -429,13 +438,18 @@ def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, 
             yield base, line, complete
 
 
-def _line_batches(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, list[str | None], bool]]:
+def _line_batches(chunks: Iterator[bytes], max_line_bytes: int,
+                  fast: list | None = None) -> Iterator[tuple[int, list, bool | object]]:
     """The lines of ``chunks`` in batches: (number of the line before the batch's first, the
     lines' texts without their line endings, None for an over-long one, whether a line break
     ended them). A batch's lines are consecutive; blank lines may be left out (a batch then
     starts after them). Linear in the input: a line's pieces are joined once, when it ends;
     an over-long line's pieces are dropped as soon as it passes ``max_line_bytes``; the lines
-    inside one chunk are decoded and split in one go."""
+    inside one chunk are decoded and split in one go.
+
+    When ``fast[0]`` holds ``_fast.ndjson_pairs`` (the caller sets it once the file reads as
+    NDJSON), the lines inside a chunk come as the ``(0, line)`` pairs it makes of them, the
+    batch's third item ``_PAIRS``, when it takes them all; else as above."""
     line_no = 0
     pending: list[bytes] = []
     pending_len = 0
@@ -466,7 +480,12 @@ def _line_batches(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tupl
         pending_len = 0
         too_long = False
         last = chunk.rfind(b"\n")
-        if last > nl:
+        pairs = fast[0](chunk, nl + 1, last, max_line_bytes) if last > nl and fast and fast[0] else None
+        if pairs is not None:
+            yield base, [first], True
+            yield line_no, pairs, _PAIRS
+            line_no += len(pairs)
+        elif last > nl:
             n_breaks = chunk.count(b"\n", nl + 1, last + 1)
             if n_breaks * 8 > last - nl and not chunk[nl + 1:last + 1].translate(None, _BLANKS):
                 # Only blank lines (a stream inflating to newlines): counted, not yielded.
@@ -661,3 +680,20 @@ class RecordingWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fast_ndjson():
+    """``_fast.ndjson_pairs`` when the compiled core runs (the reference is the line loop of
+    :func:`_line_batches` and :func:`_usual_pairs`), else None."""
+    from ..core import implementation
+
+    if implementation() != "compiled":
+        return None
+    try:
+        from ..core._fast import ndjson_pairs
+    except ImportError:
+        return None
+    return ndjson_pairs
+
+
+_FAST_NDJSON = _fast_ndjson()
