@@ -863,26 +863,35 @@ def test_fast_depth_sums_keep_fsums_overflow_in_price_order():
     assert repr(_outcome(fast.sums, 0.0, 1.0)) == repr(want)
 
 
-# -- the reader's line loop in C (``_fast.ndjson_pairs``) -------------------------------------
+# -- the reader's line loops in C (``_fast.ndjson_pairs``, ``_fast.recording_pairs``) ----------
 
 _NDJSON_PARTS = [b"{", b"}", b"a", b"\r", b"\xc3\xa9", b"\xff", b" ", b'"x":1', b"\t"]
+_RECORDING_PARTS = [b"1", b"0", b"9" * 19, b"9223372036854775807", b"9223372036854775808", b" ", b"c1",
+                    b"=", b"{", b"\r", b"\xc3\xa9", b"\xff", b"a", b"\xd9\xa3"]
+
+
+def _read_as_reference(mid: bytes, cap: int, fmt: str):
+    from bybitmon.transport.recording import _decode, _usual_pairs
+
+    return _usual_pairs(fmt, [None if len(b) > cap else _decode(b.rstrip(b"\r")) for b in mid.split(b"\n")])
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(_NDJSON_PARTS), max_size=5).map(b"".join), min_size=1, max_size=30),
-       st.integers(0, 20), st.integers(1, 40))
-def test_fast_ndjson_lines_are_the_readers_lines(lines, pad, cap):
-    """``ndjson_pairs`` takes a run of lines exactly as the reference reader's split, decode and
-    ``_usual_pairs`` do, and declines only what they would not take whole or text that is not
-    UTF-8 (the reference then reads it line by line)."""
+@given(st.sampled_from(["ndjson", "bybitmon"]), st.data(), st.integers(0, 20), st.integers(1, 60))
+def test_fast_line_loops_read_lines_as_the_reader_does(fmt, data, pad, cap):
+    """``ndjson_pairs`` / ``recording_pairs`` take a run of lines exactly as the reference
+    reader's split, decode and ``_usual_pairs`` do, and decline only what those would not take
+    whole or text that is not UTF-8 (the reference then reads it line by line)."""
     _require_compiled()
-    from bybitmon.core._fast import ndjson_pairs
-    from bybitmon.transport.recording import _decode, _usual_pairs
+    from bybitmon.core._fast import ndjson_pairs, recording_pairs
 
+    parts = _NDJSON_PARTS if fmt == "ndjson" else _RECORDING_PARTS
+    lines = data.draw(st.lists(st.lists(st.sampled_from(parts), max_size=6).map(b"".join), min_size=1, max_size=30))
     mid = b"\n".join(lines)
     chunk = b"x" * pad + b"\n" + mid + b"\nnext line, not read"
-    got = ndjson_pairs(chunk, pad + 1, pad + 1 + len(mid), cap)
-    ref = _usual_pairs("ndjson", [None if len(b) > cap else _decode(b.rstrip(b"\r")) for b in mid.split(b"\n")])
+    fast = ndjson_pairs if fmt == "ndjson" else recording_pairs
+    got = fast(chunk, pad + 1, pad + 1 + len(mid), cap)
+    ref = _read_as_reference(mid, cap, fmt)
     try:
         mid.decode("utf-8")
         utf8 = True
@@ -892,21 +901,28 @@ def test_fast_ndjson_lines_are_the_readers_lines(lines, pad, cap):
         assert ref is None or not utf8
     else:
         assert got == ref
-        assert all(type(ns) is int and ns == 0 and type(raw) is str for ns, raw in got)
+        assert all(type(ns) is int and type(raw) is str for ns, raw in got)
     if ref is not None and utf8:
         assert got is not None
 
 
-def test_fast_ndjson_refuses_a_range_outside_its_chunk():
+def test_fast_recording_lines_take_what_the_reader_takes():
     _require_compiled()
-    from bybitmon.core._fast import ndjson_pairs
+    from bybitmon.core._fast import recording_pairs
 
-    for start, end in ((-1, 3), (0, 99), (3, 2)):
-        with pytest.raises(ValueError):
-            ndjson_pairs(b'{"a":1}\n', start, end, 100)
-    with pytest.raises(TypeError):
-        ndjson_pairs(None, 0, 0, 100)
-    assert ndjson_pairs(b'{}\r\r\n{"b":2}', 0, 12, 100) == [(0, "{}"), (0, '{"b":2}')]
+    def one(line: bytes):
+        return recording_pairs(line, 0, len(line), 1000)
+
+    assert one(b"9223372036854775807 c1 {}") == [(2**63 - 1, "{}")]
+    assert one(b"0001 c1 {}\r") == [(1, "{}")]
+    assert one(b"5  raw with spaces ") == [(5, "raw with spaces ")]
+    assert one(b"5 c1 ") == [(5, "")]
+    assert one(b"5 c\xc3\xa9 {\xc3\xa9}") == [(5, "{\u00e9}")]
+    for bad in (b"9223372036854775808 c1 {}", b"1" * 20 + b" c1 {}", b" c1 {}", b"12a c1 {}", b"5 c1",
+                b"5 c1 ={}", b"5", b"", b"\xd9\xa3 c1 {}", b"5 \xff {}", b"5 c1 {\xff}"):
+        assert one(bad) is None, bad
+    with pytest.raises(ValueError):
+        recording_pairs(b"1 c {}", 2, 1, 10)
 
 
 _FRAME = '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1700000000000,"data":[]}'
@@ -914,28 +930,34 @@ _READER_LINES = st.sampled_from([
     _FRAME.encode(), _FRAME.encode(), _FRAME.encode() + b"\r", _FRAME.replace("BTC", "\u00e9").encode(),
     _FRAME.encode()[:-2] + b"\xff}", b"", b"   ", b"junk", b"{" + b"y" * 300 + b"}",
 ])
+_RECORDING_HEADER = b'{"format":"bybitmon-recording","version":1}'
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(_READER_LINES, min_size=1, max_size=80), st.integers(8, 700), st.sampled_from([100, 200, 10_000]),
-       st.booleans())
-def test_reader_with_the_fast_line_loop_reads_what_the_reference_reads(tmp_path, lines, read_size, cap, torn):
-    """``FrameReader.pairs()`` with the C line loop and without it: the same pairs and the same
-    report (frame count, skipped lines and their numbers, torn tail), whatever the chunking,
-    the line cap and the mix of usual, CRLF, non-ASCII, invalid UTF-8, blank, junk and
-    over-long lines."""
+@given(st.booleans(), st.lists(st.tuples(_READER_LINES, st.sampled_from([b"17 c1 ", b"9" * 20 + b" c1 ", b"", b"12a c "])),
+                               min_size=1, max_size=80),
+       st.integers(8, 700), st.sampled_from([130, 200, 10_000]), st.booleans())
+def test_reader_with_the_fast_line_loops_reads_what_the_reference_reads(tmp_path, recording, lines, read_size, cap,
+                                                                       torn):
+    """``FrameReader.pairs()`` with the C line loops and without them: the same pairs and the
+    same report (frame count, skipped lines and their numbers, torn tail), whatever the
+    chunking, the line cap and the mix of usual, CRLF, non-ASCII, invalid UTF-8, blank, junk,
+    over-long and (recordings) badly stamped lines."""
     _require_compiled()
-    from bybitmon.core._fast import ndjson_pairs
-    from bybitmon.transport import recording
+    from bybitmon.transport import recording as rec
 
+    first = [_RECORDING_HEADER, b"1 c1 " + _FRAME.encode()] if recording else [_FRAME.encode()]
+    body = [(stamp + line if recording and line.strip() else line) for line, stamp in lines]
     path = tmp_path / "mixed.ndjson"
-    path.write_bytes(b"\n".join([_FRAME.encode()] + lines) + (b"" if torn else b"\n"))
+    path.write_bytes(b"\n".join(first + body) + (b"" if torn else b"\n"))
+    fast = rec._fast_pairs()
+    assert set(fast) == {"ndjson", "bybitmon"}
     results = []
-    for fast in (ndjson_pairs, None):
+    for loops in (fast, {}):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(recording, "_READ_SIZE", read_size)
-            mp.setattr(recording, "_FAST_NDJSON", fast)
-            reader = recording.FrameReader(str(path), max_line_bytes=cap)
+            mp.setattr(rec, "_READ_SIZE", read_size)
+            mp.setattr(rec, "_FAST_PAIRS", loops)
+            reader = rec.FrameReader(str(path), max_line_bytes=cap)
             pairs = list(reader.pairs())
             r = reader.report
             results.append((pairs, r.format, r.frames, r.skipped, r.skipped_total, r.torn_tail))

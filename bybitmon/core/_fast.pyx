@@ -1369,22 +1369,25 @@ cdef extern from "string.h":
     const void *memchr(const void *s, int c, size_t n)
 
 cdef object _NO_RECV = 0
+cdef unsigned long long _INT64_MAX = 9223372036854775807ULL
 
 
-def ndjson_pairs(bytes chunk not None, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes):
-    """``[(0, line), ...]`` of the lines of ``chunk[start:end]`` (split at line feeds, trailing
-    carriage returns dropped, decoded as UTF-8) when every one is the usual NDJSON line (it
-    starts with ``{``, is at most ``max_line_bytes`` long and is valid UTF-8);
-    None as soon as one is not, and the reader goes the reference way, line by line
-    (``recording._line_batches`` and ``_usual_pairs``). The line loop of a replay, in C."""
+cdef object _line_pairs(bytes chunk, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes,
+                        bint recording):
+    """The lines of ``chunk[start:end]`` as ``(recv_ns, raw)`` pairs, or None at the first line
+    that is not the usual line of its format (see :func:`ndjson_pairs`)."""
     cdef const char *buf = PyBytes_AS_STRING(chunk)
     cdef Py_ssize_t size = PyBytes_GET_SIZE(chunk)
     cdef const char *p
     cdef const char *stop
     cdef const char *nl
-    cdef Py_ssize_t n
+    cdef const char *raw
+    cdef const char *topic
+    cdef Py_ssize_t n, k, stamp_n, topic_n
+    cdef unsigned long long ns
     cdef list out = []
     cdef tuple pair
+    cdef object recv
     if start < 0 or end > size or start > end:
         raise ValueError("bad range")
     p = buf + start
@@ -1398,18 +1401,66 @@ def ndjson_pairs(bytes chunk not None, Py_ssize_t start, Py_ssize_t end, Py_ssiz
             return None
         while n > 0 and p[n - 1] == b"\r":
             n -= 1
-        if n == 0 or p[0] != b"{":
-            return None
+        if not recording:
+            if n == 0 or p[0] != b"{":
+                return None
+            recv = _NO_RECV
+            raw = p
+        else:
+            # "<recv_ns> <topic> <raw>": 1-19 ASCII digits within int64, and a raw frame that
+            # does not start with "=" (recording._usual_recording_line).
+            stamp_n = 0
+            ns = 0
+            while stamp_n < n and 48 <= p[stamp_n] <= 57:  # ASCII digits
+                ns = ns * 10 + <unsigned long long>(p[stamp_n] - 48)
+                stamp_n += 1
+                if stamp_n > 19:
+                    return None
+            if stamp_n == 0 or stamp_n == n or p[stamp_n] != b" " or ns > _INT64_MAX:
+                return None
+            topic = p + stamp_n + 1
+            raw = <const char *>memchr(topic, b" ", n - stamp_n - 1)
+            if raw == NULL:
+                return None
+            topic_n = raw - topic
+            raw += 1
+            if raw < p + n and raw[0] == b"=":
+                return None
+            for k in range(topic_n):
+                if <unsigned char>topic[k] >= 0x80:  # the text must be UTF-8 all through
+                    try:
+                        topic[:topic_n].decode("utf-8")
+                    except UnicodeDecodeError:
+                        return None
+                    break
+            recv = ns
+            n -= raw - p
         try:
-            line = p[:n].decode("utf-8")
+            line = raw[:n].decode("utf-8")
         except UnicodeDecodeError:
             return None
         pair = PyTuple_New(2)
-        Py_INCREF(_NO_RECV)
-        PyTuple_SET_ITEM(pair, 0, _NO_RECV)
+        Py_INCREF(recv)
+        PyTuple_SET_ITEM(pair, 0, recv)
         Py_INCREF(line)
         PyTuple_SET_ITEM(pair, 1, line)
         out.append(pair)
         if nl == stop:
             return out
         p = nl + 1
+
+
+def ndjson_pairs(bytes chunk not None, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes):
+    """``[(0, line), ...]`` of the lines of ``chunk[start:end]`` (split at line feeds, trailing
+    carriage returns dropped, decoded as UTF-8) when every one is the usual NDJSON line (it
+    starts with ``{``, is at most ``max_line_bytes`` long and is valid UTF-8);
+    None as soon as one is not, and the reader goes the reference way, line by line
+    (``recording._line_batches`` and ``_usual_pairs``). The line loop of a replay, in C."""
+    return _line_pairs(chunk, start, end, max_line_bytes, False)
+
+
+def recording_pairs(bytes chunk not None, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes):
+    """:func:`ndjson_pairs` for the lines of a bybitmon recording: ``[(recv_ns, raw), ...]``
+    when every line is ``<recv_ns> <topic> <raw>`` as ``recording._usual_recording_line``
+    reads it (1-19 ASCII digits within int64; a raw frame not starting with ``=``), else None."""
+    return _line_pairs(chunk, start, end, max_line_bytes, True)

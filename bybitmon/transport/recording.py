@@ -316,7 +316,7 @@ class FrameReader:
         line_no = 0
         cap = self.max_line_bytes
         make = self._frame
-        fast: list = [None]  # _line_batches' line loop in C, once the lines are known to be NDJSON
+        fast: list = [None]  # _line_batches' line loop in C, once the format is known
         try:
             for line_no, lines, complete in _line_batches(chunks, cap, fast):
                 if complete is _PAIRS:  # already the pairs of usual NDJSON lines
@@ -351,8 +351,8 @@ class FrameReader:
                     if fmt is None:
                         fmt = self._detect(line, line_no)
                         report.format = fmt
-                        if fmt == "ndjson" and not frames:
-                            fast[0] = _FAST_NDJSON
+                        if not frames:
+                            fast[0] = _FAST_PAIRS.get(fmt)
                         if fmt == "bybitmon":
                             continue
                     frame = make(fmt, line, line_no)
@@ -447,9 +447,9 @@ def _line_batches(chunks: Iterator[bytes], max_line_bytes: int,
     an over-long line's pieces are dropped as soon as it passes ``max_line_bytes``; the lines
     inside one chunk are decoded and split in one go.
 
-    When ``fast[0]`` holds ``_fast.ndjson_pairs`` (the caller sets it once the file reads as
-    NDJSON), the lines inside a chunk come as the ``(0, line)`` pairs it makes of them, the
-    batch's third item ``_PAIRS``, when it takes them all; else as above."""
+    When ``fast[0]`` holds one of ``_FAST_PAIRS`` (the caller sets it once the format is known),
+    the lines inside a chunk come as the ``(recv_ns, raw)`` pairs it makes of them, the batch's
+    third item ``_PAIRS``, when it takes them all; else as above."""
     line_no = 0
     pending: list[bytes] = []
     pending_len = 0
@@ -682,18 +682,19 @@ class RecordingWriter:
         self.close()
 
 
-def _fast_ndjson():
-    """``_fast.ndjson_pairs`` when the compiled core runs (the reference is the line loop of
-    :func:`_line_batches` and :func:`_usual_pairs`), else None."""
+def _fast_pairs() -> dict:
+    """The compiled reader's line loops by format (``_fast.ndjson_pairs``, ``_fast.recording_pairs``)
+    when the compiled core runs, else none; their reference is the line loop of
+    :func:`_line_batches` and :func:`_usual_pairs`."""
     from ..core import implementation
 
     if implementation() != "compiled":
-        return None
+        return {}
     try:
-        from ..core._fast import ndjson_pairs
+        from ..core._fast import ndjson_pairs, recording_pairs
     except ImportError:
-        return None
-    return ndjson_pairs
+        return {}
+    return {"ndjson": ndjson_pairs, "bybitmon": recording_pairs}
 
 
-_FAST_NDJSON = _fast_ndjson()
+_FAST_PAIRS = _fast_pairs()
