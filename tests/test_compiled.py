@@ -371,8 +371,14 @@ def test_fast_side_matches_the_reference(ops):
             ra, rb = _outcome(fast.trim, a, b), _outcome(ref.trim, a, b)
         else:
             lo, hi = min(a, b), max(a, b)
-            ra = [fast.size_at(a), fast.sums(lo, hi), fast.sums(lo, float("inf")), fast.sums(0.0, hi)]
-            rb = [ref.size_at(a), ref.sums(lo, hi), ref.sums(lo, float("inf")), ref.sums(0.0, hi)]
+            # reaches(): against a one-level side at a, and an empty one, both ways round.
+            other_fast, other_ref, empty_fast, empty_ref = _fast.Side(), type(ref)(), _fast.Side(), type(ref)()
+            other_fast.load([(a, 1.0)])
+            other_ref.load([(a, 1.0)])
+            ra = [fast.size_at(a), fast.sums(lo, hi), fast.sums(lo, float("inf")), fast.sums(0.0, hi),
+                  fast.reaches(other_fast), other_fast.reaches(fast), fast.reaches(empty_fast), empty_fast.reaches(fast)]
+            rb = [ref.size_at(a), ref.sums(lo, hi), ref.sums(lo, float("inf")), ref.sums(0.0, hi),
+                  ref.reaches(other_ref), other_ref.reaches(ref), ref.reaches(empty_ref), empty_ref.reaches(ref)]
         assert repr(ra) == repr(rb), kind
         assert _side_state(fast) == _side_state(ref), kind
 

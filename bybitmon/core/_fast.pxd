@@ -29,6 +29,7 @@ cdef class Side:
     cpdef Py_ssize_t trim(self, Py_ssize_t keep, bint low) except -1
     cpdef lowest(self)
     cpdef highest(self)
+    cpdef bint reaches(self, Side other) except -1
     cpdef double size_at(self, double price) noexcept
     cpdef tuple sums(self, double lo, double hi)
     cpdef double median(self) except? -1.0

@@ -1272,6 +1272,11 @@ cdef class Side:
     cpdef highest(self):
         return self.px[self.n - 1] if self.n else None
 
+    cpdef bint reaches(self, Side other) except -1:
+        if other is None:
+            raise TypeError("reaches() needs the other side")
+        return self.n > 0 and other.n > 0 and self.px[self.n - 1] >= other.px[0]
+
     cpdef double size_at(self, double price) noexcept:
         cdef Py_ssize_t i = self._find(price)
         return self.sz[i] if i < self.n and self.px[i] == price else 0.0

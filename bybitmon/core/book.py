@@ -157,6 +157,11 @@ class BookSide:
     def highest(self) -> float | None:
         return self.prices[-1] if self.prices else None
 
+    def reaches(self, other: BookSide) -> bool:
+        """Whether this side's highest price is at or above ``other``'s lowest (bids reaching
+        asks: a crossed book); False when either is empty."""
+        return bool(self.prices) and bool(other.prices) and self.prices[-1] >= other.prices[0]
+
     def size_at(self, price: float) -> float:
         """The size at ``price``, 0.0 without a level there."""
         return self.levels.get(price, 0.0)
@@ -284,9 +289,7 @@ class OrderBook:
             # A server cannot grow the book without bound by sending ever new prices: the
             # MAX_BOOK_LEVELS levels per side nearest the mid are kept.
             self.counters.trimmed += bid.trim(MAX_BOOK_LEVELS, True) + ask.trim(MAX_BOOK_LEVELS, False)
-        best_bid = bid.highest()
-        best_ask = ask.lowest()
-        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+        if bid.reaches(ask):
             self.counters.crossed += 1
             self.ready = False
             return _CROSSED
