@@ -532,6 +532,20 @@ def test_fast_parser_takes_a_frame_only_as_the_reference_reads_it(frames):
         assert len(fast) == len(BookFields._fields if type(want).__name__ == "BookFields" else TradesFields._fields)
 
 
+def test_scanner_topic_cache_keeps_a_replays_topics_apart():
+    """The scanner remembers recent topics in slots chosen by a hash of the whole topic, so the
+    topics of a few symbols (which share their ...USDT ending and length) do not evict one
+    another at every frame, and a category's worth mostly fit."""
+    _require_compiled()
+    _require_fast_path()
+    from bybitmon.core._fast import _topic_slot_of
+
+    few = [f"{kind}{sym}USDT".encode() for sym in ("BTC", "ETH", "SOL") for kind in ("orderbook.50.", "publicTrade.")]
+    assert len({_topic_slot_of(t) for t in few}) == len(few)
+    many = [f"{kind}{i:03d}XUSDT".encode() for i in range(200) for kind in ("orderbook.50.", "publicTrade.")]
+    assert len({_topic_slot_of(t) for t in many}) >= 0.7 * len(many)
+
+
 def test_fast_parser_takes_the_common_frames():
     """Well-formed book and trade frames (topic and prices seen before) take the fast path."""
     _require_compiled()

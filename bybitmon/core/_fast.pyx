@@ -73,15 +73,19 @@ cdef dict _TRADE_TOPICS = {}
 # protocol._BOOK_TOPICS gave for it). A frame's topic found here needs no str made and hashed;
 # what a topic maps to never changes, so an entry stays right after those dicts are cleared.
 cdef enum:
-    _TOPIC_SLOTS = 64
+    _TOPIC_SLOTS = 1024  # a category's symbols (watch --all) x book and trades, mostly apart
 cdef list _SEEN_TOPICS = [None] * _TOPIC_SLOTS
 
 
 cdef inline Py_ssize_t _topic_slot(const char *v, Py_ssize_t m) noexcept:
-    """A slot of _SEEN_TOPICS for the topic ``v[:m]`` (m > 10), from its length and last bytes
-    (where symbols differ)."""
-    return (m * 131 + <unsigned char>v[m - 1] * 31 + <unsigned char>v[m - 2] * 7
-            + <unsigned char>v[m - 3]) & (_TOPIC_SLOTS - 1)
+    """A slot of _SEEN_TOPICS for the topic ``v[:m]``: FNV-1a over all its bytes. (Its last
+    few bytes alone put every ...USDT topic of one length in one slot, and a replay of three
+    symbols then made a str of the topic and looked it up at almost every frame.)"""
+    cdef unsigned int h = 2166136261U
+    cdef Py_ssize_t i
+    for i in range(m):
+        h = (h ^ <unsigned char>v[i]) * 16777619U
+    return (h ^ (h >> 16)) & (_TOPIC_SLOTS - 1)
 
 __all__ = ["Levels", "Side", "route_common", "at_active", "bind"]
 
@@ -681,6 +685,11 @@ cdef object _scan_raw(raw):
         buf = PyUnicode_AsUTF8AndSize(raw, &n)
         return _scan(buf, n)
     return None
+
+
+def _topic_slot_of(bytes topic not None):
+    """The slot of the scanner's topic cache a topic goes to (for tests)."""
+    return _topic_slot(PyBytes_AS_STRING(topic), PyBytes_GET_SIZE(topic))
 
 
 def _scan_text(raw):
