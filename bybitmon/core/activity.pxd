@@ -2,6 +2,7 @@
 # unchanged without them). Counts and volume units stay Python ints (units can pass 2**63).
 cimport cython
 
+@cython.locals(seen=dict)
 cpdef size_units(size)
 
 cpdef _insert_in_order(list entries, Py_ssize_t head, tuple entry)

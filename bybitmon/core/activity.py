@@ -84,7 +84,8 @@ def size_units(size: str) -> int:
 
     Sizes with more than 12 decimals (Bybit sends at most 8) are rounded to 1e-12.
     """
-    units = _UNITS_SEEN.get(size)
+    seen = _UNITS_SEEN
+    units = seen.get(size)
     if units is not None:
         return units
     head, _, frac = size.partition(".")
@@ -95,9 +96,9 @@ def size_units(size: str) -> int:
             units = int((Decimal(size) * UNITS_PER_BASE).to_integral_value())
         except InvalidOperation:
             raise ValueError(f"bad size {size!r}") from None
-    if len(_UNITS_SEEN) >= _UNITS_SEEN_MAX:
-        _UNITS_SEEN.clear()
-    _UNITS_SEEN[size] = units
+    if len(seen) >= _UNITS_SEEN_MAX:
+        seen.clear()
+    seen[size] = units
     return units
 
 

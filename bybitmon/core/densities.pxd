@@ -26,7 +26,7 @@ cdef class DensityTracker:
     @cython.locals(active=dict, d=Density)
     cpdef on_book_fields(self, book, ts_ms, bids, asks, applied)
 
-    @cython.locals(d=Density)
+    @cython.locals(d=Density, ending=dict, active=dict)
     cpdef on_trades(self, trades)
 
     @cython.locals(d=Density, ending=dict)
@@ -65,6 +65,9 @@ cdef class DensityTracker:
 
 cpdef tuple _row(Density d, x_median, state)
 
+cdef dict _ROW_TEMPLATE
+
+@cython.locals(row=dict)
 cpdef dict density_json(side, price, size, notional, x_median, since, state, ended)
 
 cpdef dict _row_json(Density d, x_median, state)

@@ -6,6 +6,12 @@ from .book cimport OrderBook
 from .activity cimport TradeWindow, HeatMeter
 from .densities cimport DensityTracker
 
+cdef dict _TRADES_TEMPLATE, _BOOK_TEMPLATE, _HEALTH_TEMPLATE
+cdef tuple _TRADES_KEYS, _BOOK_KEYS, _HEALTH_KEYS
+
+@cython.locals(d=dict, i=Py_ssize_t)
+cpdef dict _keyed(dict template, tuple keys, tuple values)
+
 @cython.final
 cdef class SymbolState:
     cdef public object symbol

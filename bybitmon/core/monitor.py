@@ -64,6 +64,17 @@ if not __file__.endswith(".py"):
         pass
 _TRADES_KEYS, _BOOK_KEYS, _HEALTH_KEYS = (
     field_names(TradesView), field_names(BookView), field_names(Health))
+_TRADES_TEMPLATE, _BOOK_TEMPLATE, _HEALTH_TEMPLATE = (
+    dict.fromkeys(_TRADES_KEYS), dict.fromkeys(_BOOK_KEYS), dict.fromkeys(_HEALTH_KEYS))
+
+
+def _keyed(template: dict, keys: tuple, values: tuple) -> dict:
+    """``dict(zip(keys, values))`` for a ``template`` of those keys: its copy (born at its
+    size), with the values set. What snapshot_json makes each part of a snapshot line with."""
+    d = template.copy()
+    for i in range(len(keys)):
+        d[keys[i]] = values[i]
+    return d
 
 # Reading a member through its class costs ~80 ns in Python 3.11; the hot paths use these.
 _SNAPSHOT, _DELTA, _STALE, _DROPPED, _GAP, _CROSSED = (
@@ -238,7 +249,7 @@ class Monitor:
             if ts_ms > recv_ms + MAX_LEAD_MS:
                 self.clock_jumps += 1
                 ts_ms = recv_ms if now is None or recv_ms > now else now
-        elif now is not None and ts_ms > now + MAX_JUMP_MS:
+        elif now is not None and ts_ms > now and ts_ms > now + MAX_JUMP_MS:
             if not self._jump_pending:
                 self._jump_pending = True
                 self.clock_jumps += 1
@@ -395,10 +406,10 @@ class Monitor:
         orjson, not appended to a copy)."""
         now, trades, book, densities, health = self._snapshot_values(symbol, True)
         return _dumps({"type": "snapshot", "v": SNAPSHOT_VERSION, "ts": now, "symbol": symbol,
-                       "category": self.category, "trades": dict(zip(_TRADES_KEYS, trades)),
-                       "book": dict(zip(_BOOK_KEYS, book)),
+                       "category": self.category, "trades": _keyed(_TRADES_TEMPLATE, _TRADES_KEYS, trades),
+                       "book": _keyed(_BOOK_TEMPLATE, _BOOK_KEYS, book),
                        "densities": densities,
-                       "health": dict(zip(_HEALTH_KEYS, health))}, option=_NEWLINE if newline else 0)
+                       "health": _keyed(_HEALTH_TEMPLATE, _HEALTH_KEYS, health)}, option=_NEWLINE if newline else 0)
 
     def _snapshot_values(self, symbol: str, json: bool = False) -> tuple[int, tuple, tuple, list, tuple]:
         """The snapshot's values: (ts, trades, book, densities, health), each part in its
