@@ -515,39 +515,55 @@ for _i in range(23):
 
 
 cdef inline bint _decimal(_Cur *c, double *out) except -1:
-    """A price or size string, DIGITS[.DIGITS], as the double float() makes of it (see
-    :func:`_decimal_text`)."""
+    """A price or size string as the double float() makes of it (see :func:`_decimal_span`)."""
     cdef const char *s
-    cdef Py_ssize_t n = _plain_string(c, &s)
-    return _decimal_text(s, n, out)
+    cdef Py_ssize_t n
+    return _decimal_span(c, out, &s, &n)
 
 
-cdef inline bint _decimal_text(const char *s, Py_ssize_t n, double *out) except -1:
-    """The ``n`` characters at ``s`` (a string's content; ``n`` < 0: no string) as the double
-    float() makes of them, if they are DIGITS[.DIGITS] of at most MAX_NUM_CHARS.
+cdef inline bint _decimal_span(_Cur *c, double *out, const char **start, Py_ssize_t *length) except -1:
+    """A string of DIGITS[.DIGITS], at most MAX_NUM_CHARS, as the double float() makes of it,
+    read in one pass; ``start`` and ``length`` get its characters. False for anything else.
 
     With at most 15 digits in all, the digits as an integer m (< 2**53) and 10**k (k <= 22
     fractional digits) are both exact doubles, so m / 10**k, one IEEE division, is the correctly
     rounded value of the decimal: what float() (David Gay's strtod, correctly rounded) gives.
     Longer strings go to PyOS_string_to_double, the function float() itself calls."""
+    cdef const char *s
+    cdef const char *p
+    cdef const char *dot = NULL
     cdef char *stop
-    cdef Py_ssize_t i = 0, dot = -1
     cdef unsigned long long m = 0
-    if n <= 0 or n > MAX_NUM_CHARS:
+    cdef unsigned char ch
+    cdef Py_ssize_t n
+    _ws(c)
+    if c.p >= c.end or c.p[0] != b'"':
         return False
-    while i < n:
-        if s[i] == b'.':
-            if dot >= 0 or i == 0 or i == n - 1:
+    s = p = c.p + 1
+    while True:
+        if p >= c.end or p - s > MAX_NUM_CHARS:
+            return False
+        ch = <unsigned char>p[0]
+        if <unsigned char>(ch - 48) <= 9:
+            if p - s < 16:
+                m = m * 10 + <unsigned long long>(ch - 48)
+        elif ch == 46:  # .
+            if dot != NULL or p == s:
                 return False
-            dot = i
-        elif 48 <= <unsigned char>s[i] <= 57:
-            if i < 16:
-                m = m * 10 + <unsigned long long>(s[i] - 48)
+            dot = p
+        elif ch == 34:  # "
+            break
         else:
             return False
-        i += 1
-    if n - (dot >= 0) <= 15:
-        out[0] = <double>m / _POW10[n - 1 - dot if dot >= 0 else 0]
+        p += 1
+    n = p - s
+    if n == 0 or dot == p - 1:
+        return False
+    c.p = p + 1
+    start[0] = s
+    length[0] = n
+    if n - (dot != NULL) <= 15:
+        out[0] = <double>m / _POW10[p - 1 - dot if dot != NULL else 0]
         return True
     out[0] = PyOS_string_to_double(s, &stop, NULL)
     return stop == s + n
@@ -750,8 +766,7 @@ cdef object _scan_trade(_Cur *c):
                 return None
         elif _key_is(k, n, "v", 1):
             bit = 8
-            vn = _plain_string(c, &vs)  # the size string itself is kept, for exact sums
-            if not _decimal_text(vs, vn, &size):
+            if not _decimal_span(c, &size, &vs, &vn):  # the size string itself is kept, for exact sums
                 return None
         elif _key_is(k, n, "i", 1):
             bit = 16
