@@ -453,10 +453,18 @@ cdef inline void _ws(_Cur *c) noexcept:
     cdef unsigned char ch
     while c.p < c.end:
         ch = <unsigned char>c.p[0]
+        if ch > 32:  # every token starts above the space: one test in the usual case
+            return
         if ch == 32 or ch == 10 or ch == 13 or ch == 9:
             c.p += 1
         else:
             return
+
+
+# Bytes a plain string may hold: printable ASCII but the quote and the backslash.
+cdef unsigned char _PLAIN[256]
+for _i in range(256):
+    _PLAIN[_i] = 32 <= _i <= 126 and _i != 34 and _i != 92
 
 
 cdef inline bint _eat(_Cur *c, char want) noexcept:
@@ -469,23 +477,19 @@ cdef inline bint _eat(_Cur *c, char want) noexcept:
 
 cdef inline Py_ssize_t _plain_string(_Cur *c, const char **start) noexcept:
     """A string of printable ASCII without escapes: its length (``start`` set), or -1."""
-    cdef unsigned char ch
     cdef const char *s
     _ws(c)
     if c.p >= c.end or c.p[0] != b'"':
         return -1
     c.p += 1
     s = c.p
-    while c.p < c.end:
-        ch = <unsigned char>c.p[0]
-        if ch == 34:  # "
-            start[0] = s
-            c.p += 1
-            return c.p - 1 - s
-        if ch < 32 or ch > 126 or ch == 92:  # control, non-ASCII, backslash
-            return -1
+    while c.p < c.end and _PLAIN[<unsigned char>c.p[0]]:
         c.p += 1
-    return -1
+    if c.p < c.end and c.p[0] == b'"':
+        start[0] = s
+        c.p += 1
+        return c.p - 1 - s
+    return -1  # the text ended, or a control character, non-ASCII byte or backslash
 
 
 cdef inline bint _uint(_Cur *c, long long *out) noexcept:
