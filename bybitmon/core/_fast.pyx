@@ -478,38 +478,42 @@ cdef inline bint _eat(_Cur *c, char want) noexcept:
 cdef inline Py_ssize_t _plain_string(_Cur *c, const char **start) noexcept:
     """A string of printable ASCII without escapes: its length (``start`` set), or -1."""
     cdef const char *s
+    cdef const char *p
+    cdef const char *end
     _ws(c)
     if c.p >= c.end or c.p[0] != b'"':
         return -1
-    c.p += 1
-    s = c.p
-    while c.p < c.end and _PLAIN[<unsigned char>c.p[0]]:
-        c.p += 1
-    if c.p < c.end and c.p[0] == b'"':
+    s = p = c.p + 1
+    end = c.end  # locals: a store through c could alias the bytes read, and be read again
+    while p < end and _PLAIN[<unsigned char>p[0]]:
+        p += 1
+    if p < end and p[0] == b'"':
         start[0] = s
-        c.p += 1
-        return c.p - 1 - s
+        c.p = p + 1
+        return p - s
     return -1  # the text ended, or a control character, non-ASCII byte or backslash
 
 
 cdef inline bint _uint(_Cur *c, long long *out) noexcept:
     """A JSON integer >= 0 of at most 18 digits (so it fits a signed 64-bit integer)."""
     cdef const char *s
-    cdef long long v = 0
-    cdef int digits = 0
+    cdef const char *p
+    cdef const char *end
+    cdef unsigned long long v = 0  # 19 digits fit (and are refused below)
+    cdef Py_ssize_t digits
     _ws(c)
-    s = c.p
-    while c.p < c.end and 48 <= <unsigned char>c.p[0] <= 57:
-        v = v * 10 + (c.p[0] - 48)
-        digits += 1
-        c.p += 1
-        if digits > 18:
-            return False
-    if digits == 0 or (digits > 1 and s[0] == b'0'):
+    s = p = c.p
+    end = c.end if c.end - c.p <= 19 else c.p + 19  # 19 digits read at most: one more than allowed
+    while p < end and <unsigned char>(p[0] - 48) <= 9:
+        v = v * 10 + <unsigned long long>(p[0] - 48)
+        p += 1
+    digits = p - s
+    if digits == 0 or digits > 18 or (digits > 1 and s[0] == b'0'):
         return False
-    if c.p < c.end and (c.p[0] == b'.' or c.p[0] == b'e' or c.p[0] == b'E'):
+    c.p = p
+    if p < c.end and (p[0] == b'.' or p[0] == b'e' or p[0] == b'E'):
         return False
-    out[0] = v
+    out[0] = <long long>v
     return True
 
 
@@ -535,6 +539,7 @@ cdef inline bint _decimal_span(_Cur *c, double *out, const char **start, Py_ssiz
     Longer strings go to PyOS_string_to_double, the function float() itself calls."""
     cdef const char *s
     cdef const char *p
+    cdef const char *end
     cdef const char *dot = NULL
     cdef char *stop
     cdef unsigned long long m = 0
@@ -544,8 +549,9 @@ cdef inline bint _decimal_span(_Cur *c, double *out, const char **start, Py_ssiz
     if c.p >= c.end or c.p[0] != b'"':
         return False
     s = p = c.p + 1
+    end = c.end
     while True:
-        if p >= c.end or p - s > MAX_NUM_CHARS:
+        if p >= end or p - s > MAX_NUM_CHARS:
             return False
         ch = <unsigned char>p[0]
         if <unsigned char>(ch - 48) <= 9:
