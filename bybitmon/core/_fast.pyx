@@ -467,9 +467,17 @@ for _i in range(256):
     _PLAIN[_i] = 32 <= _i <= 126 and _i != 34 and _i != 92
 
 
-cdef inline bint _eat(_Cur *c, char want) noexcept:
-    _ws(c)
+cdef inline bint _next_is(_Cur *c, char want) noexcept:
+    """Whether the next token starts with ``want``, any whitespace before it skipped (the usual
+    case, no whitespace, costs one test)."""
     if c.p < c.end and c.p[0] == want:
+        return True
+    _ws(c)
+    return c.p < c.end and c.p[0] == want
+
+
+cdef inline bint _eat(_Cur *c, char want) noexcept:
+    if _next_is(c, want):
         c.p += 1
         return True
     return False
@@ -480,8 +488,7 @@ cdef inline Py_ssize_t _plain_string(_Cur *c, const char **start) noexcept:
     cdef const char *s
     cdef const char *p
     cdef const char *end
-    _ws(c)
-    if c.p >= c.end or c.p[0] != b'"':
+    if not _next_is(c, b'"'):
         return -1
     s = p = c.p + 1
     end = c.end  # locals: a store through c could alias the bytes read, and be read again
@@ -545,8 +552,7 @@ cdef inline bint _decimal_span(_Cur *c, double *out, const char **start, Py_ssiz
     cdef unsigned long long m = 0
     cdef unsigned char ch
     cdef Py_ssize_t n
-    _ws(c)
-    if c.p >= c.end or c.p[0] != b'"':
+    if not _next_is(c, b'"'):
         return False
     s = p = c.p + 1
     end = c.end
