@@ -391,3 +391,16 @@ def test_ended_densities_are_kept_in_end_order_as_insort_keeps_them(ends):
         tracker._record_ended(d)
         insort(want, d, key=_ended_order)
     assert [id(d) for d in tracker.ended] == [id(d) for d in want]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=40), st.integers(-2, 33))
+def test_ended_search_is_bisect_by_end_time(ends, t):
+    """``_ended_from`` (a binary search on end times, typed when compiled) is bisect_left with
+    the end time as key, ties and bounds included."""
+    from bisect import bisect_left
+
+    from bybitmon.core.densities import Density, _ended_from
+
+    ended = [Density("bid", 1.0 + i, 1.0, 1.0, 5.0, 0, 1.0, ended_ms=e) for i, e in enumerate(sorted(ends))]
+    assert _ended_from(ended, t) == bisect_left(ended, t, key=lambda d: d.ended_ms)

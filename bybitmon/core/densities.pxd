@@ -72,7 +72,8 @@ cpdef dict density_json(side, price, size, notional, x_median, since, state, end
 
 cpdef dict _row_json(Density d, x_median, state)
 
-cpdef _ended_ms(Density d)
+@cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, d=Density)
+cpdef Py_ssize_t _ended_from(list ended, t) except -1
 
 cpdef _ended_order(Density d)
 
@@ -80,5 +81,5 @@ cpdef bint _ends_before(Density a, Density b) except -1
 
 cpdef _recent_first(Density d)
 
-@cython.locals(out=list, i=Py_ssize_t, j=Py_ssize_t)
+@cython.locals(out=list, i=Py_ssize_t, j=Py_ssize_t, d=Density)
 cpdef list _newest_first(list back, Py_ssize_t n)

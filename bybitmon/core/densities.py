@@ -24,7 +24,6 @@ Definition (all times exchange ms, from the frames):
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from heapq import merge
 from typing import Sequence
 
@@ -143,8 +142,18 @@ def _at_active(active: dict[float, Density], changes: Sequence[Level]) -> list[L
     return [(p, s) for p, s in changes if p in active]
 
 
-def _ended_ms(d: Density) -> int:
-    return d.ended_ms  # type: ignore[return-value]
+def _ended_from(ended: list[Density], t: int) -> int:
+    """``bisect_left(ended, t, key=lambda d: d.ended_ms)``: the index of the first density of
+    ``ended`` (in end-time order) that ended at or after ``t``, without a key call per step."""
+    lo, hi = 0, len(ended)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        d = ended[mid]
+        if d.ended_ms < t:  # type: ignore[operator]
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _ended_order(d: Density) -> tuple[int, str, float]:
@@ -168,9 +177,13 @@ def _newest_first(back: list[Density], n: int) -> list[Density]:
     out: list[Density] = []
     i = len(back)
     while i > 0 and len(out) < n:
-        t = back[i - 1].ended_ms
+        d = back[i - 1]
+        t = d.ended_ms
         j = i - 1
-        while j > 0 and back[j - 1].ended_ms == t:
+        while j > 0:
+            d = back[j - 1]
+            if d.ended_ms != t:
+                break
             j -= 1
         out.extend(back[j:i])
         i = j
@@ -533,7 +546,7 @@ class DensityTracker:
                 lo = max(lo, times[-n])
         elif len(ended) >= n:
             lo = max(lo, ended[-n].ended_ms)  # type: ignore[type-var]
-        back = ended[bisect_left(ended, lo, key=_ended_ms):]
+        back = ended[_ended_from(ended, lo):]
         fates: dict[int, DensityState] = {}
         if due:
             tail = [d for d in due if d.ended_ms >= lo]  # type: ignore[operator]
