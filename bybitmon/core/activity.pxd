@@ -30,6 +30,7 @@ cdef class HeatMeter:
 
     cpdef advance(self, now_ms)
 
+    @cython.locals(s="long long", i=Py_ssize_t, long_s=Py_ssize_t, second=list, count=list, held=list, pending=dict)
     cpdef _totals(self, first, last)
 
     cpdef _long_totals(self, c)

@@ -584,15 +584,19 @@ class HeatMeter:
         """(count, units) over the seconds first..last as of the clock's second ``last``, read
         without moving anything (held future seconds that are due included)."""
         n = units = 0
-        for s in range(max(first, last - self.long_s + 1), last + 1):
-            i = s % self.long_s
-            if self._second[i] == s:
-                n += self._count[i]
-                units += self._units[i]
-            p = self._pending.get(s)
-            if p is not None:
-                n += p[0]
-                units += p[1]
+        long_s = self.long_s
+        second, count, held = self._second, self._count, self._units
+        pending = self._pending
+        for s in range(max(first, last - long_s + 1), last + 1):
+            i = s % long_s
+            if second[i] == s:
+                n += count[i]
+                units += held[i]
+            if pending:
+                p = pending.get(s)
+                if p is not None:
+                    n += p[0]
+                    units += p[1]
         return n, units
 
     def _long_totals(self, c: int) -> tuple[int, int]:
