@@ -130,7 +130,6 @@ def replay(
 ) -> int:
     """Replay a capture or recording (or a simulated market) through the pipeline."""
     from .app.replay import ReplayOptions, run_replay
-    from .core.alerts import parse_alert
 
     if simulate == (file is not None):
         raise UsageError("give either a FILE to replay or --simulate")
@@ -140,8 +139,11 @@ def replay(
                          density_x=positive("--density-x", density_x),
                          min_notional=non_negative("--min-notional", min_notional),
                          alerts=list(alert), alerts_out=alerts_out, follow=follow)
-    for rule in alert:
-        parse_alert(rule)
+    if alert:
+        from .core.alerts import parse_alert  # only then: a replay without rules does not load them
+
+        for rule in alert:
+            parse_alert(rule)
     if simulate:
         opts.symbols = parse_symbols([symbols])
         if not opts.symbols:

@@ -411,13 +411,15 @@ def test_ctrl_c_during_start_up_exits_130_in_every_command(tmp_path):
     dead = "ws://127.0.0.1:9"  # nothing listens: watch and record keep retrying until Ctrl-C
     commands = {
         "watch": ["watch", "BTCUSDT", "--json", "--url", dead],
-        "record": ["record", "BTCUSDT", "-o", str(tmp_path / "r.ndjson"), "--url", dead],
+        "record": ["record", "BTCUSDT", "-o", str(tmp_path / "r{delay}.ndjson"), "--url", dead],
         "serve": ["serve", "--simulate", "--port", "0"],
         "export": ["export", str(big), "--book", str(tmp_path / "b.parquet"), "--every", "10ms"],
     }
     for name, args in commands.items():
         for delay in (0.02, 0.12, 0.3):
-            status, err = _interrupt_at(args, delay)
+            # A new recording each time: one interrupted after it began is kept, and a second
+            # run onto it would be refused (no --force), not interrupted.
+            status, err = _interrupt_at([a.replace("{delay}", str(delay)) for a in args], delay)
             assert b"Traceback" not in err, (name, delay, err)
             assert status == 130 and err.strip().splitlines()[-1] == b"interrupted", (name, delay, status, err)
     assert not (tmp_path / "b.parquet").exists()

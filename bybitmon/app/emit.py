@@ -8,14 +8,16 @@ for a network fault, because the live loops catch it before it can reach the cli
 
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, TextIO
 
 import orjson
 
 from ..core.monitor import Monitor
-from ..core.screener import ScreenFilter, rows_json, screen_densities
 from ..errors import printable
 from ..errors import OutputClosed, OutputError
+
+if TYPE_CHECKING:
+    from ..core.screener import ScreenFilter
 
 __all__ = ["Every", "Output", "AlertSink", "JsonEmitter", "status_line", "densities_line"]
 
@@ -114,6 +116,8 @@ def status_line(symbol: str, topic: str, state: str, error: str, ts_ms: int | No
 def densities_line(monitor: Monitor, flt: ScreenFilter, symbols: list[str] | None = None) -> bytes:
     """The ``{"type":"densities"}`` NDJSON line of ``monitor``'s density screen (of ``symbols``,
     default all) that ``--json`` writes after each interval's snapshots; empty before any data."""
+    from ..core.screener import rows_json, screen_densities  # watch's, not replay's: loaded when used
+
     if monitor.now_ms is None:
         return b""
     rows = screen_densities(monitor, flt=flt, symbols=symbols)

@@ -36,3 +36,5 @@ cdef class HeatMeter:
     cpdef _long_totals(self, c)
 
     cpdef read(self, now_ms)
+
+    cpdef tuple values(self, now_ms)

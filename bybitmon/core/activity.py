@@ -623,6 +623,12 @@ class HeatMeter:
 
     def read(self, now_ms: int) -> Heat | None:
         """Heat at the clock ``now_ms`` (a pure read); None before the first trade frame."""
+        values = self.values(now_ms)
+        return None if values is None else Heat(*values)
+
+    def values(self, now_ms: int) -> tuple[float, float, float, float] | None:
+        """:meth:`read`'s fields in :class:`Heat`'s order, without the object (what a snapshot
+        line takes two of, every interval)."""
         if self.start is None:
             return None
         c = max(now_ms // 1000, self.cur)  # type: ignore[type-var]
@@ -638,4 +644,4 @@ class HeatMeter:
         mean = long_u / long_n if long_n else (short_u / short_n if short_n else 0)
         floor = HEAT_TPS_FLOOR * mean
         heat_volume = vol_short / max(vol_long, floor) if vol_short else 0.0
-        return Heat(heat, heat_volume, tps_short, tps_long)
+        return heat, heat_volume, tps_short, tps_long

@@ -420,7 +420,7 @@ class Monitor:
             st = self._new_state(symbol)
         now = self.now_ms if self.now_ms is not None else 0
         ts = st.trades.stats(now)
-        heat = st.heat.read(now)
+        heat = st.heat.values(now)
         book = st.book
         if book.ready and book.mid is not None:
             depth = book.depth(self.bps)
@@ -434,8 +434,8 @@ class Monitor:
         c = book.counters
         return (now,
                 (ts.window_s, ts.count, ts.tps, ts.tpm, ts.buy_volume, ts.sell_volume, ts.volume_delta,
-                 ts.buy_sell_ratio, ts.last_price, None if heat is None else heat.heat,
-                 None if heat is None else heat.heat_volume),
+                 ts.buy_sell_ratio, ts.last_price, None if heat is None else heat[0],
+                 None if heat is None else heat[1]),
                 book_part,
                 st.densities.json_rows(now) if json else st.densities.rows(now),
                 (st.frames, self.bad_frames, c.stale, c.gaps, c.crossed, c.resets, c.dropped,
