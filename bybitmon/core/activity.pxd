@@ -14,7 +14,8 @@ cdef class TradeWindow:
     cdef public set _ids
     cdef public object count, _buy_units, _sell_units, last_price, now_ms, max_held, overflow
 
-    @cython.locals(ids=set, fresh=list, active=list, late=list, tail=list, entry=tuple, head=Py_ssize_t)
+    @cython.locals(ids=set, fresh=list, active=list, late=list, tail=list, entry=tuple, head=Py_ssize_t,
+                   tid=object)
     cpdef add_many(self, trades, now_ms)
 
     @cython.locals(future=list, active=list, retained=list, entry=tuple, ids=set, head=Py_ssize_t, n=Py_ssize_t)
