@@ -22,6 +22,7 @@ cdef class DensityTracker:
     cdef public object next_scan_ms
     cdef public Py_ssize_t n_active, n_ending
     cdef public object next_decide_ms, list_max, next_median_ms
+    cdef public dict _bid_active, _ask_active
 
     @cython.locals(active=dict, d=Density)
     cpdef on_book_fields(self, book, ts_ms, bids, asks, applied)

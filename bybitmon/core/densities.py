@@ -199,7 +199,7 @@ class DensityTracker:
 
     __slots__ = ("x", "min_notional", "scan_ms", "grace_ms", "keep_ended_ms", "active",
                  "ending", "ended", "thresholds", "medians", "next_scan_ms", "n_active", "n_ending",
-                 "next_decide_ms", "list_max", "next_median_ms")
+                 "next_decide_ms", "list_max", "next_median_ms", "_bid_active", "_ask_active")
 
     def __init__(self, x: float = 5.0, min_notional: float = 0.0, *, scan_ms: int = 100,
                  grace_ms: int = 500, keep_ended_ms: int = 30_000, list_max: int = 20) -> None:
@@ -211,6 +211,9 @@ class DensityTracker:
         self.grace_ms = grace_ms
         self.keep_ended_ms = keep_ended_ms
         self.active: dict[Side, dict[float, Density]] = {_BID: {}, _ASK: {}}
+        # The same two dicts, held apart for the per-frame check (compiled: no lookup by side).
+        self._bid_active = self.active[_BID]
+        self._ask_active = self.active[_ASK]
         self.ending: dict[Side, dict[float, Density]] = {_BID: {}, _ASK: {}}
         # Ended densities kept for keep_ended_ms, in (ended_ms, side, price) order, so that old
         # ones are cut off the front and a snapshot reads the most recent off the back.
@@ -233,12 +236,12 @@ class DensityTracker:
                 # Runs for most book frames: kept to membership tests in C for the usual case
                 # where no tracked price changed.
                 # _changed only ever removes from active: a price found here is checked again.
-                active = self.active[_BID]
+                active = self._bid_active
                 if active and bids:
                     for p, s in _at_active(active, bids):
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
-                active = self.active[_ASK]
+                active = self._ask_active
                 if active and asks:
                     for p, s in _at_active(active, asks):
                         if p in active:
