@@ -27,6 +27,8 @@ cdef class HeatMeter:
     cdef public dict _pending
     cdef public object cur, start, long_count, long_units, overflow
 
+    @cython.locals(s="long long", cur="long long", oldest="long long", i=Py_ssize_t, long_s=Py_ssize_t,
+                   second=list, count=list, held=list)
     cpdef add(self, trades, now_ms)
 
     cpdef advance(self, now_ms)

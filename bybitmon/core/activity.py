@@ -522,7 +522,9 @@ class HeatMeter:
         cur = self.cur
         if self.start is None:
             self.start = cur
-        oldest = cur - self.long_s  # type: ignore[operator]
+        long_s = self.long_s
+        oldest = cur - long_s  # type: ignore[operator]
+        second, count, held = self._second, self._count, self._units
         for t in trades:
             s = t.ts_ms // 1000
             if s <= oldest:
@@ -538,10 +540,10 @@ class HeatMeter:
                 slot[0] += 1
                 slot[1] += units
                 continue
-            i = s % self.long_s
-            self._count[i] += 1
-            self._units[i] += units
-            self._second[i] = s
+            i = s % long_s
+            count[i] += 1
+            held[i] += units
+            second[i] = s
             self.long_count += 1
             self.long_units += units
 
