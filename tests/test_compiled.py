@@ -423,20 +423,22 @@ def test_fast_side_grows_keeps_order_and_refuses_nan():
        st.lists(st.tuples(st.floats(1, 200, allow_nan=False).map(lambda x: round(x, 1)), st.floats(0, 50)),
                 max_size=8))
 def test_fast_active_check_of_scanned_levels_matches_the_reference(active_prices, pairs):
-    """``densities._at_active`` on ``Levels`` finds the same changes, in the same order, as the
-    reference on the list (int keys included: 100 and 100.0 are one dict key), for a few
-    densities (doubles compared) and for many (dict lookups)."""
+    """``Side.changes_at`` on ``Levels`` finds the same changes, in the same order, as the
+    reference ``BookSide.changes_at`` on the list (int keys included: 100 and 100.0 are one
+    dict key), for a few densities (doubles compared) and for many (dict lookups); on a list
+    it is the reference's."""
     _require_compiled()
     _require_fast_path()
-    from bybitmon.core import _fast, densities
+    from bybitmon.core import _fast
 
-    assert type(densities._at_active) is type(_fast.at_active)
-    ref = _pure_package().core.densities._at_active
+    ref = _pure_package().core.book.BookSide().changes_at
+    side = _fast.Side()
     active = {p: object() for p in active_prices}
     pairs += [(float(p), 1.0) for p in active_prices[:2]]
-    got = densities._at_active(active, _fast.Levels(pairs))
-    assert repr(got) == repr(ref(active, list(pairs)))
-    assert densities._at_active(active, list(pairs)) == ref(active, list(pairs))
+    got = side.changes_at(_fast.Levels(pairs), active)
+    assert repr(got) == repr(ref(list(pairs), active))
+    assert side.changes_at(list(pairs), active) == ref(list(pairs), active)
+    assert side.changes_at(_fast.Levels(pairs), {}) == []
 
 
 def test_scanned_levels_are_the_reference_list_to_any_reader():

@@ -35,4 +35,5 @@ cdef class Side:
     cpdef double median(self) except? -1.0
     cpdef list take(self, double threshold, bint every)
     cpdef bint noted(self) noexcept
+    cpdef list changes_at(self, changes, dict prices)
     cpdef list items(self)

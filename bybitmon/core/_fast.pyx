@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """The compiled core's fast path for the common frames, with the ``.py`` core as its reference.
 
-Used only by the compiled build: ``monitor.py`` imports ``route_common``, and ``book.py`` and
-``densities.py`` bind their functions to the paths below through ``core._fast_path``, when they
-run compiled, never when they run as ``.py`` files:
+Used only by the compiled build: ``monitor.py`` imports ``route_common``, and ``book.py`` binds
+its book side to :class:`Side` through ``core._fast_path``, when it runs compiled, never when it
+runs as a ``.py`` file:
 
 * :func:`route_common`: a well-formed book or trade frame -> the very tuple of fields
   :func:`bybitmon.core.protocol.route` makes of it (:class:`~bybitmon.core.protocol.BookFields`
@@ -15,11 +15,11 @@ run compiled, never when they run as ``.py`` files:
 * :class:`Side`: ``book.BookSide`` (one side of a book) on C arrays; the compiled ``OrderBook``
   holds two, typed (``_fast.pxd``), so the book and the densities call them in C.
 * :class:`Levels`: a book side as the scanner reads it, its pairs as C doubles, which
-  :class:`Side` and :data:`at_active` (``densities._at_active``) read without a tuple or a
-  float per level; to anything else it is the reference's list of ``(price, size)`` tuples.
-* :func:`ndjson_pairs`: the replay reader's line loop over a chunk of NDJSON (split, decode,
-  pair), for ``transport.recording`` when the compiled core runs; its reference is the reader's
-  own loop, which takes any chunk it declines.
+  :class:`Side` (its ``update`` and ``changes_at``) reads without a tuple or a float per level;
+  to anything else it is the reference's list of ``(price, size)`` tuples.
+* :func:`ndjson_pairs`, :func:`recording_pairs`: the replay reader's line loop over a chunk of
+  NDJSON or of a recording (split, decode, pair), for ``transport.recording`` when the compiled
+  core runs; its reference is the reader's own loop, which takes any chunk they decline.
 
 Everything returned or changed is what the reference makes (book sides as :class:`Levels`, equal
 to its lists): the same floats, the same tuples, the same levels in the same order.
@@ -87,7 +87,7 @@ cdef inline Py_ssize_t _topic_slot(const char *v, Py_ssize_t m) noexcept:
         h = (h ^ <unsigned char>v[i]) * 16777619U
     return (h ^ (h >> 16)) & (_TOPIC_SLOTS - 1)
 
-__all__ = ["Levels", "Side", "route_common", "at_active", "bind"]
+__all__ = ["Levels", "Side", "route_common", "bind"]
 
 
 cdef inline bint _is_int(object x):
@@ -284,7 +284,7 @@ cdef class Levels:
 
     To any code it is a read-only sequence of ``(price, size)`` float tuples, made on demand:
     what the reference's list of pairs holds, equal to it (``==``) and shown like it. The fast
-    paths (:class:`Side`, :func:`at_active`) read the doubles directly."""
+    path (:class:`Side`) reads the doubles directly."""
 
     def __cinit__(self, *args):
         self.px = self.inline_px
@@ -359,16 +359,9 @@ cdef class Levels:
         return repr(self.tail(0))
 
 
-cdef object _at_active_reference = None
-
-
 def bind(name, reference):
-    """The fast path ``name`` for ``reference``, the ``.py`` function or class it stands for
-    and hands what it does not take to (``core._fast_path`` calls this)."""
-    global _at_active_reference
-    if name == "at_active":
-        _at_active_reference = reference
-        return at_active
+    """The fast path ``name`` for ``reference``, the ``.py`` class it stands for
+    (``core._fast_path`` calls this)."""
     if name == "Side":
         return Side
     raise KeyError(name)
@@ -378,22 +371,14 @@ cdef enum:
     _FEW_ACTIVE = 16
 
 
-def at_active(dict active, changes):
-    """``densities._at_active`` on the scanner's doubles, with the reference for anything else:
-    the ``(price, size)`` changes at a price in ``active``, in order. A plain function, not a
-    callable object: it is called twice per book frame, and a function call passes its
-    arguments without building a tuple."""
-    cdef Levels ch
+cdef list _changes_at(Levels ch, dict prices):
+    """:meth:`Side.changes_at` on the scanner's doubles."""
     cdef Py_ssize_t k, j, m
     cdef double at[_FEW_ACTIVE]
-    cdef list out
-    if type(changes) is not Levels:
-        return _at_active_reference(active, changes)
-    ch = <Levels>changes
-    out = []
-    if not active:
+    cdef list out = []
+    if not prices:
         return out
-    m = _float_keys(active, at)
+    m = _float_keys(prices, at)
     if m >= 0:
         # A handful of densities, all at float prices: compare the doubles, no float made
         # per level (a float key equals a float exactly when their doubles are equal).
@@ -405,7 +390,7 @@ def at_active(dict active, changes):
         return out
     for k in range(ch.n):
         po = PyFloat_FromDouble(ch.px[k])
-        if PyDict_GetItem(active, po) is not NULL:
+        if PyDict_GetItem(prices, po) is not NULL:
             out.append((po, PyFloat_FromDouble(ch.sz[k])))
     return out
 
@@ -1373,6 +1358,13 @@ cdef class Side:
 
     cpdef bint noted(self) noexcept:
         return self.n_hit > 0
+
+    cpdef list changes_at(self, changes, dict prices):
+        """``BookSide.changes_at``: the scanner's levels read as doubles; any other sequence
+        as the reference reads it."""
+        if type(changes) is Levels:
+            return _changes_at(<Levels>changes, prices)
+        return [(p, q) for p, q in changes if p in prices]
 
     cpdef list items(self):
         """Every ``(price, size)``, ascending by price."""

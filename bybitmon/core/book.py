@@ -18,7 +18,7 @@ import enum
 import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from . import _fast_path
 from .events import BookUpdate, Level
@@ -200,6 +200,12 @@ class BookSide:
     def noted(self) -> bool:
         """Whether a level was noted since the last take."""
         return bool(self.touched)
+
+    def changes_at(self, changes: Sequence[Level], prices: dict[float, Any]) -> list[Level]:
+        """The ``(price, size)`` changes of a frame's side (``changes``, as applied to this
+        side) at a price in ``prices``, in order: the few levels the densities follow, among
+        those a delta changed (usually none)."""
+        return [(p, s) for p, s in changes if p in prices]
 
     def items(self) -> list[Level]:
         """Every ``(price, size)``, ascending by price."""

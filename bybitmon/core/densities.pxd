@@ -25,7 +25,7 @@ cdef class DensityTracker:
     cdef public dict _bid_active, _ask_active
 
     @cython.locals(active=dict, d=Density)
-    cpdef on_book_fields(self, book, ts_ms, bids, asks, applied)
+    cpdef on_book_fields(self, OrderBook book, ts_ms, bids, asks, applied)
 
     @cython.locals(d=Density, ending=dict, active=dict)
     cpdef on_trades(self, trades)

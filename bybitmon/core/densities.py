@@ -29,7 +29,6 @@ from typing import Sequence
 
 from orjson import Fragment, dumps
 
-from . import _fast_path
 from .book import Applied, OrderBook
 from .events import Level, Trade
 from .snapshot import ENDED_STATES, DensityState, DensityView, Side
@@ -136,12 +135,6 @@ def _row_json(d: Density, x_median: float, state: DensityState) -> dict:
     return density_json(d.side, d.price, d.size, d.notional, x_median, d.since_ms, state, d.ended_ms)
 
 
-def _at_active(active: dict[float, Density], changes: Sequence[Level]) -> list[Level]:
-    """The ``(price, size)`` changes of a frame's side at the price of an active density, in
-    order (usually none: the per-frame check of on_book_fields)."""
-    return [(p, s) for p, s in changes if p in active]
-
-
 def _ended_from(ended: list[Density], t: int) -> int:
     """``bisect_left(ended, t, key=lambda d: d.ended_ms)``: the index of the first density of
     ``ended`` (in end-time order) that ended at or after ``t``, without a key call per step."""
@@ -238,12 +231,12 @@ class DensityTracker:
                 # _changed only ever removes from active: a price found here is checked again.
                 active = self._bid_active
                 if active and bids:
-                    for p, s in _at_active(active, bids):
+                    for p, s in book.bid.changes_at(bids, active):
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
                 active = self._ask_active
                 if active and asks:
-                    for p, s in _at_active(active, asks):
+                    for p, s in book.ask.changes_at(asks, active):
                         if p in active:
                             self._changed(active[p], s, ts_ms, book)
             if ts_ms >= self.next_scan_ms:
@@ -558,7 +551,3 @@ class DensityTracker:
             fates = {id(d): d.fate() for d in tail}
         return _newest_first(back, n), fates
 
-
-# Compiled (see bybitmon/core/__init__.py), this becomes the _fast path, which hands anything but
-# the scanner's levels to the function above, its reference.
-_at_active = _fast_path(__file__, "at_active", _at_active)
