@@ -38,7 +38,7 @@ cdef class DensityTracker:
     @cython.locals(ended=list, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t)
     cpdef _record_ended(self, Density d)
 
-    @cython.locals(ended=list, n=Py_ssize_t, i=Py_ssize_t)
+    @cython.locals(ended=list, n=Py_ssize_t, i=Py_ssize_t, d=Density)
     cpdef _forget_ended(self, now_ms)
 
     cpdef _decide(self, Density d)

@@ -357,13 +357,19 @@ class DensityTracker:
     def _forget_ended(self, now_ms: int) -> None:
         """Drop ended densities older than ``keep_ended_ms``."""
         ended = self.ended
-        if ended and ended[0].ended_ms + self.keep_ended_ms < now_ms:
+        if not ended:
+            return
+        cutoff = now_ms - self.keep_ended_ms
+        d = ended[0]
+        if d.ended_ms < cutoff:  # type: ignore[operator]
             # The list is in end-time order and those going are few (they are forgotten as time
             # passes), so a walk from the front finds the first one kept.
-            cutoff = now_ms - self.keep_ended_ms
             n = len(ended)
             i = 1
-            while i < n and ended[i].ended_ms < cutoff:
+            while i < n:
+                d = ended[i]
+                if not d.ended_ms < cutoff:  # type: ignore[operator]
+                    break
                 i += 1
             del ended[:i]
 
