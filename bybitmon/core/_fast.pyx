@@ -540,14 +540,15 @@ cdef inline bint _decimal_span(_Cur *c, double *out, const char **start, Py_ssiz
     if not _next_is(c, b'"'):
         return False
     s = p = c.p + 1
-    end = c.end
+    # One bound for the text's end and the length limit: at most MAX_NUM_CHARS characters and
+    # the closing quote are read.
+    end = c.end if c.end - s <= MAX_NUM_CHARS else s + MAX_NUM_CHARS + 1
     while True:
-        if p >= end or p - s > MAX_NUM_CHARS:
+        if p >= end:
             return False
         ch = <unsigned char>p[0]
         if <unsigned char>(ch - 48) <= 9:
-            if p - s < 16:
-                m = m * 10 + <unsigned long long>(ch - 48)
+            m = m * 10 + <unsigned long long>(ch - 48)  # used only for at most 15 digits
         elif ch == 46:  # .
             if dot != NULL or p == s:
                 return False
