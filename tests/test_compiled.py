@@ -750,7 +750,10 @@ def test_scanner_reads_the_common_frame_and_refuses_what_it_should_not():
                ("orderbook.50.SCANUSDT", "orderbook.50.NEVERSEEN")]
     bad = [good.replace(a, b) for a, b in changes]
     assert all(b != good for b in bad)
-    for raw in bad + [good + "x", good[:-1], "é" + good]:
+    # Cut inside a string (the scanner's string loop stops on the NUL after the text), or a
+    # NUL inside one.
+    cut = [good[:good.index("SCANUSDT") + 3], good[:good.index('"delta"') + 4], good.replace("SCANUSDT", "SCAN\x00USDT")]
+    for raw in bad + cut + [good + "x", good[:-1], "é" + good]:
         assert _fast._scan_text(raw) is None, raw
         assert _fast._scan_text(raw.encode()) is None, raw
 

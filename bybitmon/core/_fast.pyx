@@ -477,7 +477,9 @@ cdef inline Py_ssize_t _plain_string(_Cur *c, const char **start) noexcept:
         return -1
     s = p = c.p + 1
     end = c.end  # locals: a store through c could alias the bytes read, and be read again
-    while p < end and _PLAIN[<unsigned char>p[0]]:
+    # No bound test: the buffer (a bytes object's, or a str's ASCII) ends with a NUL, which
+    # _PLAIN refuses, as it does any NUL inside.
+    while _PLAIN[<unsigned char>p[0]]:
         p += 1
     if p < end and p[0] == b'"':
         start[0] = s
@@ -834,7 +836,8 @@ cdef inline void _set_item(object t, Py_ssize_t i, object x) noexcept:
 cdef object _scan(const char *buf, Py_ssize_t size):
     """The fields of a common book frame (the 9-tuple) or trade frame (``(symbol, ts, trades)``)
     read from its bytes, or None (see above). The topic must come before ``data`` (Bybit writes
-    it first), so that ``data`` is read as what the topic says it is."""
+    it first), so that ``data`` is read as what the topic says it is. ``buf[size]`` must be a
+    NUL, as it is after a bytes object's and a str's text (:func:`_plain_string` stops on it)."""
     cdef _Cur c
     cdef const char *k
     cdef const char *v
