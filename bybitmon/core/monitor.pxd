@@ -37,8 +37,10 @@ cdef class Monitor:
 
     cpdef _clock(self, recv_ns, ts_ms)
 
-    @cython.locals(st=SymbolState, dens=DensityTracker)
-    cpdef _arrive(self, recv_ns, symbol, ts_ms)
+    cpdef SymbolState _arrive(self, symbol)
+
+    @cython.locals(dens=DensityTracker)
+    cpdef _count(self, SymbolState st, recv_ns, ts_ms)
 
     @cython.locals(st=SymbolState, dens=DensityTracker, book=OrderBook)
     cpdef _book(self, recv_ns, symbol, depth, ts_ms, cts_ms, u, seq, is_snapshot, bids, asks)

@@ -259,17 +259,21 @@ class Monitor:
         self._jump_pending = False
         return ts_ms
 
-    def _arrive(self, recv_ns: int, symbol: str, ts_ms: int) -> tuple[SymbolState, int] | None:
+    def _arrive(self, symbol: str) -> SymbolState | None:
         """What every book or trade frame does first: find its symbol's state (None: over the
-        symbol limit, dropped), move the clock, count the frame, note its latency, and settle
-        densities whose grace period is over."""
+        symbol limit, dropped). Then the frame moves the clock (:meth:`_clock`) and
+        :meth:`_count` takes it."""
         st = self.states.get(symbol)
         if st is None:
             if len(self.states) >= self.max_symbols:
                 self._bad(BadReason.UNKNOWN_SYMBOL, symbol)
                 return None
             st = self.state(symbol)
-        ts_ms = self._clock(recv_ns, ts_ms)
+        return st
+
+    def _count(self, st: SymbolState, recv_ns: int, ts_ms: int) -> None:
+        """Count a frame of ``st`` at ``ts_ms`` (its time as the clock bounded it), note its
+        latency, and settle densities whose grace period is over."""
         now = self.now_ms
         st.frames += 1
         if recv_ns:
@@ -277,14 +281,14 @@ class Monitor:
         dens = st.densities
         if dens.n_ending and now >= dens.next_decide_ms:  # type: ignore[operator]
             dens.tick(now)  # type: ignore[arg-type]
-        return st, ts_ms
 
     def _book(self, recv_ns: int, symbol: str, depth: int, ts_ms: int, cts_ms: int | None, u: int,
               seq: int | None, is_snapshot: bool, bids, asks) -> None:
-        arrived = self._arrive(recv_ns, symbol, ts_ms)
-        if arrived is None:
+        st = self._arrive(symbol)
+        if st is None:
             return
-        st, ts_ms = arrived
+        ts_ms = self._clock(recv_ns, ts_ms)
+        self._count(st, recv_ns, ts_ms)
         dens = st.densities
         book = st.book
         applied = book.apply_fields(is_snapshot, u, seq, ts_ms, cts_ms, bids, asks)
@@ -301,10 +305,10 @@ class Monitor:
                 self.needs_resync.add(symbol)
 
     def _trades(self, recv_ns: int, symbol: str, ts_ms: int, trades) -> None:
-        arrived = self._arrive(recv_ns, symbol, ts_ms)
-        if arrived is None:
+        st = self._arrive(symbol)
+        if st is None:
             return
-        st = arrived[0]
+        self._count(st, recv_ns, self._clock(recv_ns, ts_ms))
         dens = st.densities
         fresh = st.trades.add_many(trades, self.now_ms)  # type: ignore[arg-type]
         st.heat.add(fresh, self.now_ms)  # type: ignore[arg-type]
