@@ -146,10 +146,6 @@ class WindowStats:
 # strings were a third of the memory. Two different ids of one symbol sharing a 64-bit hash
 # within one window is beyond any practical chance.
 _Entry = tuple[int, int, int]
-# The compiled build (Cython) types ``hash(x)`` as a C integer and would make a new int object
-# of it at each use: one for the id set and another for the heap entry, +0.3 MB per busy symbol
-# (BENCHMARKS, Memory). activity.pxd types add_many's ``tid`` as an object, so it is made once
-# and both hold that one.
 _FEW_LATE = 32  # late trades of one frame put in place one by one; more are sorted in at once
 
 
@@ -240,6 +236,9 @@ class TradeWindow:
         late = None  # in-window trades that go before the last held one
         fresh = []
         for trade in trades:
+            # Compiled, hash() is a C integer, and each use would make an int object of it (one
+            # for the id set, one for the entry: +0.3 MB per busy symbol, BENCHMARKS, Memory);
+            # activity.pxd types tid as an object, so both hold the one made here.
             tid = hash(trade.trade_id)
             if tid in ids:
                 continue

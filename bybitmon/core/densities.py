@@ -556,4 +556,3 @@ class DensityTracker:
             back = list(merge(back, tail, key=_ended_order))
             fates = {id(d): d.fate() for d in tail}
         return _newest_first(back, n), fates
-

@@ -249,7 +249,7 @@ class Monitor:
             if ts_ms > recv_ms + MAX_LEAD_MS:
                 self.clock_jumps += 1
                 ts_ms = recv_ms if now is None or recv_ms > now else now
-        elif now is not None and ts_ms > now and ts_ms > now + MAX_JUMP_MS:
+        elif now is not None and ts_ms > now and ts_ms > now + MAX_JUMP_MS:  # (no sum made unless ahead)
             if not self._jump_pending:
                 self._jump_pending = True
                 self.clock_jumps += 1
