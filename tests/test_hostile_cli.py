@@ -371,8 +371,14 @@ def _interrupt_once(args: list[str], delay: float) -> tuple[int, bytes]:
         assert os.read(r, 1) == b"R", "the script never started"
         time.sleep(delay)
         p.send_signal(signal.SIGINT)
-        status = p.wait(30 * TIMEOUT_FACTOR)
-        return status, p.stderr.read()  # type: ignore[union-attr]
+        try:
+            # stderr read while waiting: a child that writes much to it cannot block on the pipe.
+            _, err = p.communicate(timeout=30 * TIMEOUT_FACTOR)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            raise AssertionError(f"still running 30 s after Ctrl-C at {delay} s; stderr: {err[-2000:]!r}") from None
+        return p.returncode, err
     finally:
         os.close(r)
         if p.poll() is None:
