@@ -1,12 +1,15 @@
 # C declarations of the fast path's book side, for the compiled book and densities (book.pxd
 # cimports it); the rest of _fast.pyx is private to it.
 
+cdef enum:
+    _INLINE_LEVELS = 16  # a Levels holds this many pairs without an allocation of its own
+
 cdef class Levels:
     cdef double *px
     cdef double *sz
     cdef Py_ssize_t n, cap
-    cdef double inline_px[16]
-    cdef double inline_sz[16]
+    cdef double inline_px[_INLINE_LEVELS]
+    cdef double inline_sz[_INLINE_LEVELS]
 
     cdef int push(self, double p, double s) except -1
     cdef list tail(self, Py_ssize_t k)

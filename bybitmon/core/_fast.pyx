@@ -35,6 +35,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcmp, memcpy, memmove, memset
 from libc.stdlib cimport qsort
+from libc.limits cimport LLONG_MAX
 from libc.math cimport fabs, isfinite
 
 cdef extern from "Python.h":
@@ -272,10 +273,6 @@ def route_common(raw):
     if (<str>topic).startswith("publicTrade."):
         return _trades(<dict>msg, <str>topic)
     return None
-
-
-cdef enum:
-    _INLINE_LEVELS = 16
 
 
 cdef class Levels:
@@ -1410,7 +1407,6 @@ cdef extern from "string.h":
     const void *memchr(const void *s, int c, size_t n)
 
 cdef object _NO_RECV = 0
-cdef unsigned long long _INT64_MAX = 9223372036854775807ULL
 
 
 cdef object _line_pairs(bytes chunk, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line_bytes,
@@ -1457,7 +1453,7 @@ cdef object _line_pairs(bytes chunk, Py_ssize_t start, Py_ssize_t end, Py_ssize_
                 stamp_n += 1
                 if stamp_n > 19:
                     return None
-            if stamp_n == 0 or stamp_n == n or p[stamp_n] != b" " or ns > _INT64_MAX:
+            if stamp_n == 0 or stamp_n == n or p[stamp_n] != b" " or ns > <unsigned long long>LLONG_MAX:
                 return None
             topic = p + stamp_n + 1
             raw = <const char *>memchr(topic, b" ", n - stamp_n - 1)

@@ -31,7 +31,7 @@ from orjson import Fragment, dumps
 
 from .book import Applied, OrderBook
 from .events import Level, Trade
-from .snapshot import ENDED_STATES, DensityState, DensityView, Side
+from .snapshot import ENDED_STATES, DensityState, DensityView, Side, field_names
 
 __all__ = ["Density", "DensityTracker", "density_json", "MEDIAN_STEP", "MEDIAN_EVERY_MS", "ENDED_STATES", "MAX_ENDED", "Side", "DensityState"]
 
@@ -105,7 +105,7 @@ def _beyond_depth(book: OrderBook, d: Density) -> bool:
 
 
 # A density row's keys, in DensityView's field order (which tests/test_snapshot_v1.py holds).
-_ROW_TEMPLATE = dict.fromkeys(("side", "price", "size", "notional", "x_median", "since", "state", "ended"))
+_ROW_TEMPLATE = dict.fromkeys(field_names(DensityView))
 
 
 def density_json(side, price, size, notional, x_median, since, state, ended) -> dict:

@@ -319,7 +319,7 @@ class FrameReader:
         fast: list = [None]  # _line_batches' line loop in C, once the format is known
         try:
             for line_no, lines, complete in _line_batches(chunks, cap, fast):
-                if complete is _PAIRS:  # already the pairs of usual NDJSON lines
+                if complete is _PAIRS:  # already the pairs of the format's usual lines
                     line_no += len(lines)
                     report.frames += len(lines)
                     yield lines
