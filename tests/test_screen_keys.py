@@ -127,8 +127,10 @@ def test_density_screen_enter_opens_the_ladder_at_the_density_and_esc_returns(se
     try:
         scr.wait_for(both_rows, "both symbols")
         scr.keys("d")
+        # A whole frame of the density screen: the rows and, below them, its key line (a
+        # capture can land while the terminal is still being written, rows drawn, footer not).
         txt = scr.wait_for(lambda t: "dist%" in t and "notional" in t and "ETA" in t
-                           and (row(t, " BTCUSDT") or row(t, " ETHUSDT")), "density rows")
+                           and (row(t, " BTCUSDT") or row(t, " ETHUSDT")) and "d table" in t, "density rows")
         assert "s/S sort: distance" in txt and "d table" in txt
         scr.keys("s")
         scr.wait_for(lambda t: "sort: notional" in t, "density sort: notional")
